@@ -1,0 +1,104 @@
+"""Typed results of the retrieval chain, as the app, the CLI and the evals consume them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AnswerResult", "Citation", "ClaimView", "RetrievedChunk"]
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk_id: str
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    section: str
+    excerpt: str
+    source_reference: str
+    review_status: str = "draft"
+    last_reviewed: str = ""
+    doc_kind: str = "article"
+    highlights: tuple[tuple[int, int], ...] = ()  # spans in excerpt of supporting numbers
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    text: str
+    status: str  # guardrails Status value
+    citation_n: int | None
+    span: tuple[int, int]
+    derivation: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """status: 'verified' | 'blocked' | 'abstained' | 'rejected' (bad input).
+
+    ``answer`` is Markdown and is only ever the text that passed the guard (or an abstention /
+    withheld notice). ``note`` explains a fallback, e.g. which LLM numbers failed."""
+
+    status: str
+    answer: str
+    summary: str
+    citations: tuple[Citation, ...] = ()
+    claims: tuple[ClaimView, ...] = ()
+    note: str = ""
+    backend: str = "composer"
+    question: str = ""
+    resolved_question: str = ""
+    drug: str | None = None
+    indication: str | None = None
+    followups: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieved: tuple[RetrievedChunk, ...] = ()
+
+    @property
+    def badge(self) -> str:
+        verified = sum(1 for c in self.claims if c.status in ("supported", "derived"))
+        return f"{verified} of {len(self.claims)} numbers verified"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "answer": self.answer,
+            "summary": self.summary,
+            "note": self.note,
+            "backend": self.backend,
+            "citations": [
+                {
+                    "n": c.n,
+                    "document_id": c.doc_id,
+                    "title": c.title,
+                    "section": c.section,
+                    "excerpt": c.excerpt,
+                    "source_reference": c.source_reference,
+                    "review_status": c.review_status,
+                    "doc_kind": c.doc_kind,
+                }
+                for c in self.citations
+            ],
+            "claims": [
+                {
+                    "text": c.text,
+                    "status": c.status,
+                    "citation_n": c.citation_n,
+                    "span": list(c.span),
+                    "derivation": c.derivation,
+                }
+                for c in self.claims
+            ],
+            "timings_ms": self.timings_ms,
+        }

@@ -1,0 +1,127 @@
+"""Typed results of the dose guard: every check is a value, never an exception.
+
+A failed check is a :class:`ClaimVerdict` whose status says why (guardrails-ai style);
+deciding what to do with it (show, flag, withhold) belongs to the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+__all__ = [
+    "AnswerVerdict",
+    "ClaimVerdict",
+    "Derivation",
+    "Passage",
+    "PatientContext",
+    "Quantity",
+    "Status",
+]
+
+
+class Status(str, enum.Enum):
+    SUPPORTED = "supported"
+    DERIVED = "derived"
+    UNSUPPORTED = "unsupported"
+    OUT_OF_LIMITS = "out_of_limits"
+    UNIT_MISMATCH = "unit_mismatch"
+
+    @property
+    def verified(self) -> bool:
+        return self in (Status.SUPPORTED, Status.DERIVED)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One number (or range) found in clinical text, normalised.
+
+    ``low``/``high`` are in the canonical unit ``unit`` (``high == low`` for a single value).
+    ``per`` is the normalised frequency/basis: "day", "week", "month", "dose",
+    "patient-year", or None when the text gives none. ``qualifier`` is one of
+    "up_to", "at_least", "max", "approx", or None. ``span`` is (start, end) in the text parsed.
+    """
+
+    text: str
+    span: tuple[int, int]
+    low: Decimal
+    high: Decimal
+    unit: str
+    per: str | None = None
+    per_kg: bool = False
+    per_m2: bool = False
+    qualifier: str | None = None
+    kind: str = "number"  # dose | percent | duration | frequency | lab | count | number
+
+    @property
+    def is_range(self) -> bool:
+        return self.low != self.high
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A source passage an answer may cite, numbered as the answer cites it ([n])."""
+
+    n: int
+    text: str
+    doc_id: str = ""
+    section: str = ""
+    drugs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    weight_kg: Decimal | None = None
+    tpmt: str | None = None  # normal | intermediate | poor | unknown
+    nudt15: str | None = None  # normal | intermediate | poor | unknown
+    comedications: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A patient-specific dose computed deterministically from a supported input."""
+
+    result: Quantity
+    steps: tuple[str, ...]
+    inputs: tuple[Quantity, ...]
+    passage_n: int
+    drug: str
+    within_limits: bool = True
+    limit_note: str = ""
+
+    @property
+    def explanation(self) -> str:
+        return "; ".join(self.steps)
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    claim: Quantity
+    status: Status
+    reason: str
+    passage_n: int | None = None
+    source_span: tuple[int, int] | None = None
+    derivation: Derivation | None = None
+    drug: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerVerdict:
+    """Verdict over a whole answer. ``passed`` only when every claim is verified and the
+    guard itself ran to completion; ``error`` is set (and ``passed`` False) when it did not."""
+
+    claims: tuple[ClaimVerdict, ...]
+    passed: bool
+    error: str | None = None
+    failed: tuple[ClaimVerdict, ...] = field(default=())
+
+    @property
+    def verified_count(self) -> int:
+        return sum(1 for c in self.claims if c.status.verified)
+
+    @property
+    def badge(self) -> str:
+        if self.error:
+            return "Guard failed: answer withheld"
+        return f"{self.verified_count} of {len(self.claims)} numbers verified"
