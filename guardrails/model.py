@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042 - str() stays "Status.X" for callers
     SUPPORTED = "supported"
     DERIVED = "derived"
     UNSUPPORTED = "unsupported"
@@ -53,6 +53,13 @@ class Quantity:
     per_m2: bool = False
     qualifier: str | None = None
     kind: str = "number"  # dose | percent | duration | frequency | lab | count | number
+    # Added by the parser (defaults keep older constructors valid): the numbers and unit as
+    # written before normalisation (for UNIT_MISMATCH), and administrations per period
+    # ("twice daily" -> per="day", per_count=2).
+    raw_low: Decimal | None = None
+    raw_high: Decimal | None = None
+    raw_unit: str = ""
+    per_count: int = 1
 
     @property
     def is_range(self) -> bool:

@@ -1,0 +1,323 @@
+"""Deterministic dose calculator: patient doses from per-kg ranges and percentage adjustments
+found in the passages, every step written out.
+
+Rules, explicit because a clinician reads the result:
+
+- Only numbers found in the passages are used; nothing is assumed. A per-kg dose is used when
+  the drug named nearest before it in its sentence is ``drug`` (or, when the sentence names no
+  drug, the passage is about ``drug``).
+- ``2 mg/kg/day × 72 kg = 144 mg/day``: products in ``Decimal``, rounded half-up to 0.1 mg
+  (:data:`ROUNDING`; per-kg results to 0.01 mg/kg) only at the end of each derivation. Ranges
+  keep their written order: low × low %, high × high %.
+- Adjustments: percentages (and fractions: "one-third" = 33.33…%) in passage sentences that
+  mention both ``drug`` and the trigger - "intermediate" for an intermediate TPMT or NUDT15
+  phenotype, "allopurinol"/"febuxostat" for that co-medication - or that say "reduce"/"of the
+  usual dose" in a passage naming the trigger, are applied to each base dose
+  (per-kg and absolute): ``150 mg/day × 25 % = 37.5 mg/day``. When several apply, each is shown
+  alone and all together.
+- Poor metabolizers get no computed dose (sources advise an alternative agent or drastic,
+  specialist-led reduction), and no weight means no per-kg derivation.
+- Every result is checked against the limit table; ``within_limits``/``limit_note`` say how.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache, partial
+from itertools import combinations, product
+
+from guardrails.drugs import attached_drug, drugs_between, drugs_in
+from guardrails.errors import PatientInputError
+from guardrails.limits import LimitTable
+from guardrails.model import Derivation, Passage, PatientContext, Quantity
+from guardrails.quantities import format_quantity, parse_quantities
+from guardrails.sentences import sentences
+
+__all__ = [
+    "MAX_WEIGHT_KG",
+    "PER_KG_ROUNDING",
+    "ROUNDING",
+    "calculate",
+    "derivation_for",
+    "validate_patient",
+]
+
+ROUNDING = Decimal("0.1")  # mg; half-up
+PER_KG_ROUNDING = Decimal("0.01")  # mg/kg: 2 mg/kg × one-third = 0.67 mg/kg, not 0.7
+MAX_WEIGHT_KG = Decimal(300)
+_HUNDRED = Decimal(100)
+
+_PHENOTYPES: dict[str, str] = {}
+for _canon, _aliases in {
+    "normal": ("normal", "nm", "normal metabolizer", "normal metaboliser", "extensive",
+               "extensive metabolizer", "wild type", "wild-type", "wildtype", "*1/*1",
+               "homozygous wild-type", "normal activity", "high activity"),
+    "intermediate": ("intermediate", "im", "intermediate metabolizer", "intermediate metaboliser",
+                     "heterozygous", "het", "reduced", "reduced activity",
+                     "possible intermediate metabolizer", "intermediate activity"),
+    "poor": ("poor", "pm", "poor metabolizer", "poor metaboliser", "homozygous",
+             "homozygous variant", "deficient", "absent", "low", "absent activity",
+             "low or deficient activity"),
+    "unknown": ("unknown", "not tested", "untested", "not known", "pending", "", "?", "n/a",
+                "indeterminate"),
+}.items():  # fmt: skip
+    for _alias in _aliases:
+        _PHENOTYPES[_alias] = _canon
+
+_COMED_ALIASES = {"zyloprim": "allopurinol", "aloprim": "allopurinol", "uloric": "febuxostat"}
+_XO_INHIBITORS = ("allopurinol", "febuxostat")
+_REDUCE_RE = re.compile(
+    r"reduc|lower|decreas|start(?:ing)? (?:at|dose)|of the (?:usual|normal|standard|target|full)",
+    re.IGNORECASE,
+)
+_INTERMEDIATE_RE = re.compile(r"\bintermediate\b|\bheterozygous\b|\breduced (?:TPMT|NUDT15)", re.I)
+
+
+def _phenotype(value: object, gene: str) -> str:
+    if value is None:
+        return "unknown"
+    if not isinstance(value, str):
+        raise PatientInputError(f"{gene} phenotype must be text such as 'normal', got {value!r}")
+    key = re.sub(r"\s+", " ", value.strip().lower())
+    if key not in _PHENOTYPES:
+        raise PatientInputError(
+            f"Unknown {gene} phenotype {value!r}: use normal, intermediate, poor or unknown "
+            "(aliases such as 'IM', 'heterozygous' or 'poor metabolizer' are accepted)."
+        )
+    return _PHENOTYPES[key]
+
+
+def _weight(value: object) -> Decimal | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise PatientInputError(f"Weight must be a number of kilograms, got {value!r}.")
+    try:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise PatientInputError(f"Weight must be a finite number of kilograms, got {value}.")
+            w = Decimal(repr(value))
+        elif isinstance(value, (int, Decimal)):
+            w = Decimal(value)
+        elif isinstance(value, str):
+            w = Decimal(value.strip().removesuffix("kg").strip())
+        else:
+            raise PatientInputError(f"Weight must be a number of kilograms, got {value!r}.")
+    except InvalidOperation:
+        raise PatientInputError(f"Weight must be a number of kilograms, got {value!r}.") from None
+    if not w.is_finite():
+        raise PatientInputError(f"Weight must be a finite number of kilograms, got {value!r}.")
+    if w <= 0:
+        raise PatientInputError(f"Weight must be greater than 0 kg, got {w} kg.")
+    if w > MAX_WEIGHT_KG:
+        raise PatientInputError(
+            f"Weight {w} kg is above {MAX_WEIGHT_KG} kg; check the value (kilograms, not pounds)."
+        )
+    return w
+
+
+def _comedications(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items: Iterable[object] = value.split(",") if isinstance(value, str) else value  # type: ignore[assignment]
+    try:
+        items = list(items)
+    except TypeError:
+        raise PatientInputError(f"Co-medications must be a list of names, got {value!r}.") from None
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise PatientInputError(f"Co-medication names must be text, got {item!r}.")
+        name = item.strip().lower()
+        if name:
+            name = _COMED_ALIASES.get(name, name)
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def validate_patient(
+    weight_kg: object, tpmt: object, nudt15: object, comedications: object
+) -> PatientContext:
+    """A checked :class:`PatientContext`; :class:`PatientInputError` says what to fix."""
+    return PatientContext(
+        weight_kg=_weight(weight_kg),
+        tpmt=_phenotype(tpmt, "TPMT"),
+        nudt15=_phenotype(nudt15, "NUDT15"),
+        comedications=_comedications(comedications),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _round(d: Decimal, per_kg: bool = False) -> Decimal:
+    return d.quantize(PER_KG_ROUNDING if per_kg else ROUNDING, rounding=ROUND_HALF_UP)
+
+
+def _scaled(q: Quantity, lo: Decimal, hi: Decimal, *, per_kg: bool) -> Quantity:
+    proto = Quantity(text="", span=(0, 0), low=lo, high=hi, unit=q.unit, per=q.per,
+                     per_kg=per_kg, per_m2=q.per_m2, kind="dose", raw_low=lo, raw_high=hi,
+                     raw_unit=q.unit, per_count=q.per_count)  # fmt: skip
+    text = format_quantity(proto)
+    return Quantity(text=text, span=(0, len(text)), low=lo, high=hi, unit=q.unit, per=q.per,
+                    per_kg=per_kg, per_m2=q.per_m2, kind="dose", raw_low=lo, raw_high=hi,
+                    raw_unit=q.unit, per_count=q.per_count)  # fmt: skip
+
+
+def _about_drug(
+    passage: Passage, span: tuple[int, int], sentence: tuple[int, int], drug: str
+) -> bool:
+    named = attached_drug(passage.text, span, (drug,), lo=sentence[0])
+    if named is not None:
+        return named == drug
+    if drug in drugs_between(passage.text, sentence[0], sentence[1], (drug,)):
+        return True
+    return drug in passage.drugs or (
+        not passage.drugs and any(n == drug for _, n in drugs_in(passage.text, (drug,)))
+    )
+
+
+def _inputs(
+    passages: Sequence[Passage], patient: PatientContext, drug: str
+) -> tuple[list[tuple[Quantity, int]], list[tuple[Quantity, int, str]]]:
+    """Base doses of ``drug`` and the percentage adjustments that apply to this patient."""
+    bases: list[tuple[Quantity, int]] = []
+    adjustments: list[tuple[Quantity, int, str]] = []
+    intermediate = "intermediate" in (patient.tpmt, patient.nudt15)
+    xo = [c for c in patient.comedications if c in _XO_INHIBITORS]
+    for p in passages:
+        in_passage = {n for _, n in drugs_in(p.text, (drug,))}
+        intermediate_passage = bool(_INTERMEDIATE_RE.search(p.text))
+        all_qs = parse_quantities(p.text)
+        for s_start, s_end in sentences(p.text):
+            qs = [q for q in all_qs if s_start <= q.span[0] < s_end]
+            if not qs:
+                continue
+            sentence = p.text[s_start:s_end]
+            named = drugs_between(p.text, s_start, s_end, (drug,))
+            reduces = bool(_REDUCE_RE.search(sentence))
+            for q in qs:
+                if q.kind == "dose" and q.unit == "mg" and not q.per_m2:
+                    if _about_drug(p, q.span, (s_start, s_end), drug):
+                        bases.append((q, p.n))
+                elif q.kind == "percent" and (drug in named or drug in p.drugs):
+                    if intermediate and (
+                        _INTERMEDIATE_RE.search(sentence) or (intermediate_passage and reduces)
+                    ):
+                        adjustments.append((q, p.n, "intermediate TPMT/NUDT15 phenotype"))
+                    for c in xo:
+                        if c in named or (c in in_passage and reduces):
+                            adjustments.append((q, p.n, f"co-medication with {c}"))
+    return bases, adjustments
+
+
+_Key = tuple[Decimal, Decimal, "str | None", bool, int]
+_Start = tuple[Quantity, tuple[str, ...], tuple[Quantity, ...], int]
+
+
+def _key(q: Quantity) -> _Key:
+    return (q.low, q.high, q.per, q.per_kg, q.per_count)
+
+
+def _finish(
+    q: Quantity, steps: tuple[str, ...], inputs: tuple[Quantity, ...], n: int, drug: str,
+    limits: LimitTable | None, w: Decimal | None,
+) -> Derivation:  # fmt: skip
+    ok, note = (True, "no limit table") if limits is None else limits.check(drug, q)
+    if ok and limits is not None and w is not None and not q.per_kg:
+        ok, note = limits.check(drug, q, weight_kg=w)
+    return Derivation(result=q, steps=steps, inputs=inputs, passage_n=n, drug=drug,
+                      within_limits=ok, limit_note=note)  # fmt: skip
+
+
+def _adjusted(
+    start: _Start, combo: tuple[tuple[Quantity, int, str], ...], lo: Decimal, hi: Decimal,
+    drug: str, limits: LimitTable | None, w: Decimal | None,
+) -> Derivation:  # fmt: skip
+    base, steps, inputs, n = start
+    result = _scaled(base, lo, hi, per_kg=base.per_kg)
+    new_steps = list(steps)
+    for pct, pn, why in combo:
+        new_steps.append(f"for {why}: × {format_quantity(pct)} (from [{pn}])")
+    new_steps[-1] += f": {base.text or format_quantity(base)} → {result.text}"
+    return _finish(result, tuple(new_steps), inputs + tuple(p for p, _, _ in combo), n, drug,
+                   limits, w)  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _plans(
+    passages: tuple[Passage, ...], patient: PatientContext, limits: LimitTable | None, drug: str
+) -> dict[_Key, Callable[[], Derivation]]:
+    """Every derivable dose, keyed by value; the Derivation (text, steps, limit check) is only
+    built when asked for, which keeps the guard fast when few claims are derived."""
+    plans: dict[_Key, Callable[[], Derivation]] = {}
+    if "poor" in (patient.tpmt, patient.nudt15):
+        return plans
+    bases, adjustments = _inputs(passages, patient, drug)
+    w = patient.weight_kg
+    starts: list[_Start] = []
+    for q, n in bases:
+        starts.append((q, (), (q,), n))
+        if q.per_kg and w is not None:
+            total = _scaled(q, _round(q.low * w), _round(q.high * w), per_kg=False)
+            step = f"{format_quantity(q)} × {w} kg = {total.text} (from [{n}])"
+            plans.setdefault(_key(total), partial(_finish, total, (step,), (q,), n, drug, limits, w))
+            starts.append((total, (step,), (q,), n))
+    # One adjustment per trigger at a time (a source's 25 % and another's one-quarter are
+    # alternatives, not a product); triggers combine with each other.
+    groups: dict[str, list[tuple[Quantity, int, str]]] = {}
+    for adj in adjustments:
+        groups.setdefault(adj[2], []).append(adj)
+    combos: list[tuple[tuple[Quantity, int, str], ...]] = []
+    for size in range(1, len(groups) + 1):
+        for chosen in combinations(groups.values(), size):
+            combos.extend(product(*chosen))
+    for combo in combos:
+        for st in starts:
+            base = st[0]
+            lo, hi = base.low, base.high
+            for pct, _, _ in combo:
+                lo, hi = lo * pct.low / _HUNDRED, hi * pct.high / _HUNDRED
+            lo, hi = _round(lo, base.per_kg), _round(hi, base.per_kg)
+            key = (lo, hi, base.per, base.per_kg, base.per_count)
+            plans.setdefault(key, partial(_adjusted, st, combo, lo, hi, drug, limits, w))
+    # Per-patient limits in mg: a mg/kg/day limit × weight, shown like any other derivation.
+    if limits is not None and w is not None:
+        for row in limits.rows_for(drug):
+            if row.basis == "mg/kg/day":
+                lim = Quantity(text="", span=(0, 0), low=row.max, high=row.max, unit="mg",
+                               per="day", per_kg=True, kind="dose", raw_low=row.max,
+                               raw_high=row.max, raw_unit="mg")  # fmt: skip
+                total = _scaled(lim, _round(row.max * w), _round(row.max * w), per_kg=False)
+                step = f"limit {format_quantity(lim)} × {w} kg = {total.text} ({row.describe()})"
+                plans.setdefault(_key(total), partial(
+                    Derivation, result=total, steps=(step,), inputs=(lim,), passage_n=0,
+                    drug=drug, within_limits=True, limit_note="the per-patient limit itself",
+                ))  # fmt: skip
+    return plans
+
+
+def calculate(
+    passages: Sequence[Passage], patient: PatientContext, limits: LimitTable | None, drug: str
+) -> tuple[Derivation, ...]:
+    """Patient doses derived from the passages; empty when nothing can be derived."""
+    plans = _plans(tuple(passages), patient, limits, drug.lower().strip())
+    return tuple(build() for build in plans.values())
+
+
+def derivation_for(
+    passages: Sequence[Passage],
+    patient: PatientContext,
+    limits: LimitTable | None,
+    drug: str,
+    q: Quantity,
+) -> Derivation | None:
+    """The derivation whose result equals dose ``q`` (same value, basis and frequency)."""
+    if q.kind != "dose" or q.unit != "mg" or q.per_m2:
+        return None
+    build = _plans(tuple(passages), patient, limits, drug.lower().strip()).get(_key(q))
+    return build() if build is not None else None

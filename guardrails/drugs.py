@@ -1,0 +1,89 @@
+"""Drug names in clinical text: which drug a number is attached to.
+
+Lower-case generic names; brand names and abbreviations map to the generic. The vocabulary is
+the built-in list below plus any names the caller adds (limit table, passage metadata), so a
+new drug in the corpus is recognised without editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+__all__ = ["KNOWN_DRUGS", "attached_drug", "drugs_between", "drugs_in", "nearest_drug_before"]
+
+# alias -> generic
+_ALIASES: dict[str, str] = {
+    "azathioprine": "azathioprine", "imuran": "azathioprine", "aza": "azathioprine",
+    "mercaptopurine": "mercaptopurine", "6-mercaptopurine": "mercaptopurine",
+    "6-mp": "mercaptopurine", "purinethol": "mercaptopurine",
+    "thioguanine": "thioguanine", "tioguanine": "thioguanine",
+    "methotrexate": "methotrexate", "mtx": "methotrexate",
+    "prednisone": "prednisone", "prednisolone": "prednisolone",
+    "methylprednisolone": "methylprednisolone", "hydrocortisone": "hydrocortisone",
+    "budesonide": "budesonide", "dexamethasone": "dexamethasone",
+    "hydroxychloroquine": "hydroxychloroquine", "hcq": "hydroxychloroquine",
+    "mycophenolate": "mycophenolate", "mycophenolate mofetil": "mycophenolate",
+    "mycophenolic acid": "mycophenolate", "mmf": "mycophenolate", "cellcept": "mycophenolate",
+    "cyclophosphamide": "cyclophosphamide", "cyc": "cyclophosphamide",
+    "allopurinol": "allopurinol", "zyloprim": "allopurinol", "febuxostat": "febuxostat",
+    "tacrolimus": "tacrolimus", "cyclosporine": "ciclosporin", "ciclosporin": "ciclosporin",
+    "voclosporin": "voclosporin", "belimumab": "belimumab", "rituximab": "rituximab",
+    "anifrolumab": "anifrolumab", "leflunomide": "leflunomide", "sulfasalazine": "sulfasalazine",
+    "warfarin": "warfarin", "infliximab": "infliximab", "adalimumab": "adalimumab",
+    "folic acid": "folic acid", "mesalazine": "mesalazine", "ribavirin": "ribavirin",
+}  # fmt: skip
+KNOWN_DRUGS = frozenset(_ALIASES.values())
+
+
+@lru_cache(maxsize=64)
+def _drug_re(extra: frozenset[str]) -> tuple[re.Pattern[str], dict[str, str]]:
+    table = dict(_ALIASES)
+    for name in extra:
+        if name:
+            table.setdefault(name.lower(), name.lower())
+    alternation = "|".join(re.escape(a) for a in sorted(table, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.IGNORECASE), table
+
+
+def drugs_in(text: str, extra: Iterable[str] = ()) -> list[tuple[int, str]]:
+    """(offset, generic name) of every drug mention in ``text``."""
+    # Names already known add nothing: dropping them lets every caller share one cache entry.
+    key = frozenset(e for e in (x.lower() for x in extra) if e not in _ALIASES)
+    return list(_drugs_in(text, key))
+
+
+@lru_cache(maxsize=8192)
+def _drugs_in(text: str, extra: frozenset[str]) -> tuple[tuple[int, str], ...]:
+    rx, table = _drug_re(extra)
+    return tuple((m.start(), table[m.group(0).lower()]) for m in rx.finditer(text))
+
+
+def nearest_drug_before(
+    text: str, pos: int, extra: Iterable[str] = (), lo: int = 0
+) -> str | None:
+    """The drug named closest before ``pos`` (and at or after ``lo``) in ``text``."""
+    found = [name for start, name in drugs_in(text, extra) if lo <= start < pos]
+    return found[-1] if found else None
+
+
+def drugs_between(text: str, lo: int, hi: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Drugs named in ``text[lo:hi]`` (searched once per whole text, then filtered)."""
+    return frozenset(name for start, name in drugs_in(text, extra) if lo <= start < hi)
+
+
+_OF_DRUG_RE = re.compile(r"[ \t]*(?:of|daily of|/day of)[ \t]+", re.IGNORECASE)
+
+
+def attached_drug(
+    text: str, span: tuple[int, int], extra: Iterable[str] = (), lo: int = 0
+) -> str | None:
+    """The drug a number at ``span`` belongs to: "300 mg of allopurinol" names it after the
+    number; otherwise the drug named nearest before it, at or after ``lo`` (None if none)."""
+    m = _OF_DRUG_RE.match(text, span[1])
+    if m:
+        for start, name in drugs_in(text, extra):
+            if start == m.end():
+                return name
+    return nearest_drug_before(text, span[0], extra, lo)

@@ -1,0 +1,256 @@
+"""The dose-limit table (``guardrails/limits.toml``) and the check of one dose against it.
+
+Semantics of :meth:`LimitTable.check`, made explicit because they decide what is blocked:
+
+- Only mass doses (kind ``dose``, unit mg) of a drug with rows are checked; anything else is
+  "no limit applies" (ok).
+- A dose's basis comes from its per-kg / per-m² flags and its frequency: ``2 mg/kg/day`` ->
+  ``mg/kg/day``, ``15 mg/week`` -> ``mg/week``, ``500 mg every 2 weeks`` -> ``mg/dose`` with
+  frequency "every 2 weeks"; ``50 mg twice daily`` is checked as 50 mg/dose and 100 mg/day.
+- Rows apply when their indication is "any" or matches the given one (substring, either way);
+  with no indication, every row of the drug applies (the dose must fit one of them). For the
+  frequency rule, oncologic rows count only when an oncologic indication is given: daily
+  methotrexate is acceptable only where an oncology indication is stated.
+- OK when some applicable row of the same basis contains the whole dose (both range ends) and
+  its frequency is "any" or the dose's own. With ``weight_kg``, mg/kg/day rows also bound
+  mg/day doses.
+- No row of the same basis: OK, unless the dose states a frequency that none of the drug's
+  rows allows (methotrexate "daily" when every row says "weekly").
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+
+from guardrails.errors import LimitsFileError
+from guardrails.model import Quantity
+
+__all__ = ["BASES", "LimitRow", "LimitTable", "dose_basis", "load_limits"]
+
+# ARCHITECTURE.md's list plus mg/m2/day (mercaptopurine's label dose).
+BASES = frozenset(
+    {"mg/kg/day", "mg/day", "mg/dose", "mg/week", "mg/m2/dose", "mg/m2/day", "mg/kg/dose"}
+)
+_FREQ_RE = re.compile(r"daily|weekly|monthly|any|every \d+ (?:days|weeks|months)")
+_ROUTES = frozenset({"oral", "iv", "any"})
+_POPULATIONS = frozenset({"adult", "pediatric", "any"})
+_REQUIRED = ("drug", "basis", "min", "max")
+_ONCOLOGY_RE = re.compile(
+    r"oncolog|cancer|malignan|leuk|lymphoma|neoplas|carcinoma|sarcoma|tumou?r|\ball\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class LimitRow:
+    drug: str
+    basis: str
+    min: Decimal
+    max: Decimal
+    route: str = "any"
+    indication: str = "any"
+    population: str = "any"
+    frequency: str = "any"
+    source: str = ""
+    section: str = ""
+    note: str = ""
+    oncologic: bool = field(default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: the frequency rule asks it for every row on every dose.
+        object.__setattr__(self, "oncologic", bool(_ONCOLOGY_RE.search(self.indication)))
+
+    def describe(self) -> str:
+        where = "" if self.indication == "any" else f" for {self.indication}"
+        freq = "" if self.frequency == "any" else f", {self.frequency}"
+        src = f" [{self.source}]" if self.source else ""
+        return f"{self.drug}{where}: {self.min}–{self.max} {self.basis}{freq}{src}"
+
+
+def _frequency_of(q: Quantity) -> str | None:
+    if q.per is None or q.per == "dose":
+        return None
+    named = {"day": "daily", "week": "weekly", "month": "monthly"}
+    if q.per in named:
+        return named[q.per]
+    n, _, unit = q.per.partition(" ")
+    return f"every {n} {unit}s" if unit in ("day", "week", "month") else q.per
+
+
+def dose_basis(q: Quantity) -> list[tuple[str, Decimal, Decimal]]:
+    """The (basis, low, high) forms a mass dose can be checked in (low <= high)."""
+    if q.kind != "dose" or q.unit != "mg":
+        return []
+    low, high = min(q.low, q.high), max(q.low, q.high)
+    if q.per_m2:
+        if q.per == "day":
+            return [("mg/m2/day", low * q.per_count, high * q.per_count)]
+        return [("mg/m2/dose", low, high)] if q.per != "week" else []
+    prefix = "mg/kg" if q.per_kg else "mg"
+    if q.per == "day":
+        forms = [(f"{prefix}/day", low * q.per_count, high * q.per_count)]
+        if q.per_count > 1:
+            forms.append((f"{prefix}/dose", low, high))
+        return forms
+    if q.per == "week":
+        return [] if q.per_kg else [("mg/week", low * q.per_count, high * q.per_count)]
+    if q.per is None or q.per == "dose" or _frequency_of(q) is not None:
+        return [(f"{prefix}/dose", low, high)]
+    return []
+
+
+@dataclass(frozen=True)
+class LimitTable:
+    rows: tuple[LimitRow, ...]
+
+    @property
+    def drugs(self) -> frozenset[str]:
+        return frozenset(r.drug for r in self.rows)
+
+    def rows_for(self, drug: str, indication: str | None = None) -> tuple[LimitRow, ...]:
+        drug = drug.lower().strip()
+        ind = (indication or "").lower().strip()
+        out = []
+        for r in self.rows:
+            if r.drug != drug:
+                continue
+            if r.indication == "any":
+                out.append(r)
+            elif ind:
+                row_ind = r.indication.lower()
+                if row_ind in ind or ind in row_ind:
+                    out.append(r)
+            else:
+                out.append(r)
+        return tuple(out)
+
+    def check(
+        self,
+        drug: str,
+        quantity: Quantity,
+        indication: str | None = None,
+        weight_kg: Decimal | None = None,
+    ) -> tuple[bool, str]:
+        """(ok, reason) for one dose of ``drug``; see the module docstring for the rules."""
+        rows = self.rows_for(drug, indication)
+        if not rows:
+            return True, f"no dose limit on file for {drug}"
+        forms = dose_basis(quantity)
+        if not forms:
+            return True, "not a dose the limit table covers"
+        freq = _frequency_of(quantity)
+        freq_ok = {id(r) for r in rows if r.frequency == "any" or freq is None or r.frequency == freq}
+        if not (indication and _ONCOLOGY_RE.search(indication)):
+            freq_rows = [r for r in rows if not r.oncologic] or rows
+        else:
+            freq_rows = rows
+        # Each basis the dose can be read in (and, with a weight, mg/kg/day × weight for a
+        # mg/day dose) is a family of alternative rows; every family present must admit it.
+        families: list[tuple[str, Decimal, Decimal, list[tuple[LimitRow, Decimal, Decimal]]]] = []
+        for basis, low, high in forms:
+            fam = [(r, r.min, r.max) for r in rows if r.basis == basis]
+            if fam:
+                families.append((basis, low, high, fam))
+            if weight_kg is not None and basis == "mg/day":
+                per_kg = [(r, r.min * weight_kg, r.max * weight_kg)
+                          for r in rows if r.basis == "mg/kg/day"]  # fmt: skip
+                if per_kg:
+                    families.append((f"mg/kg/day × {weight_kg} kg", low, high, per_kg))
+        if freq is not None and not any(id(r) in freq_ok for r in freq_rows):
+            allowed = sorted({r.frequency for r in freq_rows})
+            return False, f"{drug} is dosed {' or '.join(allowed)}, not {freq}"
+        if not families:
+            return True, f"no {forms[0][0]} limit on file for {drug}"
+        notes = []
+        for label, low, high, fam in families:
+            fits = [r for r, lo, hi in fam if id(r) in freq_ok and lo <= low and high <= hi]
+            if not fits:
+                ranges = "; ".join(f"{r.describe()} = {lo.normalize():f}–{hi.normalize():f}"
+                                   if label.startswith("mg/kg/day ×") else r.describe()
+                                   for r, lo, hi in fam)  # fmt: skip
+                return False, f"outside the dose limits ({label}: {ranges})"
+            notes.append(fits[0].describe())
+        return True, "within " + "; ".join(notes)
+
+
+def _decimal(value: object, field: str, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise LimitsFileError(f"{where}: '{field}' must be a decimal string, got {value!r}")
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise LimitsFileError(f"{where}: '{field}' is not a number: {value!r}") from None
+    if not d.is_finite() or d < 0:
+        raise LimitsFileError(f"{where}: '{field}' must be a finite number >= 0, got {value!r}")
+    return d
+
+
+def _row(raw: object, i: int, origin: str) -> LimitRow:
+    where = f"{origin}: limit row {i + 1}"
+    if not isinstance(raw, dict):
+        raise LimitsFileError(f"{where}: expected a table, got {type(raw).__name__}")
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise LimitsFileError(f"{where}: missing {', '.join(missing)}")
+    drug = raw["drug"]
+    if not isinstance(drug, str) or not drug.strip() or drug != drug.lower():
+        raise LimitsFileError(f"{where}: 'drug' must be a lower-case generic name, got {drug!r}")
+    where = f"{where} ({drug})"
+    for key in ("basis", "route", "indication", "population", "frequency", "source",
+                "section", "note"):  # fmt: skip
+        if key in raw and not isinstance(raw[key], str):
+            raise LimitsFileError(f"{where}: '{key}' must be a string")
+    basis = raw["basis"]
+    if basis not in BASES:
+        raise LimitsFileError(f"{where}: unknown basis {basis!r}; use one of {sorted(BASES)}")
+    lo, hi = _decimal(raw["min"], "min", where), _decimal(raw["max"], "max", where)
+    if lo > hi:
+        raise LimitsFileError(f"{where}: min {lo} is greater than max {hi}")
+    route = raw.get("route", "any")
+    if route not in _ROUTES:
+        raise LimitsFileError(f"{where}: unknown route {route!r}; use one of {sorted(_ROUTES)}")
+    population = raw.get("population", "any")
+    if population not in _POPULATIONS:
+        raise LimitsFileError(f"{where}: unknown population {population!r}")
+    frequency = raw.get("frequency", "any")
+    if not _FREQ_RE.fullmatch(frequency):
+        raise LimitsFileError(f"{where}: unknown frequency {frequency!r}")
+    return LimitRow(
+        drug=drug.strip(),
+        basis=basis,
+        min=lo,
+        max=hi,
+        route=route,
+        indication=raw.get("indication", "any").strip() or "any",
+        population=population,
+        frequency=frequency,
+        source=raw.get("source", ""),
+        section=raw.get("section", ""),
+        note=raw.get("note", ""),
+    )
+
+
+def load_limits(path: str | Path | None = None) -> LimitTable:
+    """Read and validate the limit table (None = the one packaged with guardrails)."""
+    try:
+        if path is None:
+            origin = "guardrails/limits.toml"
+            data = resources.files("guardrails").joinpath("limits.toml").read_bytes()
+        else:
+            origin = str(path)
+            data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LimitsFileError(f"cannot read the dose-limit table {origin}: {exc}") from None
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LimitsFileError(f"{origin} is not valid TOML: {exc}") from None
+    raw_rows = doc.get("limit", [])
+    if not isinstance(raw_rows, list) or not raw_rows:
+        raise LimitsFileError(f"{origin}: no [[limit]] rows")
+    return LimitTable(rows=tuple(_row(r, i, origin) for i, r in enumerate(raw_rows)))

@@ -1,0 +1,657 @@
+"""Find every number in clinical text and normalise it to a :class:`Quantity`.
+
+Pure functions over strings; compiled regexes; ``Decimal`` values. Units are normalised with a
+small factor table derived from pint once at import (g, mcg, ng -> mg; L -> mL), so the hot
+path never calls pint.
+
+What counts as a claim (edge cases):
+
+- Integers, decimals, thousands separators (``3,736``), ranges written ``1-2``, ``1–2``,
+  ``1 to 2``, ``between 1 and 2``, ``100 mg to 200 mg``, ``20 %–50 %``. A range keeps the
+  order it was written in: ``200–100 mg`` has ``low=200, high=100`` and never equals
+  ``100–200 mg``.
+- Numbers in words only when a unit or time word follows (``two weeks``, ``three mg``), when
+  they form a range (``one to two``), or as fractions (``one-third``, ``one-quarter``,
+  ``two-thirds``, which become percentages: one-third == 33.33…%). A lone "one" is prose.
+- Units and bases: mg, g, mcg/µg/ug, ng, mL, L, IU/units, mmol, mEq, %, ``/kg`` (``per_kg``),
+  ``/m2``/``/m²`` (``per_m2``), lab units (``pmol/8×10^8 RBC`` in its spellings, mmol/L,
+  µmol/L, mg/dL, g/L, x10^9/L, mL/min/1.73 m²…), body weight ``kg`` (kind ``weight``).
+- Frequencies after a dose set ``per``: daily, once daily, /day, /d, per day, a day -> "day";
+  twice daily/bid -> "day" with ``per_count=2``; weekly, once weekly, /week, per week ->
+  "week"; monthly -> "month"; every N weeks -> "N week"; per patient-year -> "patient-year".
+  ``every 3 months`` is itself a claim of kind ``frequency``; ``3 months`` is a ``duration``.
+- Qualifiers just before the number: up to / not exceeding / ≤ -> ``up_to``; at least / ≥ ->
+  ``at_least``; maximum / max -> ``max``; about / approximately / ~ -> ``approx``.
+- ``1 in 178`` is a ``ratio`` with value 178; ``0.24 vs 0.89 per patient-year`` gives the
+  first number the second one's unit.
+- Not claims: citation markers (``[1]``, ``[1, 2]``, ``[@kdigo-2024]``), list and heading
+  numbers at line start (``1.``, ``## 2.``), ISO dates, bare years 1900–2100, numbers glued to
+  letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8`` and ``10^8`` inside
+  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels and the guard's own badge ("9 of 9 numbers
+  verified", "Sources: 3").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+import pint
+
+from guardrails.model import Quantity
+
+__all__ = [
+    "UNIT_FACTORS",
+    "format_quantity",
+    "parse_quantities",
+    "qualifiers_compatible",
+    "quantities_equivalent",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Unit factors: derived from pint once, so values stay Decimal and parsing never touches pint.
+
+_UREG: pint.UnitRegistry = pint.UnitRegistry(non_int_type=Decimal)
+
+
+def _factor(src: str, dst: str) -> Decimal:
+    mag = _UREG.Quantity(Decimal(1), src).to(dst).magnitude
+    return Decimal(str(mag)).normalize()
+
+
+# written unit -> (canonical unit, factor to canonical)
+UNIT_FACTORS: dict[str, tuple[str, Decimal]] = {
+    "mg": ("mg", Decimal(1)),
+    "g": ("mg", _factor("gram", "milligram")),
+    "mcg": ("mg", _factor("microgram", "milligram")),
+    "ng": ("mg", _factor("nanogram", "milligram")),
+    "mL": ("mL", Decimal(1)),
+    "L": ("mL", _factor("liter", "milliliter")),
+}
+
+_HUNDRED = Decimal(100)
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+_SMALL_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19,
+}  # fmt: skip
+_TENS_WORDS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_DENOMINATORS = {
+    "half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4,
+    "fourth": 4, "fourths": 4, "fifth": 5, "fifths": 5, "tenth": 10, "tenths": 10,
+}  # fmt: skip
+_WORD_OF = {v: k for k, v in _SMALL_WORDS.items()} | {v: k for k, v in _TENS_WORDS.items()}
+
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_WORDNUM = (
+    r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+    r"(?:[-\s](?:one|two|three|four|five|six|seven|eight|nine)(?![A-Za-z]))?"
+    r"|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen"
+    r"|fifteen|sixteen|seventeen|eighteen|nineteen"
+)
+_FRACTION = r"(?:one|two|three)[-\s‐](?:halves|half|thirds?|quarters?|fourths?|fifths?|tenths?)"
+_SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+
+# A number not glued to a word, a decimal point, a slash or a caret on its left
+# (NUDT15, 2.5's tail, pmol/8, 10^8) nor part of "IL-6".
+_NUM_RE = re.compile(
+    r"(?<![\w.,/^#])(?<![A-Za-z0-9]\*)(?<![A-Za-z][-‐‑])"
+    rf"(?:(?P<frac>{_FRACTION})(?![A-Za-z])|(?P<word>{_WORDNUM})(?![A-Za-z])|(?P<dig>{_DIGITS}))"
+    rf"(?![\d^{_SUPERSCRIPTS}])",
+    re.IGNORECASE,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Spans that hold digits but no claim. Replaced by spaces (same length keeps spans valid).
+
+# Compiled one by one for readability; used through _MASK_RE (MULTILINE: "^" is a line start).
+# (gate, pattern): a pattern only runs when its cheap gate (a substring of the lower-cased
+# text, or None for always) is present - most texts need two or three of the nine scans.
+_MASKS: list[tuple[str | None, re.Pattern[str]]] = [
+    ("[", re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
+    ("[", re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")),  # [1], [1, 2], [1–3]
+    ("-", re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),  # ISO dates
+    (None, re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:[-*+][ \t]+)?\d+(?:\.\d+)*[.)](?=\s)", re.M)),
+    ("verified", re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE)),
+    ("source", re.compile(r"\bSources?:\s*\d+", re.IGNORECASE)),
+    ("", re.compile(
+        r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
+        re.IGNORECASE,
+    )),
+    ("10", re.compile(rf"[x×]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
+    ("pmol", re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
+]  # fmt: skip
+_LABEL_WORDS = ("table", "fig", "section", "chapter", "appendix", "box", "version", "step", "ref")
+
+
+def _blank(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def _mask(text: str) -> str:
+    lower = text.lower()
+    for gate, rx in _MASKS:
+        if gate is None or (gate in lower if gate else any(w in lower for w in _LABEL_WORDS)):
+            text = rx.sub(_blank, text)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Units. Each alternative is a named group; m.lastgroup indexes the table below.
+
+_SP = r"[ \t\u00a0\u202f]*"
+_SUP8 = r"(?:\^\s*8|⁸|8)"
+# (regex, canonical unit, written unit key for UNIT_FACTORS or "", kind)
+_UNIT_SPECS: list[tuple[str, str, str, str]] = [
+    (rf"pmol{_SP}(?:/|per){_SP}8{_SP}[x×]{_SP}10{_SP}{_SUP8}{_SP}(?:RBCs?|red\s+(?:blood\s+)?cells|erythrocytes)",
+     "pmol/8x10^8 RBC", "", "lab"),
+    (rf"[x×]{_SP}10{_SP}(?:\^{_SP}9|⁹){_SP}/{_SP}L", "x10^9/L", "", "lab"),
+    (rf"mL{_SP}/{_SP}min{_SP}(?:/|per){_SP}1\.73{_SP}m(?:2|²|\^2)", "mL/min/1.73m2", "", "lab"),
+    (r"mL/min", "mL/min", "", "lab"),
+    (r"mmol/L", "mmol/L", "", "lab"),
+    (r"(?:µ|μ|u)mol/L", "µmol/L", "", "lab"),
+    (r"nmol/L", "nmol/L", "", "lab"),
+    (r"mg/dL", "mg/dL", "", "lab"),
+    (r"g/dL", "g/dL", "", "lab"),
+    (r"mg/L", "mg/L", "", "lab"),
+    (r"g/L", "g/L", "", "lab"),
+    (r"ng/mL", "ng/mL", "", "lab"),
+    (r"(?:µg|μg|mcg|ug)/mL", "µg/mL", "", "lab"),
+    (r"U/L", "U/L", "", "lab"),
+    (r"/mm(?:3|³)", "/mm3", "", "lab"),
+    (r"kg/m(?:2|²|\^2)", "kg/m2", "", "lab"),
+    (r"%|percent|per\s+cent", "%", "", "percent"),
+    (r"mg|milligrams?|milligrammes?", "mg", "mg", "dose"),
+    (r"mcg|µg|μg|ug|micrograms?|microgrammes?", "mg", "mcg", "dose"),
+    (r"ng|nanograms?", "mg", "ng", "dose"),
+    (r"g|grams?|grammes?|gm", "mg", "g", "dose"),
+    (r"mL|ml|millilit(?:er|re)s?", "mL", "mL", "dose"),
+    (r"L|lit(?:er|re)s?", "mL", "L", "dose"),
+    (r"IU|international\s+units?|units?", "IU", "", "dose"),
+    (r"mmol", "mmol", "", "dose"),
+    (r"mEq", "mEq", "", "dose"),
+    (r"kg|kilograms?", "kg", "", "weight"),
+    (r"days?", "day", "", "duration"),
+    (r"weeks?|wks?", "week", "", "duration"),
+    (r"months?|mos?", "month", "", "duration"),
+    (r"years?|yrs?", "year", "", "duration"),
+    (r"hours?|hrs?|h", "hour", "", "duration"),
+    (r"minutes?|mins?", "minute", "", "duration"),
+    (r"tablets?|tabs?", "tablet", "", "count"),
+    (r"capsules?|caps?", "capsule", "", "count"),
+    (r"doses?", "dose", "", "count"),
+    (r"cycles?", "cycle", "", "count"),
+    (r"infusions?", "infusion", "", "count"),
+    (r"pulses?", "pulse", "", "count"),
+    (r"courses?", "course", "", "count"),
+]  # fmt: skip
+_UNIT_RE = re.compile(
+    rf"{_SP}-?{_SP}(?:"
+    + "|".join(f"(?P<u{i}>{spec[0]})" for i, spec in enumerate(_UNIT_SPECS))
+    + r")(?![A-Za-z0-9²³])",
+    re.IGNORECASE,
+)
+# Case matters for these short units: "L" alone (not "l"), "U/L", "h".
+_CASE_SENSITIVE = {"L": "L"}
+
+_PER_KG_RE = re.compile(
+    rf"{_SP}(?:/|per){_SP}(?:kg|kilograms?)(?![A-Za-z])(?:{_SP}(?:of{_SP})?(?:(?:real|actual|ideal|lean){_SP})?body{_SP}weight)?",
+    re.IGNORECASE,
+)
+_PER_M2_RE = re.compile(
+    rf"{_SP}(?:/|per){_SP}(?:m(?:2|²|\^2)|sq\.?{_SP}m|square\s+met(?:er|re))(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# "500 mg IV fixed dose every 2 weeks": route and dose words may sit between unit and frequency.
+_DOSE_WORDS = rf"(?:{_SP}(?:as{_SP}a{_SP})?(?:fixed|single|flat|total|loading|starting|initial|maintenance){_SP}dose(?![A-Za-z]))?"
+_ROUTE = rf"(?:{_SP}(?:IV|i\.v\.|PO|p\.o\.|orally|by\s+mouth|oral|intravenously|SC|s\.c\.|subcutaneously|IM|intramuscularly|infusion)(?![A-Za-z]))?"
+_EVERY_N = rf"(?P<every_n>\d+(?:\.\d+)?|{_WORDNUM}|other)"
+_PER_SPECS: list[tuple[str, str, int]] = [
+    (rf"{_SP}(?:/|per){_SP}(?:(?P<py_n>\d+){_SP})?patient[-\s]?years?", "patient-year", 1),
+    (rf"{_SP}(?:/|per){_SP}(?:day|d)(?![A-Za-z])", "day", 1),
+    (rf"{_SP}(?:/|per){_SP}(?:week|wk|w)(?![A-Za-z])", "week", 1),
+    (rf"{_SP}(?:/|per){_SP}(?:month|mo)(?![A-Za-z])", "month", 1),
+    (rf"{_SP}(?:/|per){_SP}dose(?![A-Za-z])", "dose", 1),
+    (rf"{_SP}(?:/|per){_SP}(?:hour|hr|h)(?![A-Za-z])", "hour", 1),
+    (rf"{_SP}(?:twice|two\s+times)\s+(?:daily|a\s+day|per\s+day)|{_SP}b\.?i\.?d\.?(?![A-Za-z])", "day", 2),
+    (rf"{_SP}three\s+times\s+(?:daily|a\s+day|per\s+day)|{_SP}t\.?i\.?d\.?(?![A-Za-z])", "day", 3),
+    (rf"{_SP}four\s+times\s+(?:daily|a\s+day|per\s+day)|{_SP}q\.?i\.?d\.?(?![A-Za-z])", "day", 4),
+    (rf"{_SP}(?:twice|two\s+times)\s+(?:weekly|a\s+week|per\s+week)", "week", 2),
+    (rf"{_SP}(?:once{_SP})?daily|{_SP}once\s+(?:a|per)\s+day|{_SP}(?:a|each|every)\s+day(?![A-Za-z])|{_SP}(?:qd|od)(?![A-Za-z])", "day", 1),
+    (rf"{_SP}(?:once{_SP})?weekly|{_SP}once\s+(?:a|per)\s+week|{_SP}(?:a|each|every)\s+week(?![A-Za-z])", "week", 1),
+    (rf"{_SP}(?:once{_SP})?monthly|{_SP}once\s+(?:a|per)\s+month|{_SP}(?:a|each|every)\s+month(?![A-Za-z])", "month", 1),
+    (rf"{_SP}quarterly", "3 month", 1),
+    (rf"{_SP}(?:every|q){_SP}{_EVERY_N}{_SP}(?P<every_u>days?|weeks?|months?|hours?|h)(?![A-Za-z])", "every", 1),
+]  # fmt: skip
+_PER_RE = re.compile(
+    _ROUTE
+    + _DOSE_WORDS
+    + "(?:"
+    + "|".join(f"(?P<p{i}>{spec[0]})" for i, spec in enumerate(_PER_SPECS))
+    + ")",
+    re.IGNORECASE,
+)
+_PY_ONLY_RE = re.compile(_PER_SPECS[0][0], re.IGNORECASE)
+_UNIT_SINGULAR = {"days": "day", "weeks": "week", "months": "month", "hours": "hour", "h": "hour"}
+
+_RANGE_SEP_RE = re.compile(rf"{_SP}(?:-|‐|‑|–|—|−|to|and){_SP}", re.IGNORECASE)
+_RATIO_RE = re.compile(rf"{_SP}in{_SP}", re.IGNORECASE)
+# (suffix, qualifier, must start at a word boundary), longest first; matched with endswith on
+# the whitespace-normalised, lower-cased 40 characters before a number (no regex scan).
+_QUAL_SUFFIXES = sorted(
+    [(w, "up_to", True) for w in ("up to", "no more than", "not more than", "not exceeding",
+                                  "not to exceed", "not above", "below", "under", "less than")]
+    + [(w, "up_to", False) for w in ("≤", "=<", "<=", "<")]
+    + [(w, "at_least", True) for w in ("at least", "no less than", "not less than", "minimum",
+                                       "minimum of", "min.", "above", "over", "more than",
+                                       "greater than", "exceeding")]
+    + [(w, "at_least", False) for w in ("≥", ">=", ">")]
+    + [(w, "max", True) for w in ("maximum", "maximum of", "maximum dose", "maximum dose of",
+                                  "maximum daily dose", "maximum daily dose of", "max", "max.",
+                                  "max dose", "max. dose", "ceiling of")]
+    + [(w, "approx", True) for w in ("about", "approximately", "approx", "approx.", "around",
+                                     "roughly", "circa")]
+    + [(w, "approx", False) for w in ("~", "≈")],
+    key=lambda t: -len(t[0]),
+)  # fmt: skip
+_QUAL_SYMBOLS = [t for t in _QUAL_SUFFIXES if not t[2]]
+_QUAL_SYMBOL_ENDS = frozenset(t[0][-1] for t in _QUAL_SYMBOLS)
+_QUAL_BY_LAST_WORD: dict[str, list[tuple[str, str, bool]]] = {}
+for _t in _QUAL_SUFFIXES:
+    if _t[2]:
+        _QUAL_BY_LAST_WORD.setdefault(_t[0].rsplit(" ", 1)[-1], []).append(_t)
+_EVERY_BEFORE_RE = re.compile(r"(?:\bevery|\bq)\s*$", re.IGNORECASE)
+_BETWEEN_BEFORE_RE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
+_LIST_SEP_RE = re.compile(r"\s*(?:,|vs\.?|versus|or|and)\s*", re.IGNORECASE)
+# A number word without a unit is still a claim in these contexts ("three times a week",
+# "the six monthly pulses", "in month two", "× six").
+_WORD_AFTER_RE = re.compile(
+    r"\s+(?:times|monthly|weekly|daily|fold|more|further|additional|consecutive|divided|"
+    r"pulses|cycles|doses|courses|infusions|tablets|capsules)\b",
+    re.IGNORECASE,
+)
+_WORD_BEFORE_RE = re.compile(
+    r"(?:\b(?:month|week|day|year|cycle|dose|step|stage|grade|class)\s+|[×x]\s*)$", re.IGNORECASE
+)
+_TIME_UNITS = frozenset({"day", "week", "month", "year", "hour", "minute"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one quantity
+
+
+def _num_value(m: re.Match[str]) -> tuple[Decimal, str]:
+    """(value, how it was written: 'dig' | 'word' | 'frac'); fractions are percentages."""
+    if m.group("dig") is not None:
+        return Decimal(m.group("dig").replace(",", "")), "dig"
+    if m.group("word") is not None:
+        parts = re.split(r"[-\s]+", m.group("word").lower())
+        total = sum(_TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0) for p in parts)
+        return Decimal(total), "word"
+    num_word, den_word = re.split(r"[-\s‐]+", m.group("frac").lower())
+    return _HUNDRED * _SMALL_WORDS[num_word] / _DENOMINATORS[den_word], "frac"
+
+
+def _read_unit(text: str, pos: int) -> tuple[str, str, str, int] | None:
+    """(canonical unit, written unit key, kind, end) for a unit starting at ``pos``."""
+    m = _UNIT_RE.match(text, pos)
+    if m is None or m.lastgroup is None:
+        return None
+    written = m.group(m.lastgroup)
+    canonical, key, kind = _UNIT_SPECS[int(m.lastgroup[1:])][1:]
+    if canonical == "mL" and key == "L" and written != "L" and written.lower() == "l":
+        return None  # a lone lower-case "l" is prose, not litres
+    if canonical == "hour" and written.lower() == "h" and written != "h":
+        return None
+    return canonical, key, kind, m.end()
+
+
+def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | None:
+    """(per, per_count, end, consumed end) for a frequency or basis right after a unit."""
+    if kind not in ("dose", "count", "lab", "percent"):
+        return None
+    m = _PER_RE.match(text, pos)
+    if m is None or m.lastgroup is None:
+        return None
+    if m.lastgroup in ("every_n", "every_u", "py_n"):
+        idx = next(i for i in range(len(_PER_SPECS)) if m.group(f"p{i}") is not None)
+    else:
+        idx = int(m.lastgroup[1:])
+    per, count = _PER_SPECS[idx][1], _PER_SPECS[idx][2]
+    if per == "every":
+        n_txt = m.group("every_n").lower()
+        unit = m.group("every_u").lower()
+        unit = _UNIT_SINGULAR.get(unit, unit)
+        if n_txt == "other":
+            n = Decimal(2)
+        elif n_txt[0].isdigit():
+            n = Decimal(n_txt)
+        else:
+            n = Decimal(sum(_TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0)
+                            for p in re.split(r"[-\s]+", n_txt)))  # fmt: skip
+        per = unit if n == 1 else f"{_fmt_decimal(n)} {unit}"
+        # The N of "every N weeks" stays a claim of its own: end before it.
+        return per, count, m.end(), m.start("every_n") if n_txt != "other" else m.end()
+    if per == "patient-year" and m.group("py_n"):
+        per = f"{m.group('py_n')} patient-year"
+    return per, count, m.end(), m.end()
+
+
+def _qualifier(text: str, start: int) -> str | None:
+    window = " ".join(text[max(0, start - 40) : start].lower().split())
+    if not window:
+        return None
+    if window[-1] in _QUAL_SYMBOL_ENDS:
+        candidates = _QUAL_SYMBOLS
+    else:
+        candidates = _QUAL_BY_LAST_WORD.get(window.rsplit(" ", 1)[-1].lstrip("([{\"'*"), [])
+    for suffix, qual, wordy in candidates:
+        if window.endswith(suffix):
+            cut = len(window) - len(suffix)
+            if not wordy or cut == 0 or not window[cut - 1].isalnum():
+                return qual
+    return None
+
+
+def _is_year(value: Decimal, how: str) -> bool:
+    return how == "dig" and value == value.to_integral_value() and 1900 <= value <= 2100
+
+
+def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, int]:
+    """The quantity starting at number match ``m``; the end of the text it consumed."""
+    start = m.start()
+    a, how_a = _num_value(m)
+    pos = m.end()
+    nxt = text[pos : pos + 1]
+    if nxt in "-‐‑" and pos + 1 < len(text) and text[pos + 1].isalpha():
+        unit_try = _read_unit(text, pos)
+        if unit_try is None or unit_try[2] not in ("duration", "dose"):
+            return None, pos  # 6-TGN, 6-mercaptopurine: a name, not a number
+    elif nxt.isalpha() and _read_unit(text, pos) is None and how_a == "dig":
+        return None, pos  # 3A, 2C9
+
+    # 1 in 178 (to 1 in 3,736)
+    if how_a == "dig" and a == 1:
+        rm = _RATIO_RE.match(text, pos)
+        dm = _NUM_RE.match(masked, rm.end()) if rm else None
+        if rm and dm and dm.group("dig"):
+            den = _num_value(dm)[0]
+            low = high = den
+            end = dm.end()
+            sm = _RANGE_SEP_RE.match(text, end)
+            if sm:
+                m1 = _NUM_RE.match(masked, sm.end())
+                rm2 = _RATIO_RE.match(text, m1.end()) if m1 and m1.group("dig") else None
+                dm2 = _NUM_RE.match(masked, rm2.end()) if rm2 else None
+                if m1 and rm2 and dm2 and dm2.group("dig") and _num_value(m1)[0] == 1:
+                    high = _num_value(dm2)[0]
+                    end = dm2.end()
+            q = Quantity(text=text[start:end], span=(start, end), low=low, high=high,
+                         unit="1 in", kind="ratio", raw_low=low, raw_high=high, raw_unit="1 in",
+                         qualifier=_qualifier(text, start))  # fmt: skip
+            return q, end
+
+    b: Decimal | None = None
+    how_b = ""
+    sm = _RANGE_SEP_RE.match(text, pos)
+    if sm and (
+        sm.group(0).strip().lower() != "and" or _BETWEEN_BEFORE_RE.search(text, max(0, start - 12), start)
+    ):
+        m2 = _NUM_RE.match(masked, sm.end())
+        if m2 is not None:
+            b, how_b = _num_value(m2)
+            pos = m2.end()
+
+    unit = _read_unit(text, pos)
+    if b is None and unit is not None:
+        # "100 mg to 200 mg", "20 % to 50 %"
+        sm = _RANGE_SEP_RE.match(text, unit[3])
+        if sm and sm.group(0).strip().lower() != "and":
+            m2 = _NUM_RE.match(masked, sm.end())
+            if m2 is not None:
+                unit2 = _read_unit(text, m2.end())
+                if unit2 is not None and unit2[:2] == unit[:2]:
+                    b, how_b = _num_value(m2)
+                    unit = unit2
+
+    hows = {how_a, how_b} - {""}
+    if "frac" in hows:
+        if unit is not None and unit[2] != "percent" or hows != {"frac"}:
+            return None, m.end()
+        unit = ("%", "", "percent", pos)
+    if (
+        unit is None
+        and "word" in hows
+        and b is None
+        and not _WORD_AFTER_RE.match(text, pos)
+        and not _WORD_BEFORE_RE.search(text, max(0, start - 12), start)
+    ):
+        return None, m.end()  # "one of", "no one": prose
+    if unit is None and _is_year(a, how_a) and (b is None or _is_year(b, how_b)):
+        return None, pos
+
+    high = a if b is None else b
+    canonical, key, kind = ("", "", "number") if unit is None else unit[:3]
+    end = pos if unit is None else unit[3]
+    per: str | None = None
+    per_count = 1
+    per_kg = per_m2 = False
+    consumed = 0
+    if kind in ("dose", "percent", "lab", "count"):
+        kg = _PER_KG_RE.match(text, end)
+        if kg and kind == "dose":
+            per_kg, end = True, kg.end()
+        m2m = _PER_M2_RE.match(text, end)
+        if m2m and kind == "dose":
+            per_m2, end = True, m2m.end()
+        got = _read_per(text, end, kind)
+        if got is not None:
+            per, per_count, end, consumed = got
+    elif kind == "number":
+        pm = _PY_ONLY_RE.match(text, end)
+        if pm is not None:
+            per = f"{pm.group('py_n')} patient-year" if pm.group("py_n") else "patient-year"
+            end = pm.end()
+    if per is not None and per.endswith("patient-year"):
+        kind = "rate"
+    qual_pos = start
+    every = _EVERY_BEFORE_RE.search(text, max(0, start - 8), start)
+    if kind == "duration" and every:
+        kind = "frequency"
+        qual_pos = every.start()  # "up to every 2 weeks"
+
+    consumed = min(consumed, end) if consumed else end
+    factor = UNIT_FACTORS[key][1] if key else Decimal(1)
+    # Trim trailing spaces an optional group may have swallowed, so the span is the claim.
+    while end > start and text[end - 1] in " \t\u00a0\u202f":
+        end -= 1
+    q = Quantity(
+        text=text[start:end],
+        span=(start, end),
+        low=a * factor,
+        high=high * factor,
+        unit=canonical,
+        per=per,
+        per_kg=per_kg,
+        per_m2=per_m2,
+        qualifier=_qualifier(text, qual_pos),
+        kind=kind,
+        raw_low=a,
+        raw_high=high,
+        raw_unit=key or canonical,
+        per_count=per_count,
+    )
+    return q, consumed
+
+
+def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
+    """'0.24 vs 0.89 per patient-year', '2.5 or 5 mg': a bare number takes the next unit."""
+    out = list(qs)
+    for i in range(len(out) - 2, -1, -1):
+        q, nxt = out[i], out[i + 1]
+        if q.kind != "number" or q.per is not None or nxt.kind in ("number", "ratio"):
+            continue
+        gap = _LIST_SEP_RE.fullmatch(text, q.span[1], nxt.span[0])
+        if gap is None:
+            continue
+        factor = UNIT_FACTORS[nxt.raw_unit][1] if nxt.raw_unit in UNIT_FACTORS else Decimal(1)
+        raw_low = q.raw_low if q.raw_low is not None else q.low
+        raw_high = q.raw_high if q.raw_high is not None else q.high
+        out[i] = Quantity(
+            text=q.text, span=q.span, low=raw_low * factor, high=raw_high * factor,
+            unit=nxt.unit, per=nxt.per, per_kg=nxt.per_kg, per_m2=nxt.per_m2,
+            qualifier=q.qualifier, kind=nxt.kind, raw_low=raw_low, raw_high=raw_high,
+            raw_unit=nxt.raw_unit, per_count=nxt.per_count,
+        )  # fmt: skip
+    return out
+
+
+_DIGIT_RUN_RE = re.compile(r"\.?\d+")
+# Prefixes of every number word, matched case-sensitively on the lower-cased text (cheaper than
+# an IGNORECASE alternation); the anchored number regex then confirms or rejects each hit.
+_WORD_START_RE = re.compile(
+    r"(?<![a-z])(?:one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for|sixt)"
+)
+_WORD_START_ANYCASE_RE = re.compile(_WORD_START_RE.pattern.replace("a-z", "A-Za-z"), re.I)
+
+
+def _candidates(masked: str) -> list[int]:
+    """Where a number may start: digit runs and number-word prefixes. Anchored matches at these
+    few places are much cheaper than letting the number regex scan every position."""
+    starts = [m.start() for m in _DIGIT_RUN_RE.finditer(masked)]
+    lower = masked.lower()
+    if len(lower) == len(masked):
+        words = _WORD_START_RE.finditer(lower)
+    else:  # a few characters lower-case to two; positions would shift
+        words = _WORD_START_ANYCASE_RE.finditer(masked)
+    starts += [m.start() for m in words]
+    starts.sort()
+    return starts
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple[Quantity, ...]:
+    masked = _mask(text)
+    found: list[Quantity] = []
+    consumed = 0
+    for pos in _candidates(masked):
+        if pos < consumed:
+            continue
+        m = _NUM_RE.match(masked, pos)
+        if m is None:
+            continue
+        try:
+            q, end = _read(text, masked, m)
+        except (InvalidOperation, KeyError, ValueError, IndexError):
+            q, end = None, m.end()
+        consumed = max(consumed, end)
+        if q is not None:
+            found.append(q)
+    return tuple(_propagate_units(text, found))
+
+
+def parse_quantities(text: str) -> tuple[Quantity, ...]:
+    """Every numeric claim in ``text``, in order, with spans into ``text``."""
+    if not isinstance(text, str) or not text:
+        return ()
+    return _parse(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Equivalence and formatting
+
+_UPPER = frozenset({"up_to", "max"})
+_LOWER = frozenset({"at_least"})
+
+
+def qualifiers_compatible(a: str | None, b: str | None) -> bool:
+    """'up to 3' and '3' agree; 'up to 3' and 'at least 3' do not."""
+    return not ((a in _UPPER and b in _LOWER) or (a in _LOWER and b in _UPPER))
+
+
+def _per_key(q: Quantity) -> str | None:
+    return None if q.per == "dose" else q.per
+
+
+def quantities_equivalent(a: Quantity, b: Quantity) -> bool:
+    """Same value or range (in written order) after unit and frequency normalisation."""
+    return (
+        a.low == b.low
+        and a.high == b.high
+        and a.unit == b.unit
+        and a.kind == b.kind
+        and _per_key(a) == _per_key(b)
+        and a.per_count == b.per_count
+        and a.per_kg == b.per_kg
+        and a.per_m2 == b.per_m2
+        and qualifiers_compatible(a.qualifier, b.qualifier)
+    )
+
+
+def _fmt_decimal(d: Decimal) -> str:
+    if d == d.to_integral_value():
+        return str(d.quantize(Decimal(1)))
+    return format(d.normalize(), "f")
+
+
+# Fractions no short decimal writes exactly are printed in words; so is the other end of a
+# range that has one ("one-third to one-quarter"), since the parser reads such ranges whole.
+_FRACTION_WORDS = {_HUNDRED / 3: "one-third", _HUNDRED * 2 / 3: "two-thirds"}
+_ALL_FRACTION_WORDS = _FRACTION_WORDS | {
+    Decimal(50): "one-half", Decimal(25): "one-quarter", Decimal(75): "three-quarters",
+    Decimal(20): "one-fifth", Decimal(40): "two-fifths", Decimal(60): "three-fifths",
+    Decimal(10): "one-tenth", Decimal(30): "three-tenths",
+}  # fmt: skip
+_QUAL_TEXT = {"up_to": "up to ", "at_least": "at least ", "max": "maximum ", "approx": "about "}
+_UNIT_TEXT = {"day": "days", "week": "weeks", "month": "months", "year": "years",
+              "hour": "hours", "minute": "minutes", "mL/min/1.73m2": "mL/min/1.73 m²"}  # fmt: skip
+_PER_TEXT = {"day": "/day", "week": "/week", "month": "/month", "dose": "/dose",
+             "hour": "/hour", "patient-year": " per patient-year"}  # fmt: skip
+_COUNT_TEXT = {("day", 2): " twice daily", ("day", 3): " three times daily",
+               ("day", 4): " four times daily", ("week", 2): " twice weekly"}  # fmt: skip
+
+
+def _fmt_value(q: Quantity, v: Decimal) -> str:
+    if q.kind == "percent" and (q.low in _FRACTION_WORDS or q.high in _FRACTION_WORDS):
+        if q.low in _ALL_FRACTION_WORDS and q.high in _ALL_FRACTION_WORDS:
+            return _ALL_FRACTION_WORDS[v]
+    return _fmt_decimal(v)
+
+
+def format_quantity(q: Quantity) -> str:
+    """Canonical text for ``q``; ``parse_quantities(format_quantity(q))`` gives it back."""
+    low, high = _fmt_value(q, q.low), _fmt_value(q, q.high)
+    fraction = q.kind == "percent" and not low[0].isdigit()
+    if q.kind == "ratio":
+        body = f"1 in {low}" if not q.is_range else f"1 in {low} to 1 in {high}"
+        return _QUAL_TEXT.get(q.qualifier or "", "") + body
+    body = low if not q.is_range else f"{low} to {high}" if fraction else f"{low}–{high}"
+    unit = "" if fraction else _UNIT_TEXT.get(q.unit, q.unit)
+    if unit:
+        body += unit if unit in ("%",) or unit.startswith("/") else f" {unit}"
+    if q.per_kg:
+        body += "/kg"
+    if q.per_m2:
+        body += "/m²"
+    if q.per is not None:
+        if (q.per, q.per_count) in _COUNT_TEXT:
+            body += _COUNT_TEXT[(q.per, q.per_count)]
+        elif q.per in _PER_TEXT:
+            body += _PER_TEXT[q.per]
+        elif q.per.endswith("patient-year"):
+            body += f" per {q.per}"
+        else:  # "2 week", "3 month"
+            n, unit_word = q.per.split(" ", 1)
+            body += f" every {n} {unit_word}s"
+    if q.kind == "frequency":
+        body = "every " + body
+    return _QUAL_TEXT.get(q.qualifier or "", "") + body

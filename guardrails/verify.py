@@ -1,0 +1,353 @@
+"""Verdict for every number in an answer: supported by a cited passage, derived, or blocked.
+
+Per claim, in order (first rule that fires wins):
+
+1. OUT_OF_LIMITS - a per-kg dose and a total in the same clause, joined by a weight or "=",
+   whose arithmetic does not follow (2 mg/kg/day × 72 kg = 150 mg/day).
+2. OUT_OF_LIMITS - a dose for a drug outside its limit rows or at a wrong frequency
+   (see :mod:`guardrails.limits`). The drug is the one named in the claim's clause
+   (``attached_drug``), else the only drug its sentence names, else ``drug``. Clauses that
+   state limits ("within the limit of …") give bounds, not doses, and skip this rule.
+3. SUPPORTED - an equivalent quantity in a passage the claim may cite: the clause's ``[n]``
+   markers, else the sentence's, else (no marker) any passage. For doses and percentages, when
+   the answer names the drug, the source sentence (or passage) must name it too.
+4. DERIVED - equal to a calculator result (``calculate``) for this patient, a patient weight, a
+   consistent per-kg product, or a limit-table bound stated as one in a clause that says
+   "limit" ("within the limit of up to 3 mg/kg/day").
+5. UNIT_MISMATCH - the same number in scope with another unit, basis or frequency.
+6. UNSUPPORTED - otherwise (reason says why: nothing in scope, wrong drug, swapped range…).
+
+The answer passes only if every claim is SUPPORTED or DERIVED. Any internal error gives
+``AnswerVerdict(passed=False, error=...)``: the guard never raises and never passes on error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from guardrails.calculator import ROUNDING, derivation_for
+from guardrails.drugs import attached_drug, drugs_between, drugs_in
+from guardrails.limits import LimitTable, dose_basis
+from guardrails.model import (
+    AnswerVerdict,
+    ClaimVerdict,
+    Derivation,
+    Passage,
+    PatientContext,
+    Quantity,
+    Status,
+)
+from guardrails.quantities import (
+    format_quantity,
+    parse_quantities,
+    qualifiers_compatible,
+    quantities_equivalent,
+)
+from guardrails.sentences import citations, clauses
+
+__all__ = ["check_answer"]
+
+_DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
+_EQUALS_RE = re.compile(r"=|→|->|gives|equals")
+_LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _SourceClaim:
+    q: Quantity
+    drugs: frozenset[str]  # named in the source sentence
+
+
+@lru_cache(maxsize=2048)
+def _index(text: str, extra: frozenset[str]) -> tuple[tuple[_SourceClaim, ...], frozenset[str]]:
+    """Quantities of a passage with the drugs named in their sentence; drugs of the passage."""
+    out = []
+    qs = parse_quantities(text)
+    spans = clauses(text)
+    for q in qs:
+        sent = next(((s, e) for _, _, s, e in spans if s <= q.span[0] < e), (0, len(text)))
+        out.append(_SourceClaim(q, drugs_between(text, sent[0], sent[1], extra)))
+    return tuple(out), frozenset(n for _, n in drugs_in(text, extra))
+
+
+def _drug_ok(claim_drug: str | None, src: _SourceClaim, p: Passage, p_drugs: frozenset[str]) -> bool:
+    if claim_drug is None:
+        return True
+    if src.drugs:
+        return claim_drug in src.drugs
+    if p.drugs:
+        return claim_drug in p.drugs
+    return not p_drugs or claim_drug in p_drugs
+
+
+def _same_numbers(a: Quantity, b: Quantity) -> bool:
+    return (a.raw_low, a.raw_high) == (b.raw_low, b.raw_high) or (a.low, a.high) == (b.low, b.high)
+
+
+def _round(d: Decimal) -> Decimal:
+    return d.quantize(ROUNDING, rounding=ROUND_HALF_UP)
+
+
+def _verdict(
+    q: Quantity,
+    status: Status,
+    reason: str,
+    drug: str | None,
+    **kw: object,
+) -> ClaimVerdict:
+    return ClaimVerdict(claim=q, status=status, reason=reason, drug=drug, **kw)  # type: ignore[arg-type]
+
+
+def _arithmetic(
+    answer: str,
+    q: Quantity,
+    clause_claims: list[Quantity],
+    patient: PatientContext | None,
+) -> tuple[bool, str, Derivation | None] | None:
+    """(follows, explanation, derivation) when ``q`` is stated as a per-kg dose × a weight."""
+    if q.kind != "dose" or q.unit != "mg" or q.per_kg or q.per_m2:
+        return None
+    before = [c for c in clause_claims if c.span[1] <= q.span[0]]
+    per_kg = [c for c in before if c.kind == "dose" and c.per_kg and c.unit == "mg"]
+    if not per_kg:
+        return None
+    base = per_kg[-1]
+    if base.per != q.per or base.per_count != q.per_count:
+        return None
+    if any(c.kind == "dose" and base.span[1] <= c.span[0] for c in before):
+        return None  # only the first total after the per-kg dose is its product
+    weights = [c for c in before if c.kind == "weight" and c.span[0] > base.span[0]]
+    if weights:
+        w = weights[-1].low
+    elif (
+        patient is not None
+        and patient.weight_kg is not None
+        and _EQUALS_RE.search(answer, base.span[1], q.span[0])
+    ):
+        w = patient.weight_kg
+    else:
+        return None
+    lo, hi = _round(base.low * w), _round(base.high * w)
+    step = f"{format_quantity(base)} × {w} kg = {_fmt(lo, hi)} mg"
+    if (q.low, q.high) == (lo, hi):
+        result = Quantity(text=q.text, span=q.span, low=lo, high=hi, unit="mg", per=q.per,
+                          kind="dose", raw_low=lo, raw_high=hi, raw_unit="mg",
+                          per_count=q.per_count)  # fmt: skip
+        return True, step, Derivation(result=result, steps=(step,), inputs=(base,),
+                                      passage_n=0, drug="")  # fmt: skip
+    return False, f"{step}, not {q.text}", None
+
+
+def _fmt(lo: Decimal, hi: Decimal) -> str:
+    return f"{lo.normalize():f}" if lo == hi else f"{lo.normalize():f}–{hi.normalize():f}"
+
+
+def _limit_bound(q: Quantity, drug: str | None, limits: LimitTable | None) -> str | None:
+    """A claim that restates a limit-table bound for the drug ('maximum 3 mg/kg/day')."""
+    if limits is None or drug is None or q.is_range or q.qualifier not in ("up_to", "max", "at_least"):
+        return None
+    for basis, lo, _ in dose_basis(q):
+        for row in limits.rows_for(drug):
+            bound = row.min if q.qualifier == "at_least" else row.max
+            if row.basis == basis and lo == bound:
+                return f"dose-limit table: {row.describe()}"
+    return None
+
+
+def _check_claim(
+    answer: str,
+    q: Quantity,
+    clause: tuple[int, int, int, int],
+    claims_in_clause: list[Quantity],
+    passages: Sequence[Passage],
+    by_n: dict[int, Passage],
+    extra: frozenset[str],
+    derivation_drugs: Sequence[str],
+    patient: PatientContext | None,
+    limits: LimitTable | None,
+    drug: str | None,
+    indication: str | None,
+) -> ClaimVerdict:
+    cs, ce, ss, se = clause
+    clause_text = answer[cs:ce]
+    named = attached_drug(answer, q.span, extra, lo=cs)
+    # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
+    # when the sentence names none (never a guess between several).
+    limit_drug = named
+    if limit_drug is None:
+        in_sentence = set(drugs_between(answer, ss, se, extra))
+        limit_drug = in_sentence.pop() if len(in_sentence) == 1 else None if in_sentence else drug
+
+    arith = _arithmetic(answer, q, claims_in_clause, patient)
+    if arith is not None and not arith[0]:
+        return _verdict(q, Status.OUT_OF_LIMITS, f"total does not follow: {arith[1]}", named)
+
+    weight = patient.weight_kg if patient is not None else None
+    # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
+    # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
+    states_limit = bool(_LIMIT_WORD_RE.search(clause_text))
+    if limits is not None and limit_drug is not None and q.kind == "dose" and not states_limit:
+        # No weight here: a general range ("typically 100–200 mg/day") is not a patient dose;
+        # patient doses are limit-checked with the weight by the calculator.
+        ok, why = limits.check(limit_drug, q, indication)
+        if not ok:
+            return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
+
+    cited = citations(clause_text) or citations(answer[ss:se])
+    if cited:
+        missing = sorted(n for n in cited if n not in by_n)
+        scope = [by_n[n] for n in sorted(cited) if n in by_n]
+    else:
+        missing, scope = [], list(passages)
+    check_drug = named if q.kind in _DRUG_BOUND_KINDS else None
+    wrong_drug: tuple[int, _SourceClaim] | None = None
+    for p in scope:
+        srcs, p_drugs = _index(p.text, extra)
+        for src in srcs:
+            if quantities_equivalent(q, src.q):
+                if _drug_ok(check_drug, src, p, p_drugs):
+                    return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}]", named,
+                                    passage_n=p.n, source_span=src.q.span)  # fmt: skip
+                wrong_drug = wrong_drug or (p.n, src)
+
+    for d in _derived(q, named, passages, patient, limits, derivation_drugs):
+        if d is not None:
+            if not d.within_limits:
+                return _verdict(q, Status.OUT_OF_LIMITS, f"derived dose {d.limit_note}", d.drug,
+                                derivation=d, passage_n=d.passage_n or None)  # fmt: skip
+            return _verdict(q, Status.DERIVED, d.explanation, d.drug, derivation=d,
+                            passage_n=d.passage_n or None)  # fmt: skip
+    if arith is not None and arith[0]:
+        return _verdict(q, Status.DERIVED, arith[1], named, derivation=arith[2])
+    if q.kind == "weight" and weight is not None and q.low == q.high == weight:
+        return _verdict(q, Status.DERIVED, "the patient's weight", named)
+    bound = _limit_bound(q, limit_drug, limits) if states_limit else None
+    if bound is not None:
+        return _verdict(q, Status.DERIVED, bound, limit_drug)
+
+    for p in scope:
+        for src in _index(p.text, extra)[0]:
+            s = src.q
+            if not _same_numbers(q, s):
+                continue
+            same_per = s.per == q.per or (s.per in (None, "dose") and q.per in (None, "dose"))
+            if (s.low, s.high, s.unit, s.kind, s.per_kg, s.per_m2, s.per_count) == (
+                q.low, q.high, q.unit, q.kind, q.per_kg, q.per_m2, q.per_count
+            ) and same_per:  # fmt: skip
+                if not qualifiers_compatible(q.qualifier, s.qualifier):
+                    return _verdict(q, Status.UNSUPPORTED,
+                                    f"[{p.n}] gives {s.text!r} with the opposite bound", named,
+                                    passage_n=p.n, source_span=s.span)  # fmt: skip
+                continue
+            return _verdict(q, Status.UNIT_MISMATCH, f"[{p.n}] gives {s.text!r}", named,
+                            passage_n=p.n, source_span=s.span)  # fmt: skip
+
+    if wrong_drug is not None:
+        n, src = wrong_drug
+        where = ", ".join(sorted(src.drugs)) or "another drug"
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {named}",
+                        named, passage_n=n, source_span=src.q.span)  # fmt: skip
+    if missing and not scope:
+        cited_txt = ", ".join(f"[{n}]" for n in missing)
+        return _verdict(q, Status.UNSUPPORTED, f"cites {cited_txt}, not among the passages", named)
+    for p in scope:
+        for src in _index(p.text, extra)[0]:
+            s = src.q
+            if (s.low, s.high) == (q.high, q.low) and q.is_range and s.unit == q.unit:
+                return _verdict(q, Status.UNSUPPORTED, f"range ends swapped; [{p.n}] gives "
+                                f"{s.text!r}", named, passage_n=p.n, source_span=s.span)  # fmt: skip
+    where = ", ".join(f"[{p.n}]" for p in scope) or "the passages"
+    return _verdict(q, Status.UNSUPPORTED, f"not found in {where}", named)
+
+
+def _derived(
+    q: Quantity,
+    named: str | None,
+    passages: Sequence[Passage],
+    patient: PatientContext | None,
+    limits: LimitTable | None,
+    drugs: Sequence[str],
+) -> Iterable[Derivation | None]:
+    if patient is None or q.kind != "dose":
+        return
+    for d in drugs:
+        if named is None or named == d:
+            yield derivation_for(passages, patient, limits, d, q)
+
+
+def _derivation_drugs(answer: str, drug: str | None, extra: frozenset[str]) -> list[str]:
+    """``drug`` first, then every other drug the answer names (derivations are lazy)."""
+    named = sorted({n for _, n in drugs_in(answer, extra)})
+    if drug:
+        first = drug.lower().strip()
+        return [first] + [n for n in named if n != first]
+    return named
+
+
+def _check(
+    answer: str,
+    passages: Sequence[Passage],
+    patient: PatientContext | None,
+    limits: LimitTable | None,
+    drug: str | None,
+    indication: str | None,
+) -> AnswerVerdict:
+    if not isinstance(answer, str):
+        raise TypeError(f"answer must be text, got {type(answer).__name__}")
+    passages = list(passages)
+    for p in passages:
+        if not isinstance(p, Passage) or not isinstance(p.text, str):
+            raise TypeError(f"passages must be Passage objects, got {type(p).__name__}")
+    claims = parse_quantities(answer)
+    if not claims:
+        return AnswerVerdict(claims=(), passed=True)
+    by_n = {p.n: p for p in passages}
+    extra = frozenset(
+        [d for p in passages for d in p.drugs]
+        + (sorted(limits.drugs) if limits is not None else [])
+        + ([drug.lower()] if drug else [])
+    )
+    derivation_drugs = _derivation_drugs(answer, drug, extra)
+    spans = clauses(answer)
+    whole = (0, len(answer), 0, len(answer))
+    clause_of: list[tuple[int, int, int, int]] = []
+    i = 0
+    for q in claims:  # claims and clauses are both in text order: one merge pass
+        while i < len(spans) and spans[i][1] <= q.span[0]:
+            i += 1
+        clause_of.append(spans[i] if i < len(spans) and spans[i][0] <= q.span[0] else whole)
+    by_clause: dict[tuple[int, int, int, int], list[Quantity]] = {}
+    for q, clause in zip(claims, clause_of, strict=True):
+        by_clause.setdefault(clause, []).append(q)
+    verdicts = []
+    for q, clause in zip(claims, clause_of, strict=True):
+        in_clause = by_clause[clause]
+        verdicts.append(
+            _check_claim(answer, q, clause, in_clause, passages, by_n, extra, derivation_drugs,
+                         patient, limits, drug, indication)  # fmt: skip
+        )
+    failed = tuple(v for v in verdicts if not v.status.verified)
+    return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
+
+
+def check_answer(
+    answer: str,
+    passages: Sequence[Passage],
+    patient: PatientContext | None = None,
+    limits: LimitTable | None = None,
+    drug: str | None = None,
+    indication: str | None = None,
+) -> AnswerVerdict:
+    """Verdict over every number in ``answer``; never raises, never passes on error.
+
+    ``limits=None`` skips limit checks (pass ``load_limits()`` in production); ``indication``
+    narrows which limit rows apply (None: all but oncologic rows).
+    """
+    try:
+        return _check(answer, passages, patient, limits, drug, indication)
+    except Exception as exc:  # fail closed: an error must withhold the answer, not crash the app
+        return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,152 @@
+"""Dose calculator: patient validation and step-by-step derivations."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from guardrails import Passage, PatientInputError, calculate, load_limits, validate_patient
+
+LIMITS = Path(__file__).parent / "fixtures" / "limits_test.toml"
+
+AZA = Passage(1, "Azathioprine LN maintenance: 2 mg/kg/day, typically 100–200 mg/day in adults.",
+              drugs=("azathioprine",))
+ALLOPURINOL = Passage(
+    2, "With allopurinol 300–600 mg/day, reduce azathioprine to one-third to one-quarter of the "
+       "usual dose. Summaries: reduce azathioprine to 25 % with allopurinol.",
+    drugs=("azathioprine", "allopurinol"))  # fmt: skip
+CPIC = Passage(
+    3, "TPMT intermediate metabolizers: start azathioprine at 30–80 % of the normal dose.",
+    drugs=("azathioprine",))  # fmt: skip
+PRED = Passage(4, "Prednisone 0.5 mg/kg/day for induction.", drugs=("prednisone",))
+
+
+def results(derivations):
+    return {d.result.text for d in derivations}
+
+
+@pytest.mark.parametrize("weight", [0, -5, "0", Decimal("-1")])
+def test_weight_zero_or_negative_is_rejected(weight):
+    with pytest.raises(PatientInputError, match="greater than 0"):
+        validate_patient(weight, "normal", "normal", [])
+
+
+def test_weight_above_300_kg_is_rejected_with_pounds_hint():
+    with pytest.raises(PatientInputError, match="pounds"):
+        validate_patient(301, "normal", "normal", [])
+
+
+@pytest.mark.parametrize("weight", ["heavy", "72 lb", [], math.nan, math.inf, True])
+def test_non_numeric_weight_is_rejected(weight):
+    with pytest.raises(PatientInputError):
+        validate_patient(weight, "normal", "normal", [])
+
+
+def test_weight_accepts_strings_floats_and_kg_suffix():
+    assert validate_patient("72", None, None, None).weight_kg == Decimal("72")
+    assert validate_patient(72.5, None, None, None).weight_kg == Decimal("72.5")
+    assert validate_patient("80 kg", None, None, None).weight_kg == Decimal("80")
+
+
+def test_missing_weight_is_allowed_but_derives_no_per_kg_dose():
+    patient = validate_patient(None, "normal", "normal", [])
+    assert patient.weight_kg is None
+    assert calculate([AZA], patient, None, "azathioprine") == ()
+
+
+@pytest.mark.parametrize("alias,canonical", [
+    ("normal metabolizer", "normal"), ("NM", "normal"), ("IM", "intermediate"),
+    ("heterozygous", "intermediate"), ("Poor Metabolizer", "poor"), ("homozygous", "poor"),
+    (None, "unknown"), ("not tested", "unknown"), ("  Intermediate  ", "intermediate"),
+])  # fmt: skip
+def test_phenotype_aliases(alias, canonical):
+    assert validate_patient(70, alias, alias, []).tpmt == canonical
+
+
+def test_unknown_phenotype_is_rejected_with_accepted_values():
+    with pytest.raises(PatientInputError, match="normal, intermediate, poor or unknown"):
+        validate_patient(70, "ultrarapid", "normal", [])
+
+
+def test_comedications_are_normalised_and_brand_names_mapped():
+    p = validate_patient(70, "normal", "normal", " Zyloprim , prednisone,")
+    assert p.comedications == ("allopurinol", "prednisone")
+
+
+def test_non_text_comedication_is_rejected():
+    with pytest.raises(PatientInputError):
+        validate_patient(70, "normal", "normal", [42])
+
+
+def test_per_kg_dose_times_weight_with_steps():
+    patient = validate_patient(75, "normal", "normal", [])
+    (d,) = calculate([AZA], patient, None, "azathioprine")
+    assert d.result.low == Decimal("150") and d.result.per == "day" and not d.result.per_kg
+    assert d.steps == ("2 mg/kg/day × 75 kg = 150 mg/day (from [1])",)
+    assert d.passage_n == 1 and d.drug == "azathioprine"
+
+
+def test_result_is_rounded_half_up_to_a_tenth_of_a_milligram():
+    patient = validate_patient("72.25", "normal", "normal", [])
+    (d,) = calculate([AZA], patient, None, "azathioprine")
+    assert d.result.low == Decimal("144.5")
+
+
+def test_allopurinol_percentage_and_fraction_adjustments():
+    patient = validate_patient(75, "normal", "normal", ["allopurinol"])
+    out = results(calculate([AZA, ALLOPURINOL], patient, None, "azathioprine"))
+    assert "37.5 mg/day" in out  # 150 mg/day × 25 %
+    assert "50–37.5 mg/day" in out  # 150 mg/day × one-third to one-quarter, order kept
+
+
+def test_adjustment_steps_show_every_step():
+    patient = validate_patient(75, "normal", "normal", ["allopurinol"])
+    d = next(d for d in calculate([AZA, ALLOPURINOL], patient, None, "azathioprine")
+             if d.result.text == "37.5 mg/day")  # fmt: skip
+    assert d.steps[0].startswith("2 mg/kg/day × 75 kg = 150 mg/day")
+    assert "allopurinol" in d.steps[1] and "25%" in d.steps[1] and d.steps[1].endswith("37.5 mg/day")
+
+
+def test_no_allopurinol_means_no_allopurinol_adjustment():
+    patient = validate_patient(75, "normal", "normal", [])
+    assert "37.5 mg/day" not in results(calculate([AZA, ALLOPURINOL], patient, None, "azathioprine"))
+
+
+def test_intermediate_phenotype_applies_the_cpic_percentage():
+    patient = validate_patient(75, "intermediate", "normal", [])
+    out = results(calculate([AZA, CPIC], patient, None, "azathioprine"))
+    assert "45–120 mg/day" in out  # 150 mg/day × 30–80 %
+    normal = validate_patient(75, "normal", "normal", [])
+    assert "45–120 mg/day" not in results(calculate([AZA, CPIC], normal, None, "azathioprine"))
+
+
+def test_poor_metabolizer_gets_no_computed_dose():
+    patient = validate_patient(75, "poor", "normal", [])
+    assert calculate([AZA, CPIC], patient, None, "azathioprine") == ()
+
+
+def test_only_doses_of_the_requested_drug_are_used():
+    patient = validate_patient(80, "normal", "normal", [])
+    assert results(calculate([AZA, PRED], patient, None, "prednisone")) == {"40 mg/day"}
+
+
+def test_results_are_checked_against_the_limit_table():
+    limits = load_limits(LIMITS)
+    heavy = validate_patient(120, "normal", "normal", [])
+    src = [Passage(1, "Azathioprine 3 mg/kg/day.", drugs=("azathioprine",))]
+    derived = {d.result.text: d for d in calculate(src, heavy, limits, "azathioprine")}
+    # 3 mg/kg/day × 120 kg = 360 mg/day exceeds the 300 mg/day row.
+    assert not derived["360 mg/day"].within_limits and "300" in derived["360 mg/day"].limit_note
+    light = validate_patient(70, "normal", "normal", [])
+    ok = {d.result.text: d for d in calculate(src, light, limits, "azathioprine")}
+    assert ok["210 mg/day"].within_limits
+
+
+def test_limit_per_kg_bound_is_offered_as_a_derivation():
+    limits = load_limits(LIMITS)
+    patient = validate_patient(72, "normal", "normal", [])
+    out = results(calculate([AZA], patient, limits, "azathioprine"))
+    assert "216 mg/day" in out  # 3 mg/kg/day limit × 72 kg

@@ -1,0 +1,96 @@
+"""Property tests: the parser and the guard never raise on arbitrary text, and formatting a
+quantity then parsing it gives the same quantity back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from guardrails import (
+    Passage,
+    Quantity,
+    check_answer,
+    format_quantity,
+    mutate_answer,
+    parse_quantities,
+    quantities_equivalent,
+    validate_patient,
+)
+
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Text that looks clinical enough to reach the deep branches of the parser.
+_FRAGMENTS = st.sampled_from([
+    "2", "0.5", "1,000", "–", "-", " to ", " mg", " g", " mcg", " µg", "/kg", "/day", "/m²",
+    " daily", " weekly", " twice daily", " every ", " weeks", " months", " %", " one", "-third",
+    " pmol/8×10^8 RBC", " × 10^9/L", " per patient-year", " [1]", " [@x]", "\n1. ", "up to ",
+    "≥", " azathioprine ", " prednisone ", " of allopurinol", " between ", " and ", " in ",
+    "**", ".", ";", " 2024", " 1 in ", "IL-6", " kg", " = ",
+])  # fmt: skip
+CLINICAL_TEXT = st.lists(_FRAGMENTS, max_size=30).map("".join)
+ANY_TEXT = st.one_of(st.text(max_size=300), CLINICAL_TEXT)
+
+PASSAGES = [
+    Passage(1, "Azathioprine 2 mg/kg/day, typically 100–200 mg/day [@a].", drugs=("azathioprine",)),
+    Passage(2, "With allopurinol reduce azathioprine to 25 %.", drugs=("azathioprine",)),
+]
+PATIENT = validate_patient(70, "intermediate", "normal", ["allopurinol"])
+
+
+@FAST
+@given(ANY_TEXT)
+def test_parser_never_raises_and_spans_point_into_the_text(text):
+    for q in parse_quantities(text):
+        s, e = q.span
+        assert 0 <= s < e <= len(text) and text[s:e] == q.text
+
+
+@FAST
+@given(ANY_TEXT)
+def test_guard_never_raises_and_never_passes_an_unverified_claim(text):
+    v = check_answer(text, PASSAGES, patient=PATIENT, drug="azathioprine")
+    assert v.error is None  # arbitrary text is not an internal error
+    assert v.passed == all(c.status.verified for c in v.claims)
+
+
+@FAST
+@given(ANY_TEXT)
+def test_mutator_never_raises_and_always_changes_text(text):
+    for m in mutate_answer(text):
+        assert m.mutated_text != text
+
+
+_VALUES = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("5000"), places=2)
+_DOSE_SHAPES = st.sampled_from([
+    # (unit, kind, per, per_count, per_kg, per_m2)
+    ("mg", "dose", None, 1, False, False), ("mg", "dose", "day", 1, False, False),
+    ("mg", "dose", "week", 1, False, False), ("mg", "dose", "day", 1, True, False),
+    ("mg", "dose", "day", 2, False, False), ("mg", "dose", "2 week", 1, False, False),
+    ("mg", "dose", "month", 1, False, True), ("mL", "dose", None, 1, False, False),
+    ("%", "percent", None, 1, False, False), ("week", "duration", None, 1, False, False),
+    ("month", "frequency", None, 1, False, False), ("pmol/8x10^8 RBC", "lab", None, 1, False, False),
+    ("", "rate", "patient-year", 1, False, False), ("kg", "weight", None, 1, False, False),
+])  # fmt: skip
+
+
+@st.composite
+def quantities(draw):
+    unit, kind, per, count, per_kg, per_m2 = draw(_DOSE_SHAPES)
+    low = draw(_VALUES)
+    high = draw(st.one_of(st.just(low), _VALUES))
+    qualifier = draw(st.sampled_from([None, "up_to", "at_least", "max", "approx"]))
+    return Quantity(text="", span=(0, 0), low=low, high=high, unit=unit, per=per, per_kg=per_kg,
+                    per_m2=per_m2, qualifier=qualifier, kind=kind, per_count=count)  # fmt: skip
+
+
+@FAST
+@given(quantities())
+def test_format_then_parse_round_trips(q):
+    text = format_quantity(q)
+    parsed = parse_quantities(text)
+    # "every 2 weeks" after a dose is a frequency claim of its own, after the dose.
+    assert len(parsed) == (2 if q.per == "2 week" else 1), (text, parsed)
+    assert quantities_equivalent(parsed[0], q), text
+    assert parsed[0].qualifier == q.qualifier, text
