@@ -1,0 +1,319 @@
+"""Turn corpus files into :class:`~ingest.model.Document` values, reporting bad files instead of failing.
+
+Supported: Markdown with YAML front matter (``.md``), plain text (``.txt``), HTML (``.html``/``.htm``),
+PDF (``.pdf``) and, when ``ingest/spl.py`` is present, FDA SPL labels (``.xml`` in the HL7 v3
+namespace). Every loader emits a body whose ``#`` headings delimit sections, so one chunker serves
+all. When a directory is walked, hidden files, ``_``-prefixed files and ``README*`` are ignored,
+and so are files of other types; files named explicitly are always considered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from ingest.citations import cited_source_ids
+from ingest.errors import CorpusError, FrontMatterError
+from ingest.model import Document, SkippedFile, SourceRef
+from ingest.schema import validate_front_matter
+
+__all__ = ["DEFAULT_MAX_BYTES", "SUPPORTED_SUFFIXES", "load_corpus", "load_file"]
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".xml"})
+_HL7_NS = b"urn:hl7-org:v3"
+_FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+_BLANK_LINES_RE = re.compile(r"\n{3,}")
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 3, "h5": 3, "h6": 3}
+
+
+def _slug(text: str) -> str:
+    return _SLUG_RE.sub("-", text.lower()).strip("-") or "document"
+
+
+def _decode(data: bytes, path: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise CorpusError("binary file (contains NUL bytes)", path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"not UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})", path
+        ) from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise CorpusError("empty file", path)
+    return text
+
+
+def _check_citations(body: str, sources: Sequence[SourceRef], path: str) -> None:
+    known = {s.id for s in sources}
+    unknown = [i for i in cited_source_ids(body) if i not in known]
+    if unknown:
+        raise CorpusError(
+            f"unknown citation source id(s): {', '.join(unknown)} (not in front matter sources)",
+            path,
+        )
+
+
+def _load_markdown(data: bytes, path: str) -> Document:
+    text = _decode(data, path)
+    match = _FRONT_MATTER_RE.match(text)
+    if not match:
+        raise FrontMatterError(
+            "missing YAML front matter (file must start with a '---' block)", path
+        )
+    try:
+        raw = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FrontMatterError(
+            f"invalid front matter: YAML error{where}: {problem}", path
+        ) from None
+    meta = validate_front_matter(raw, path)
+    body = text[match.end() :]
+    if not body.strip():
+        raise CorpusError("empty body (front matter only)", path)
+    sources = tuple(
+        SourceRef(id=s.id, reference=s.reference, kind=s.kind, section=s.section, url=s.url)
+        for s in meta.sources
+    )
+    _check_citations(body, sources, path)
+    return Document(
+        doc_id=meta.id,
+        title=meta.title,
+        body=body,
+        path=path,
+        drugs=tuple(meta.drugs),
+        indications=tuple(meta.indications),
+        audience=meta.audience,
+        review_status=meta.review_status,
+        last_reviewed=meta.last_reviewed.isoformat(),
+        sources=sources,
+        doc_kind="article",
+        brand_names=tuple(meta.brand_names),
+    )
+
+
+def _load_text(data: bytes, path: str) -> Document:
+    body = _decode(data, path)
+    _check_citations(body, (), path)
+    stem = Path(path).stem
+    return Document(doc_id=_slug(stem), title=stem, body=body, path=path, doc_kind="text")
+
+
+def _load_html(data: bytes, path: str) -> Document:
+    from bs4 import BeautifulSoup
+
+    text = _decode(data, path)
+    soup = BeautifulSoup(text, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    if soup.head:
+        soup.head.decompose()
+    for name, level in _HEADING_TAGS.items():
+        for h in soup.find_all(name):
+            heading = " ".join(h.get_text(" ", strip=True).split())
+            h.replace_with(f"\n\n{'#' * level} {heading}\n\n" if heading else "\n")
+    for block in soup.find_all(
+        ["p", "div", "li", "tr", "br", "section", "article", "table", "ul", "ol"]
+    ):
+        block.insert_before("\n")
+        block.insert_after("\n")
+    lines = [" ".join(line.split()) for line in soup.get_text().split("\n")]
+    body = _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip() + "\n"
+    if not body.strip():
+        raise CorpusError("no text in HTML", path)
+    _check_citations(body, (), path)
+    if not title:
+        first = next((ln for ln in body.splitlines() if ln.startswith("# ")), "")
+        title = first[2:].strip() or Path(path).stem
+    return Document(
+        doc_id=_slug(Path(path).stem), title=title, body=body, path=path, doc_kind="html"
+    )
+
+
+def _load_pdf(path: str) -> Document:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise CorpusError("encrypted PDF", path)
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise CorpusError(f"unreadable PDF: {exc}", path) from None
+    body = "\n\n".join(p for p in pages if p)
+    if not body.strip():
+        raise CorpusError("PDF has no extractable text (scanned images?)", path)
+    _check_citations(body, (), path)
+    title = str(meta_title).strip() or Path(path).stem
+    return Document(
+        doc_id=_slug(Path(path).stem), title=title, body=body + "\n", path=path, doc_kind="pdf"
+    )
+
+
+def _load_xml(data: bytes, path: str) -> Document:
+    if b"\x00" in data[:8192]:
+        raise CorpusError("binary file (contains NUL bytes)", path)
+    if _HL7_NS not in data[:65536]:
+        raise CorpusError(
+            "unsupported XML (not an SPL label in the urn:hl7-org:v3 namespace)", path
+        )
+    try:
+        spl = importlib.import_module("ingest.spl")
+    except ImportError:
+        raise CorpusError("SPL label loader (ingest/spl.py) is not available", path) from None
+    try:
+        doc: Document = spl.load_label(path)
+    except CorpusError:
+        raise
+    except Exception as exc:  # a third-party label is untrusted input: report, don't crash
+        raise CorpusError(f"unreadable SPL label: {type(exc).__name__}: {exc}", path) from None
+    return doc
+
+
+def load_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+    """Load one file; raises :class:`CorpusError` (with ``.reason``) when it cannot be used."""
+    p = Path(path)
+    spath = str(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise CorpusError(f"unsupported file type '{suffix or '(none)'}'", spath)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise CorpusError(f"cannot read: {exc.strerror or exc}", spath) from None
+    if size > max_bytes:
+        raise CorpusError(
+            f"too large ({size / 1e6:.1f} MB > limit {max_bytes / 1e6:.1f} MB)", spath
+        )
+    if size == 0:
+        raise CorpusError("empty file", spath)
+    if suffix == ".pdf":
+        doc = _load_pdf(spath)
+        data = p.read_bytes()
+    else:
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise CorpusError(f"cannot read: {exc.strerror or exc}", spath) from None
+        if suffix in (".md", ".markdown"):
+            doc = _load_markdown(data, spath)
+        elif suffix == ".txt":
+            doc = _load_text(data, spath)
+        elif suffix == ".xml":
+            doc = _load_xml(data, spath)
+        else:
+            doc = _load_html(data, spath)
+    return replace(doc, content_hash=hashlib.sha256(data).hexdigest())
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith((".", "_")) or name.upper().startswith("README")
+
+
+def _walk(root: Path, skipped: list[SkippedFile]) -> list[Path]:
+    """Files under ``root`` (sorted), following symlinks only while they stay inside ``root``."""
+    real_root = root.resolve()
+    found: list[Path] = []
+    visited: set[Path] = set()
+
+    def visit(directory: Path) -> None:
+        try:
+            real = directory.resolve(strict=True)
+        except (OSError, RuntimeError):
+            skipped.append(SkippedFile(str(directory), "symlink loop or dangling link"))
+            return
+        if real in visited:
+            skipped.append(SkippedFile(str(directory), "symlink loop (directory already visited)"))
+            return
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(SkippedFile(str(directory), f"cannot list directory: {exc.strerror}"))
+            return
+        for entry in entries:
+            if _ignored(entry.name):
+                continue
+            child = Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    target = child.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skipped.append(SkippedFile(str(child), "symlink loop or dangling link"))
+                    continue
+                if not target.is_relative_to(real_root):
+                    skipped.append(
+                        SkippedFile(str(child), "symlink points outside the corpus root")
+                    )
+                    continue
+            if child.is_dir():
+                visit(child)
+            elif child.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append(child)
+
+    visit(root)
+    return found
+
+
+def _expand(paths: Iterable[str | Path], skipped: list[SkippedFile]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(_walk(p, skipped))
+        elif p.exists():
+            files.append(p)
+        elif p.is_symlink():
+            skipped.append(SkippedFile(str(p), "symlink loop or dangling link"))
+        else:
+            skipped.append(SkippedFile(str(p), "no such file or directory"))
+    unique: dict[Path, Path] = {}
+    for f in files:
+        try:
+            unique.setdefault(f.resolve(), f)
+        except (OSError, RuntimeError):
+            skipped.append(SkippedFile(str(f), "symlink loop or dangling link"))
+    return list(unique.values())
+
+
+def load_corpus(
+    paths: Iterable[str | Path], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[list[Document], list[SkippedFile]]:
+    """Load every supported file under ``paths``; bad files come back as :class:`SkippedFile`."""
+    skipped: list[SkippedFile] = []
+    docs: list[Document] = []
+    by_id: dict[str, str] = {}
+    for f in _expand(paths, skipped):
+        try:
+            doc = load_file(f, max_bytes=max_bytes)
+        except CorpusError as exc:
+            skipped.append(SkippedFile(str(f), exc.reason))
+            continue
+        if doc.doc_id in by_id:
+            skipped.append(
+                SkippedFile(
+                    str(f),
+                    f"duplicate document id '{doc.doc_id}' (already used by {by_id[doc.doc_id]})",
+                )
+            )
+            continue
+        by_id[doc.doc_id] = str(f)
+        docs.append(doc)
+    return docs, skipped
