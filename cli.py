@@ -31,8 +31,17 @@ def ingest(
     ),
     lock_timeout: float = typer.Option(30.0, help="Seconds to wait for another ingest to finish."),
     progress: bool = typer.Option(True, help="Show a progress bar (on a terminal only)."),
+    labels: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
+        None,
+        "--labels",
+        help="FDA SPL label XML file, folder or zip to index along with the corpus (repeatable).",
+    ),
 ) -> None:
     """Index the corpus into Chroma: incremental, atomic, one writer at a time.
+
+    The index mirrors exactly what one run is given: PATHS (default: the corpus directory) plus
+    every --labels PATH. Labels are added to the corpus, never instead of it; a label left out of
+    a later ingest is removed from the index, so pass the same --labels each time.
 
     Exit status 1 when a file was skipped (each is listed with its reason), 2 when the ingest
     could not run (store unreachable, another ingest holding the lock)."""
@@ -51,6 +60,7 @@ def ingest(
             data_dir=settings.data_dir,
             progress=progress,
             lock_timeout_s=lock_timeout,
+            labels=list(labels or []),
         )
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -62,6 +72,34 @@ def ingest(
     typer.echo(format_summary(report))
     if report.skipped:
         raise typer.Exit(1)
+
+
+@app.command("fetch-label")
+def fetch_label_(
+    setid: str = typer.Argument(..., help="DailyMed set id (a UUID) of the label."),
+    dest: str = typer.Option(
+        None, "--dest", help="Folder for the XML (default: <data_dir>/labels)."
+    ),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds before giving up."),
+) -> None:
+    """Download one label's SPL XML from DailyMed (needs a network; nothing else depends on it).
+
+    Import it afterwards with `dosewise ingest --labels <file>`. Exit status 2 when offline or
+    when DailyMed has no usable label for the set id."""
+    from pathlib import Path
+
+    from ingest import spl
+
+    target_dir = Path(dest) if dest else _settings().data_dir / "labels"
+    try:
+        # The URL is read at call time so a test can point it at a closed loopback port.
+        path = spl.fetch_label(
+            setid, target_dir, timeout_s=timeout, url_template=spl.DAILYMED_SPL_URL
+        )
+    except spl.LabelFetchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"saved {path}; import it with: dosewise ingest --labels {path}")
 
 
 def _age(seconds: float | None) -> str:
@@ -185,3 +223,207 @@ def bench_(
     code = bench_main(argv)
     if code:
         raise typer.Exit(code)
+
+
+def _patient_values(
+    weight_kg: float | None, tpmt: str | None, nudt15: str | None, comed: list[str] | None
+) -> dict[str, object] | None:
+    values: dict[str, object] = {
+        "weight_kg": None if weight_kg is None else str(weight_kg),
+        "tpmt": tpmt,
+        "nudt15": nudt15,
+        "comedications": tuple(comed or ()),
+    }
+    return values if any(values.values()) else None
+
+
+def _open_assistant(settings: Settings) -> object:
+    """Index, embedder, limits and the configured LLM backend (none by default)."""
+    from assistant.backends import get_backend
+    from assistant.chain import Assistant
+    from guardrails import load_limits
+    from ingest.embeddings import Embedder
+    from ingest.store import open_index
+
+    embedder = Embedder.shared(settings.model_path)
+    index = open_index(settings.store, embedder)
+    llm = None
+    if settings.llm_backend and settings.llm_backend != "none":
+        llm = get_backend(
+            settings.llm_backend,
+            model=settings.llm_model,
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            model_path=settings.llamacpp_model_path,
+            timeout_s=settings.llm_timeout_s,
+        )
+    return Assistant(
+        index,
+        embedder,
+        load_limits(),
+        llm=llm,
+        k=settings.retrieval_k,
+        data_dir=settings.data_dir,
+        llm_timeout_s=settings.llm_timeout_s,
+        backend_name=settings.llm_backend if llm is not None else None,
+    )
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The dosing question, in quotes."),
+    weight_kg: float = typer.Option(None, "--weight-kg", help="Patient weight in kg."),
+    tpmt: str = typer.Option(None, "--tpmt", help="TPMT phenotype: normal|intermediate|poor|unknown."),
+    nudt15: str = typer.Option(None, "--nudt15", help="NUDT15 phenotype: normal|intermediate|poor|unknown."),
+    comed: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
+        None, "--comed", help="Co-medication, e.g. allopurinol (repeatable)."
+    ),
+    audience: str = typer.Option("clinician", "--audience", help="clinician | patient"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    audit: bool = typer.Option(True, help="Append the answer to the audit log."),
+) -> None:
+    """Answer a dosing question from the indexed corpus; every number is verified before it is shown.
+
+    Exit status 0 for a verified answer or an abstention, 1 when the answer was withheld
+    (blocked), 2 for bad input or an unusable setup (no index, unknown LLM backend)."""
+    import json
+
+    from assistant.errors import AssistantError, AuditWriteError
+    from ingest.errors import IngestError
+
+    if audience not in ("clinician", "patient"):
+        typer.echo("error: --audience must be clinician or patient", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        assistant = _open_assistant(settings)
+    except (AssistantError, IngestError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    patient = _patient_values(weight_kg, tpmt, nudt15, comed)
+    result = assistant.ask(question, patient=patient, audience=audience)  # type: ignore[attr-defined]
+    if audit:
+        from assistant.audit import AuditLog
+
+        try:
+            AuditLog(settings.audit_path).record(question, patient, result)
+        except AuditWriteError as exc:
+            typer.echo(f"warning: {exc}", err=True)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(result.answer)
+        if result.claims:
+            typer.echo(f"\n{result.badge}")
+        if result.followups:
+            typer.echo("Follow-ups: " + " · ".join(result.followups))
+    if result.status == "rejected":
+        raise typer.Exit(2)
+    if result.status == "blocked":
+        raise typer.Exit(1)
+
+
+def _read_passages(path: str) -> list[object]:
+    """Passages as JSON (a list) or JSONL, each {n, text[, doc_id, section, drugs]}."""
+    import json
+    from pathlib import Path
+
+    from guardrails.model import Passage
+
+    raw = Path(path).read_text(encoding="utf-8").strip()
+    items = json.loads(raw) if raw.startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
+    passages = []
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f"passage {i}: expected an object with a 'text' string")
+        passages.append(
+            Passage(
+                n=int(item.get("n", i)),
+                text=item["text"],
+                doc_id=str(item.get("doc_id", "")),
+                section=str(item.get("section", "")),
+                drugs=tuple(item.get("drugs", ())),
+            )
+        )
+    return passages
+
+
+@app.command()
+def check(
+    question: str = typer.Option(..., "--question", help="The question the answer replies to."),
+    answer_file: str = typer.Option(..., "--answer-file", help="File holding the answer text (Markdown)."),
+    passages_file: str = typer.Option(
+        None, "--passages", help="JSON/JSONL passages {n, text, ...}; default: retrieve from the index."
+    ),
+    weight_kg: float = typer.Option(None, "--weight-kg", help="Patient weight in kg."),
+    tpmt: str = typer.Option(None, "--tpmt", help="TPMT phenotype."),
+    nudt15: str = typer.Option(None, "--nudt15", help="NUDT15 phenotype."),
+    comed: list[str] = typer.Option(None, "--comed", help="Co-medication (repeatable)."),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+) -> None:
+    """Run the dose guard on an answer: every number must be supported by the passage it cites.
+
+    Without --passages, the passages are retrieved from the index for the question and numbered
+    [1]..[k] as the LLM path numbers them. Exit 0 pass, 1 blocked, 2 usage error."""
+    import json
+    from pathlib import Path
+
+    from assistant.vocabulary import DRUG_SYNONYMS, Vocabulary
+    from guardrails import PatientInputError, check_answer, load_limits, validate_patient
+
+    try:
+        answer = Path(answer_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"error: cannot read the answer file: {exc}", err=True)
+        raise typer.Exit(2) from None
+    values = _patient_values(weight_kg, tpmt, nudt15, comed)
+    try:
+        patient = validate_patient(**values) if values else None  # type: ignore[arg-type]
+    except PatientInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if passages_file:
+        try:
+            passages = _read_passages(passages_file)
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: unusable passages file: {exc}", err=True)
+            raise typer.Exit(2) from None
+        names = set(DRUG_SYNONYMS.values()) | {d for p in passages for d in p.drugs}  # type: ignore[attr-defined]
+        drug = Vocabulary.from_names(names).facets(question).drug
+    else:
+        from assistant.chain import Assistant
+        from ingest.embeddings import Embedder
+        from ingest.errors import IngestError
+        from ingest.store import open_index
+
+        settings = _settings()
+        try:
+            embedder = Embedder.shared(settings.model_path)
+            assistant = Assistant(open_index(settings.store, embedder), embedder, load_limits(),
+                                  k=settings.retrieval_k, data_dir=settings.data_dir)
+            passages, drug = assistant.passages_for(question)
+        except IngestError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    verdict = check_answer(answer, passages, patient, load_limits(), drug)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({
+            "passed": verdict.passed,
+            "error": verdict.error,
+            "badge": verdict.badge,
+            "drug": drug,
+            "claims": [
+                {"text": c.claim.text, "span": list(c.claim.span), "status": c.status.value,
+                 "citation_n": c.passage_n, "reason": c.reason,
+                 "derivation": c.derivation.explanation if c.derivation else ""}
+                for c in verdict.claims
+            ],
+        }, indent=2, ensure_ascii=False))
+    else:
+        for c in verdict.claims:
+            mark = "ok " if c.status.verified else "FAIL"
+            ref = f" [{c.passage_n}]" if c.passage_n else ""
+            typer.echo(f"{mark} {c.claim.text!r}: {c.status.value}{ref} {c.reason}".rstrip())
+        typer.echo(("PASS " if verdict.passed else "BLOCKED ") + verdict.badge)
+    if not verdict.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,737 @@
+"""The default, deterministic answer composer (no LLM).
+
+It picks cited sentences and bullets out of the retrieved chunks, never writes a number of its
+own: every figure in the answer is copied verbatim from a passage, next to the ``[n]`` marker of
+the passage it came from, so the dose guard can verify it. Light templating ("For lupus nephritis
+maintenance: ...") only adds words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from assistant.model import RetrievedChunk
+from assistant.vocabulary import (
+    SECTION_ORDER,
+    QueryFacets,
+    Vocabulary,
+    answer_section,
+    normalise,
+)
+from guardrails.model import Derivation, Passage
+
+__all__ = [
+    "CitedSource",
+    "Composition",
+    "Statement",
+    "compose_answer",
+    "extract_statements",
+    "render_references",
+    "replace_markers",
+    "strip_markers",
+    "suggest_followups",
+]
+
+MARKER_RE = re.compile(r"\s*\[@([^\]]+)\]")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_BULLET_RE = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
+_HEADING_RE = re.compile(r"^\s*#{1,6}\s")
+# A dose-like figure, used only to rank sentences (the guard does the real parsing).
+_DOSE_RE = re.compile(
+    r"(?<![\w.])\d+(?:[.,]\d+)?(?:\s*(?:[-–—]|to)\s*\d+(?:[.,]\d+)?)?\s*"
+    r"(?:mg|g|mcg|µg|micrograms?|milligrams?|grams?|units?|iu)\b"
+    r"(?:\s*/\s*(?:kg|m2|m²|day|d|week|wk|dose))*",
+    re.I,
+)
+_PER_KG_RE = re.compile(r"/\s*kg", re.I)
+_TOPIC_WORDS = ("maintenance", "initial", "starting", "start", "ceiling", "maximum", "induction")
+
+# Which answer sections an intent reads first.
+_PRIMARY: dict[str, tuple[str, ...]] = {
+    "dose": ("Dosing", "Duration"),
+    "general": ("Dosing", "Duration"),
+    "monitoring": ("Monitoring",),
+    "duration": ("Duration",),
+    "interaction": ("Interactions",),
+    "pharmacogenomics": ("Pharmacogenomics",),
+    "adverse": ("Adverse effects", "Contraindications"),
+    "contraindication": ("Contraindications",),
+    "pregnancy": ("Special populations",),
+}
+_CLINICIAN_HEADINGS = {name: name for name in SECTION_ORDER}
+_PATIENT_HEADINGS = {
+    "Dosing": "How much is usually taken",
+    "Duration": "How long it is taken",
+    "Pharmacogenomics": "Genetic blood test (TPMT / NUDT15)",
+    "Monitoring": "Check-ups and blood tests",
+    "Interactions": "Other medicines",
+    "Special populations": "Pregnancy, children and other situations",
+    "Contraindications": "When it should not be used",
+    "Adverse effects": "Side effects",
+    "Background": "Background",
+    "For this patient": "For you",
+}
+# Plainer words for patients; numbers are never touched.
+_PATIENT_TERMS = (
+    (re.compile(r"\bmyelosuppression\b", re.I), "low blood counts (myelosuppression)"),
+    (re.compile(r"\bhaematological\b|\bhematological\b", re.I), "blood"),
+    (re.compile(r"\bCBCs?\b"), "blood counts"),
+    (re.compile(r"\bhepatotoxicity\b", re.I), "liver damage"),
+    (re.compile(r"\bcytopenias?\b", re.I), "low blood counts"),
+    (re.compile(r"\bleukopenia\b", re.I), "low white-cell count"),
+    (re.compile(r"\bthrombocytopenia\b", re.I), "low platelet count"),
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One cited sentence or bullet from a chunk."""
+
+    raw: str  # as in the chunk, with [@id] markers
+    text: str  # markers removed
+    source_ids: tuple[str, ...]
+    chunk: RetrievedChunk
+    section: str  # answer section
+    group: str  # deepest heading below the answer-section heading, "" when none
+    rank: int  # chunk rank in the retrieval
+    order: int  # position in the chunk
+
+    @property
+    def key(self) -> str:
+        return f"{self.chunk.chunk_id}:{self.order}"
+
+    @property
+    def doses(self) -> list[str]:
+        return [m.group(0) for m in _DOSE_RE.finditer(self.text)]
+
+
+@dataclass(frozen=True)
+class CitedSource:
+    """One ``[n]``: a source id as cited by one chunk."""
+
+    n: int
+    chunk: RetrievedChunk
+    source_id: str
+    reference: str
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Composition:
+    body: str  # the Markdown the guard checks: direct answer + sections
+    references: str  # the numbered reference list (bibliographic, not a claim)
+    summary: str
+    cited: tuple[CitedSource, ...]
+    statements: tuple[Statement, ...] = ()
+    line_keys: tuple[tuple[int, int, tuple[str, ...]], ...] = ()  # (start, end, statement keys)
+    derivations: tuple[Derivation, ...] = ()
+
+    @property
+    def answer(self) -> str:
+        return f"{self.body}\n\n{self.references}".strip() if self.references else self.body
+
+    @property
+    def passages(self) -> tuple[Passage, ...]:
+        return passages_for(self.cited)
+
+    def keys_at(self, span: tuple[int, int]) -> tuple[str, ...]:
+        for start, end, keys in self.line_keys:
+            if start <= span[0] < end:
+                return keys
+        return ()
+
+
+def strip_markers(text: str) -> str:
+    return MARKER_RE.sub("", text).strip()
+
+
+def _marker_ids(raw_marker: str) -> tuple[str, ...]:
+    return tuple(p.strip().lstrip("@").strip() for p in raw_marker.split(";") if p.strip())
+
+
+@lru_cache(maxsize=4096)
+def _split_units(text: str) -> tuple[str, ...]:
+    units: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or _HEADING_RE.match(line):
+            continue
+        if _BULLET_RE.match(line):
+            units.append(_BULLET_RE.sub("", line, count=1).strip())
+            continue
+        for sentence in _SENTENCE_SPLIT.split(line.strip()):
+            if sentence.startswith("[@") and units:
+                # A marker that trails the full stop belongs to the sentence before it.
+                end = sentence.find("]") + 1
+                units[-1] = f"{units[-1]} {sentence[:end]}"
+                sentence = sentence[end:].strip()
+            if sentence:
+                units.append(sentence)
+    return tuple(units)
+
+
+def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
+    """Every cited unit of every chunk; uncited text is never used (it cannot be cited)."""
+    out: list[Statement] = []
+    for rank, chunk in enumerate(chunks):
+        path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
+        section = answer_section(path, chunk.text)
+        group = _group_heading(path)
+        for order, unit in enumerate(_split_units(chunk.text)):
+            ids: list[str] = []
+            for m in MARKER_RE.finditer(unit):
+                ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
+            if not ids:
+                continue
+            out.append(
+                Statement(
+                    raw=unit,
+                    text=strip_markers(unit),
+                    source_ids=tuple(ids),
+                    chunk=chunk,
+                    section=section,
+                    group=group,
+                    rank=rank,
+                    order=order,
+                )
+            )
+    return out
+
+
+def _group_heading(path: Sequence[str]) -> str:
+    # The deepest heading names the sub-topic ("Lupus nephritis maintenance") unless it is
+    # the section heading itself ("Dosing") or the document title.
+    if len(path) >= 3:
+        return path[-1]
+    return ""
+
+
+# -- scoring ----------------------------------------------------------------------------------
+@dataclass
+class _Scored:
+    statement: Statement
+    score: float
+    indication_fit: str  # match | neutral | mismatch
+    label: str = ""
+
+
+def _about_drug(
+    st: Statement, drug: str, vocab: Vocabulary, aliases: Sequence[str]
+) -> tuple[bool, bool]:
+    """(relevant, mentions): is the statement about the question's drug?"""
+    low = f" {' '.join(normalise(st.text))} "
+    mentions = any(f" {' '.join(normalise(a))} " in low for a in aliases)
+    if mentions:
+        return True, True
+    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
+    primary = bool(chunk_drugs) and chunk_drugs[0] == drug
+    others = vocab.mentions(st.text, "drug") - {drug}
+    return primary and not others, False
+
+
+def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tuple[str, str]:
+    """How the statement's indication relates to the question's, plus a label for it."""
+    unit_inds = vocab.mentions(f"{st.group} {st.text}", "indication")
+    label = st.group or (sorted(unit_inds)[0] if unit_inds else "")
+    if not facets.indications or facets.broad_indication:
+        return "neutral", label
+    if unit_inds:
+        ok = any(vocab.indication_matches(u, f) for u in unit_inds for f in facets.indications)
+        return ("match" if ok else "mismatch"), label
+    chunk_inds = st.chunk.metadata.get("indications", ())
+    if not chunk_inds:
+        return "neutral", label
+    ok = any(vocab.indication_matches(c, f) for c in chunk_inds for f in facets.indications)
+    return ("neutral" if ok else "weak"), label
+
+
+def _score(
+    statements: Iterable[Statement],
+    facets: QueryFacets,
+    vocab: Vocabulary,
+    question_tokens: set[str],
+) -> list[_Scored]:
+    drug = facets.drug or ""
+    aliases = vocab.aliases_of(drug) if drug else ()
+    primary = _PRIMARY.get(facets.intent, ())
+    scored: list[_Scored] = []
+    for st in statements:
+        relevant, mentions = _about_drug(st, drug, vocab, aliases)
+        if drug and not relevant:
+            continue
+        fit, label = _indication_fit(st, facets, vocab)
+        if fit == "mismatch":
+            continue
+        score = 1.0 / (1 + st.rank)
+        score += 1.0 if mentions else 0.0
+        score += {"match": 2.0, "neutral": 0.5, "weak": -2.0}.get(fit, 0.0)
+        if st.section in primary:
+            score += 2.0
+        doses = st.doses
+        if mentions and doses and _leads(st.text, aliases, vocab, drug):
+            score += 1.5
+        if facets.intent in ("dose", "general") and doses:
+            score += 1.5 + min(len(doses), 3) * 0.3
+            if any(_PER_KG_RE.search(d) for d in doses):
+                score += 0.5
+        words = set(normalise(st.text))
+        score += 0.2 * len(words & question_tokens)
+        # A statement that spans every indication the question names answers it best
+        # ("1–2 mg/kg/day for both autoimmune disease and transplantation").
+        concepts = len(facets.indications) + (1 if facets.broad_indication else 0)
+        if concepts >= 2:
+            hit = len(vocab.mentions(st.text, "indication") & set(facets.indications))
+            hit += 1 if facets.broad_indication and "autoimmune" in words else 0
+            if hit >= concepts:
+                score += 2.0
+        for population in facets.populations:
+            if (
+                vocab.mentions(st.text, "population") & {population}
+                or population.split()[0] in words
+            ):
+                score += 2.0
+        for gene, phenotype in facets.phenotypes:
+            if gene in words:
+                score += 0.5
+            if phenotype in words or (phenotype == "poor" and "absent" in words):
+                score += 4.0
+        for other in facets.drugs[1:]:
+            if other in words:
+                score += 2.0
+        scored.append(_Scored(st, score, fit, label))
+    return scored
+
+
+def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
+    """Is the question's drug the subject of the figures (named before the first dose, with
+    no other drug before it)?"""
+    first = _DOSE_RE.search(text)
+    head = text[: first.start()] if first else text
+    low = head.lower()
+    at = min((low.find(a) for a in aliases if low.find(a) >= 0), default=-1)
+    if at < 0:
+        return False
+    return not (vocab.mentions(head[:at], "drug") - {drug})
+
+
+# -- rendering --------------------------------------------------------------------------------
+class _Numbering:
+    """Assigns ``[n]`` to (chunk, source id) pairs in order of first citation."""
+
+    def __init__(self) -> None:
+        self.cited: list[CitedSource] = []
+        self._index: dict[tuple[str, str], int] = {}
+
+    def number(self, chunk: RetrievedChunk, source_id: str) -> int:
+        key = (chunk.chunk_id, source_id)
+        if key not in self._index:
+            ref, kind = _source_reference(chunk, source_id)
+            n = len(self.cited) + 1
+            self._index[key] = n
+            self.cited.append(CitedSource(n, chunk, source_id, ref, kind))
+        return self._index[key]
+
+
+def _source_reference(chunk: RetrievedChunk, source_id: str) -> tuple[str, str]:
+    for source in chunk.metadata.get("sources", ()):
+        sid = getattr(source, "id", None) if not isinstance(source, dict) else source.get("id")
+        if sid == source_id:
+            if isinstance(source, dict):
+                return str(source.get("reference", source_id)), str(source.get("kind", ""))
+            return str(source.reference), str(source.kind)
+    return source_id, ""
+
+
+def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> str:
+    def sub(m: re.Match[str]) -> str:
+        ns = [numbering.number(chunk, sid) for sid in _marker_ids(m.group(1))]
+        return " " + "".join(f"[{n}]" for n in ns)
+
+    return MARKER_RE.sub(sub, raw).strip()
+
+
+def _patientise(text: str, audience: str) -> str:
+    if audience != "patient":
+        return text
+    for pattern, plain in _PATIENT_TERMS:
+        text = pattern.sub(plain, text)
+    return text
+
+
+def passages_for(cited: Sequence[CitedSource]) -> tuple[Passage, ...]:
+    return tuple(
+        Passage(
+            n=c.n,
+            text=c.chunk.text,
+            doc_id=c.chunk.doc_id,
+            section=c.chunk.section,
+            drugs=tuple(c.chunk.metadata.get("drugs", ())),
+        )
+        for c in cited
+    )
+
+
+@dataclass
+class _Builder:
+    audience: str
+    numbering: _Numbering = field(default_factory=_Numbering)
+    lines: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def add(self, text: str, keys: tuple[str, ...] = ()) -> None:
+        self.lines.append((text, keys))
+
+    def statement(self, st: Statement) -> str:
+        return _patientise(replace_markers(st.raw, st.chunk, self.numbering), self.audience)
+
+    def heading(self, name: str) -> None:
+        headings = _PATIENT_HEADINGS if self.audience == "patient" else _CLINICIAN_HEADINGS
+        self.add("")
+        self.add(f"### {headings.get(name, name)}")
+
+    def build(self) -> tuple[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
+        parts: list[str] = []
+        spans: list[tuple[int, int, tuple[str, ...]]] = []
+        pos = 0
+        for text, keys in self.lines:
+            parts.append(text)
+            spans.append((pos, pos + len(text) + 1, keys))
+            pos += len(text) + 1
+        return "\n".join(parts).strip("\n"), tuple(spans)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _label_prefix(label: str, text: str) -> str:
+    if not label or ":" in text[:90]:
+        return ""
+    words = set(normalise(text))
+    if set(normalise(label)) <= words:
+        return ""
+    return f"For {label[0].lower()}{label[1:]}: "
+
+
+def _doc_order(s: _Scored) -> tuple[int, int, int]:
+    meta = s.statement.chunk.metadata
+    return (
+        int(meta.get("doc_rank", s.statement.rank)),
+        int(meta.get("start", 0)),
+        s.statement.order,
+    )
+
+
+def _direct_statements(scored: list[_Scored], facets: QueryFacets) -> list[_Scored]:
+    """The best statement of each sub-topic of the intent's sections (three dosing sub-topics
+    and one duration statement at most for a dose question)."""
+    primary = _PRIMARY.get(facets.intent, ("Dosing",))
+    dose_intent = facets.intent in ("dose", "general")
+    chosen: list[_Scored] = []
+    for section in primary:
+        pool = [s for s in scored if s.statement.section == section]
+        if dose_intent and section == "Dosing":
+            pool = [s for s in pool if s.statement.doses] or pool
+        by_group: dict[str, list[_Scored]] = {}
+        for s in pool:
+            by_group.setdefault(s.label, []).append(s)
+        best = [
+            max(group, key=lambda s: s.score + 0.4 * len(s.statement.doses))
+            for group in by_group.values()
+        ]
+        best.sort(key=lambda s: s.score, reverse=True)
+        if dose_intent:
+            chosen += best[: 3 if section == "Dosing" else 1]
+        else:
+            chosen += best[: 2 - len(chosen)] if len(chosen) < 2 else []
+    chosen.sort(key=lambda s: (SECTION_ORDER.index(s.statement.section), *_doc_order(s)))
+    return chosen
+
+
+def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
+    """Same sub-topic, same kind of figure, different sources, different numbers."""
+    notes: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for i, a in enumerate(selected):
+        for b in selected[i + 1 :]:
+            sa, sb = a.statement, b.statement
+            if sa.section != "Dosing" or sb.section != "Dosing" or sa.group != sb.group:
+                continue
+            if set(sa.source_ids) & set(sb.source_ids):
+                continue
+            topic = next(
+                (w for w in _TOPIC_WORDS if w in sa.text.lower() and w in sb.text.lower()), None
+            )
+            if topic is None:
+                continue
+            qa = _dose_near(sa.text, topic)
+            qb = _dose_near(sb.text, topic)
+            if not qa or not qb or _basis(qa) != _basis(qb) or _norm(qa) == _norm(qb):
+                continue
+            key = (sa.group, topic)
+            if key in seen:
+                continue
+            seen.add(key)
+            na = builder.numbering.number(sa.chunk, sa.source_ids[0])
+            nb = builder.numbering.number(sb.chunk, sb.source_ids[0])
+            what = f"{sa.group.lower()}" if sa.group else topic
+            notes.append(f"Sources differ on {what}: {qa} [{na}] vs {qb} [{nb}].")
+    return notes
+
+
+def _dose_near(text: str, topic: str) -> str | None:
+    at = text.lower().find(topic)
+    best: tuple[int, str] | None = None
+    for m in _DOSE_RE.finditer(text):
+        distance = abs(m.start() - at)
+        if best is None or distance < best[0]:
+            best = (distance, m.group(0))
+    return best[1] if best else None
+
+
+def _basis(dose: str) -> str:
+    return re.sub(r"[\d.,\s–—-]|to", "", dose.lower())
+
+
+def _norm(dose: str) -> str:
+    return re.sub(r"\s+|to", "", dose.replace("—", "-").replace("–", "-"))
+
+
+def compose_answer(
+    question: str,
+    facets: QueryFacets,
+    chunks: Sequence[RetrievedChunk],
+    vocabulary: Vocabulary,
+    *,
+    audience: str = "clinician",
+    patient: Any = None,
+    derive: Any = None,
+    exclude: frozenset[str] = frozenset(),
+    notes: bool = True,
+    max_per_section: int = 3,
+    max_primary: int = 10,
+) -> Composition | None:
+    """Compose a cited answer, or None when no statement is about the question's drug.
+
+    ``derive(passages) -> tuple[Derivation, ...]`` computes patient-specific doses (the chain
+    passes ``guardrails.calculate`` bound to the patient); ``exclude`` holds statement keys the
+    guard rejected on a previous pass."""
+    statements = [s for s in extract_statements(chunks) if s.key not in exclude]
+    question_tokens = set(normalise(question)) - {
+        "the",
+        "of",
+        "for",
+        "in",
+        "a",
+        "and",
+        "is",
+        "what",
+    }
+    scored = _score(statements, facets, vocabulary, question_tokens)
+    if not scored:
+        return None
+    builder = _Builder(audience)
+    # 1. Direct answer, in bold, from the best statement of each sub-topic.
+    direct = _direct_statements(scored, facets)
+    if not direct:
+        direct = sorted(scored, key=lambda s: s.score, reverse=True)[:2]
+    pieces = []
+    for s in direct:
+        rendered = builder.statement(s.statement)
+        # Only a sub-topic heading earns a "For ...:" lead-in; inferred indications read oddly.
+        pieces.append(_label_prefix(s.statement.group, rendered) + _sentence(rendered))
+    builder.add(f"**{' '.join(pieces)}**", tuple(s.statement.key for s in direct))
+
+    if facets.intent in ("dose", "general"):
+        testing = [
+            s
+            for s in scored
+            if s.statement.section == "Pharmacogenomics"
+            and re.search(r"\btest|genotyp|phenotyp", s.statement.text, re.I)
+        ]
+        if testing:
+            t = max(testing, key=lambda s: s.score)
+            builder.add("")
+            builder.add(_sentence(builder.statement(t.statement)), (t.statement.key,))
+
+    # 2. Sections: the intent's own sections first, then the others that apply.
+    primary = _PRIMARY.get(facets.intent, ())
+    by_section: dict[str, list[_Scored]] = {}
+    for s in scored:
+        by_section.setdefault(s.statement.section, []).append(s)
+    order = [s for s in primary if s in by_section] + [
+        s for s in SECTION_ORDER if s in by_section and s not in primary
+    ]
+    if (
+        facets.populations
+        and "Special populations" in order
+        and "Special populations" not in primary
+    ):
+        order.remove("Special populations")
+        order.insert(min(1, len(order)), "Special populations")
+    shown: list[_Scored] = []
+    derivations: tuple[Derivation, ...] = ()
+    for name in order:
+        if name == "Background" and len(order) > 1:
+            continue
+        limit = max_primary if name in primary else max_per_section
+        items = sorted(by_section[name], key=lambda s: s.score, reverse=True)[:limit]
+        items.sort(key=_doc_order)
+        builder.heading(name)
+        seen_text: set[str] = set()
+        for s in items:
+            if s.statement.text in seen_text:
+                continue
+            seen_text.add(s.statement.text)
+            builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
+            shown.append(s)
+        if name == "Dosing":
+            for note in _disagreements(items, builder) if notes else ():
+                builder.add(f"- {note}")
+            derivations = _patient_block(builder, patient, derive, direct, scored)
+
+    if "Dosing" not in order and patient is not None:
+        derivations = _patient_block(builder, patient, derive, direct, scored)
+
+    if audience == "patient":
+        builder.add("")
+        builder.add("_Do not change a dose on your own: talk to your doctor or pharmacist first._")
+
+    body, line_keys = builder.build()
+    summary = re.sub(r"\*\*", "", body.split("\n", 1)[0]).strip()
+    cited = tuple(builder.numbering.cited)
+    return Composition(
+        body=body,
+        references=render_references(cited, audience),
+        summary=summary,
+        cited=cited,
+        statements=tuple(s.statement for s in shown),
+        line_keys=line_keys,
+        derivations=derivations,
+    )
+
+
+def _patient_block(
+    builder: _Builder,
+    patient: Any,
+    derive: Any,
+    direct: list[_Scored],
+    scored: list[_Scored],
+) -> tuple[Derivation, ...]:
+    if patient is None:
+        return ()
+    context: list[Statement] = []  # what the sources say for this patient's phenotype/co-meds
+    for gene in ("tpmt", "nudt15"):
+        phenotype = getattr(patient, gene, None)
+        if not phenotype or phenotype in ("unknown", "normal"):
+            continue
+        hits = [
+            s
+            for s in scored
+            if s.statement.section == "Pharmacogenomics"
+            and phenotype in normalise(s.statement.text)
+        ]
+        context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
+    for comed in getattr(patient, "comedications", ()) or ():
+        hits = [
+            s
+            for s in scored
+            if s.statement.section == "Interactions" and comed.lower() in s.statement.text.lower()
+        ]
+        context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
+    context = list({st.key: st for st in context}.values())
+
+    lines: list[tuple[str, tuple[str, ...]]] = []
+    derivations: tuple[Derivation, ...] = ()
+    dose_statements = [
+        s.statement for s in direct if s.statement.doses and s.statement.section == "Dosing"
+    ]
+    if derive is not None and dose_statements:
+        # The calculator sees only the headline doses, each numbered as the answer cites it.
+        # Only weight-based steps are shown: the guard re-derives those from the cited passage;
+        # phenotype and co-medication adjustments are shown as the cited statements themselves
+        # (multi-step derivations do not re-verify against whole passages yet).
+        passages: dict[int, list[str]] = {}
+        drugs: dict[int, tuple[str, ...]] = {}
+        for st in dose_statements:
+            n = builder.numbering.number(st.chunk, st.source_ids[0])
+            passages.setdefault(n, []).append(_sentence(st.text))
+            drugs[n] = tuple(st.chunk.metadata.get("drugs", ()))
+        found = [
+            d
+            for d in derive(
+                [Passage(n=n, text=" ".join(t), drugs=drugs[n]) for n, t in passages.items()]
+            )
+            if d.passage_n > 0 and d.within_limits and len(d.steps) == 1
+        ]
+        derivations = tuple(found[:3])
+        for d in derivations:
+            lines.append((f"- {d.steps[0]} — within the dose limits", ()))
+    for st in context:
+        lines.append((f"- {_sentence(builder.statement(st))}", (st.key,)))
+    if lines:
+        builder.heading("For this patient")
+        for text, keys in lines:
+            builder.add(text, keys)
+    return derivations
+
+
+def render_references(cited: Sequence[CitedSource], audience: str = "clinician") -> str:
+    if not cited:
+        return ""
+    heading = "**Sources**" if audience != "patient" else "**Where this comes from**"
+    lines = [heading]
+    for c in cited:
+        path = tuple(c.chunk.metadata.get("section_path") or c.chunk.section.split(" > "))
+        section = " > ".join(p for p in path if p != c.chunk.title) or c.chunk.section
+        lines.append(f"{c.n}. {c.chunk.title} — {section} — {c.reference}")
+    return "\n".join(lines)
+
+
+_FOLLOWUPS = {
+    "Pharmacogenomics": "What if TPMT is intermediate?",
+    "Monitoring": "What monitoring does {drug} need?",
+    "Special populations": "Can {drug} be used in pregnancy?",
+    "Interactions": "Which drug interactions matter for {drug}?",
+    "Duration": "How long should {drug} be continued?",
+    "Dosing": "What is the usual dose of {drug}?",
+    "Contraindications": "When should {drug} not be used?",
+    "Adverse effects": "What are the main side effects of {drug}?",
+}
+_INTENT_SECTION = {
+    "dose": "Dosing",
+    "general": "Dosing",
+    "monitoring": "Monitoring",
+    "duration": "Duration",
+    "interaction": "Interactions",
+    "pharmacogenomics": "Pharmacogenomics",
+    "adverse": "Adverse effects",
+    "contraindication": "Contraindications",
+    "pregnancy": "Special populations",
+}
+
+
+def suggest_followups(
+    vocabulary: Vocabulary, drug: str | None, intent: str, limit: int = 3
+) -> tuple[str, ...]:
+    """Questions the corpus can answer for this drug, skipping the one just asked."""
+    if not drug:
+        return ()
+    available = vocabulary.sections_by_drug.get(drug, frozenset())
+    current = _INTENT_SECTION.get(intent)
+    out = [
+        _FOLLOWUPS[name].format(drug=drug)
+        for name in (
+            "Pharmacogenomics",
+            "Monitoring",
+            "Special populations",
+            "Interactions",
+            "Duration",
+            "Dosing",
+        )
+        if name in available and name != current
+    ]
+    return tuple(out[:limit])

@@ -1,0 +1,395 @@
+"""Hybrid retrieval: bm25s lexical + Chroma dense, fused by reciprocal rank, boosted by facets.
+
+The lexical index is built once per index generation, kept in memory and persisted under
+``<data_dir>/bm25/<generation>/`` so that a restart loads it instead of re-tokenising the corpus.
+The question is embedded exactly once per retrieval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from assistant.model import RetrievedChunk
+from assistant.vocabulary import QueryFacets, Vocabulary, answer_section, normalise
+from ingest.model import Chunk
+
+__all__ = [
+    "HybridRetriever",
+    "LangChainHybridRetriever",
+    "Retrieval",
+    "lexical_tokens",
+    "to_retrieved",
+]
+
+RRF_K = 60
+_STOPWORDS = frozenset(
+    """a an and are as at be by for from has have how i if in is it its of on or that the this
+    to was what when which who with should would can could does do my me we you your much many
+    recommended treating treatment usage use used""".split()
+)
+_SAFE_GENERATION = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class IndexLike(Protocol):
+    generation: Any
+
+    def query(self, embedding: Sequence[float], k: int, where: Any = None) -> Any: ...
+
+    def all_chunks(self) -> list[Chunk]: ...
+
+
+class EmbedderLike(Protocol):
+    def encode(self, texts: Sequence[str]) -> Any: ...
+
+
+def lexical_tokens(text: str) -> list[str]:
+    # A crude plural fold keeps "counts"/"count" and "doses"/"dose" together without a stemmer.
+    out = []
+    for token in normalise(text):
+        if token in _STOPWORDS:
+            continue
+        if len(token) > 4 and token.endswith("s") and not token.endswith("ss"):
+            token = token[:-1]
+        out.append(token)
+    return out
+
+
+def to_retrieved(chunk: Chunk, score: float, **extra: Any) -> RetrievedChunk:
+    """A chunk as the chain passes it on; metadata keeps what composing and citing need."""
+    metadata: dict[str, Any] = {
+        "drugs": tuple(chunk.drugs),
+        "indications": tuple(chunk.indications),
+        "section_path": tuple(chunk.section_path),
+        "sources": tuple(chunk.sources),
+        "source_ids": tuple(chunk.source_ids),
+        "review_status": chunk.review_status,
+        "last_reviewed": chunk.last_reviewed,
+        "doc_kind": chunk.doc_kind,
+        "audience": chunk.audience,
+        "path": chunk.path,
+        "start": chunk.start,
+    }
+    metadata.update(extra)
+    return RetrievedChunk(
+        chunk_id=chunk.id,
+        doc_id=chunk.doc_id,
+        title=chunk.title,
+        section=chunk.section,
+        text=chunk.text,
+        score=score,
+        metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    chunks: tuple[RetrievedChunk, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    best_distance: float | None = None  # dense distance of the closest chunk (lower = closer)
+    lexical_hits: int = 0
+
+
+@dataclass
+class _Lexical:
+    generation: str
+    bm25: Any
+    chunks: list[Chunk]
+    by_id: dict[str, Chunk]
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        index: IndexLike,
+        embedder: EmbedderLike,
+        *,
+        data_dir: str | Path | None = None,
+        candidates: int = 30,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.candidates = candidates
+        self._lexical: _Lexical | None = None
+        self._lock = threading.Lock()
+
+    # -- lexical index ----------------------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        return str(self.index.generation)
+
+    def chunks(self) -> list[Chunk]:
+        return self._ensure_lexical().chunks
+
+    def _ensure_lexical(self) -> _Lexical:
+        generation = self.generation
+        lexical = self._lexical
+        if lexical is not None and lexical.generation == generation:
+            return lexical
+        with self._lock:
+            if self._lexical is None or self._lexical.generation != generation:
+                self._lexical = self._load_or_build(generation)
+            return self._lexical
+
+    def _bm25_dir(self, generation: str) -> Path | None:
+        if self.data_dir is None:
+            return None
+        return self.data_dir / "bm25" / (_SAFE_GENERATION.sub("_", generation) or "default")
+
+    def _load_or_build(self, generation: str) -> _Lexical:
+        import bm25s
+
+        chunks = list(self.index.all_chunks())
+        by_id = {c.id: c for c in chunks}
+        directory = self._bm25_dir(generation)
+        if directory is not None and (directory / "chunk_ids.json").is_file():
+            try:
+                ids = json.loads((directory / "chunk_ids.json").read_text(encoding="utf-8"))
+                if set(ids) == set(by_id) and len(ids) == len(chunks):
+                    bm25 = bm25s.BM25.load(str(directory), show_progress=False)
+                    return _Lexical(generation, bm25, [by_id[i] for i in ids], by_id)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is rebuilt below, never trusted
+        corpus_tokens = [
+            lexical_tokens(" ".join((c.title, " ".join(c.section_path), c.text))) or ["_empty_"]
+            for c in chunks
+        ]
+        bm25 = bm25s.BM25()
+        if chunks:
+            bm25.index(corpus_tokens, show_progress=False)
+        if directory is not None and chunks:
+            self._persist(bm25, [c.id for c in chunks], directory)
+        return _Lexical(generation, bm25 if chunks else None, chunks, by_id)
+
+    @staticmethod
+    def _persist(bm25: Any, ids: list[str], directory: Path) -> None:
+        # Written to a sibling temp dir and renamed, so a reader never sees half an index.
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
+            bm25.save(str(tmp), show_progress=False)
+            (tmp / "chunk_ids.json").write_text(json.dumps(ids), encoding="utf-8")
+            if directory.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+            os.replace(tmp, directory)
+        except OSError:
+            pass  # persistence is a start-up optimisation; the in-memory index still works
+
+    def _lexical_ranking(self, lexical: _Lexical, query: str) -> list[tuple[str, float]]:
+        if lexical.bm25 is None:
+            return []
+        tokens = [t for t in lexical_tokens(query) if t in lexical.bm25.vocab_dict]
+        if not tokens:
+            return []
+        scores = lexical.bm25.get_scores(tokens)
+        order = scores.argsort()[::-1][: self.candidates]
+        return [(lexical.chunks[i].id, float(scores[i])) for i in order if scores[i] > 0]
+
+    # -- retrieval ----------------------------------------------------------------------------
+    def _coverage(
+        self,
+        lexical: _Lexical,
+        facets: QueryFacets,
+        vocabulary: Vocabulary,
+        ranked: list[tuple[str, float]],
+        chunks: dict[str, Chunk],
+        per_section: int = 2,
+    ) -> list[tuple[str, float]]:
+        """A dose question deserves the TPMT and monitoring facts even when the question's
+        words did not pull them in: add the best lexical hits for a missing section."""
+        have = {cid for cid, _ in ranked}
+        present = {answer_section(chunks[cid].section_path) for cid in have}
+        floor = ranked[-1][1] * 0.5
+        extra: list[tuple[str, float]] = []
+        aliases = " ".join(vocabulary.aliases_of(facets.drugs[0]))
+        for section, query in _COVER_QUERIES.items():
+            if section in present:
+                continue
+            added = 0
+            for cid, _score in self._lexical_ranking(lexical, f"{query} {aliases}"):
+                chunk = lexical.by_id[cid]
+                if cid in have or answer_section(chunk.section_path) != section:
+                    continue
+                if not _about_drugs(chunk, facets, vocabulary):
+                    continue
+                chunks[cid] = chunk
+                extra.append((cid, floor))
+                have.add(cid)
+                added += 1
+                if added >= per_section:
+                    break
+        return extra
+
+    def retrieve(
+        self,
+        question: str,
+        facets: QueryFacets,
+        vocabulary: Vocabulary,
+        *,
+        k: int = 8,
+    ) -> Retrieval:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        lexical = self._ensure_lexical()
+        expansion = (
+            " ".join(" ".join(vocabulary.aliases_of(d)) for d in facets.drugs)
+            + " "
+            + " ".join(facets.indications + facets.populations)
+        )
+        lexical_ranked = self._lexical_ranking(lexical, f"{question} {expansion}")
+        t1 = time.perf_counter()
+        timings["lexical"] = (t1 - t0) * 1000
+
+        dense_query = question
+        if facets.drugs and not any(d in question.lower() for d in facets.drugs):
+            # A follow-up ("and in pregnancy?") carries its drug only in the facets.
+            dense_query = f"{' '.join(facets.drugs)} {' '.join(facets.indications)} {question}"
+        embedding = self.embedder.encode([dense_query])[0]
+        dense = list(self.index.query(embedding, self.candidates, None) or [])
+        t2 = time.perf_counter()
+        timings["dense"] = (t2 - t1) * 1000
+
+        fused: dict[str, float] = {}
+        lex_rank: dict[str, int] = {}
+        dense_rank: dict[str, int] = {}
+        distances: dict[str, float] = {}
+        chunks: dict[str, Chunk] = {}
+        for rank, (chunk_id, _score) in enumerate(lexical_ranked, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            lex_rank[chunk_id] = rank
+            chunks[chunk_id] = lexical.by_id[chunk_id]
+        for rank, (chunk, distance) in enumerate(dense, start=1):
+            fused[chunk.id] = fused.get(chunk.id, 0.0) + 1.0 / (RRF_K + rank)
+            dense_rank[chunk.id] = rank
+            distances[chunk.id] = float(distance)
+            chunks.setdefault(chunk.id, chunk)
+
+        vote = 1.0 / (RRF_K + 1)
+        matching: dict[str, bool] = {}
+        for chunk_id, chunk in chunks.items():
+            about_drug = _about_drugs(chunk, facets, vocabulary)
+            matching[chunk_id] = about_drug
+            bonus = 0.0
+            if about_drug:
+                bonus += vote
+                if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
+                    bonus += vote / 2
+            if facets.indications and any(
+                vocabulary.indication_matches(ind, f)
+                for ind in chunk.indications
+                for f in facets.indications
+            ):
+                bonus += vote / 2
+            if _section_fits(chunk, facets):
+                bonus += vote / 2
+            fused[chunk_id] += bonus
+        if facets.drugs and any(matching.values()):
+            # Metadata filter: once the question names a drug, chunks about other drugs only
+            # add noise (and wrong numbers) to the answer.
+            fused = {cid: s for cid, s in fused.items() if matching[cid]}
+
+        ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
+        if facets.intent in ("dose", "general") and facets.drugs and ranked:
+            ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks)
+        doc_rank: dict[str, int] = {}
+        for cid, _score in ranked:
+            doc_rank.setdefault(chunks[cid].doc_id, len(doc_rank))
+        result = tuple(
+            to_retrieved(
+                chunks[cid],
+                score,
+                doc_rank=doc_rank[chunks[cid].doc_id],
+                lexical_rank=lex_rank.get(cid),
+                dense_rank=dense_rank.get(cid),
+                distance=distances.get(cid),
+            )
+            for cid, score in ranked
+        )
+        timings["fusion"] = (time.perf_counter() - t2) * 1000
+        return Retrieval(
+            chunks=result,
+            timings_ms=timings,
+            best_distance=min(distances.values()) if distances else None,
+            lexical_hits=len(lexical_ranked),
+        )
+
+
+_COVER_QUERIES = {
+    "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
+    "Monitoring": "monitoring blood counts weekly first weeks liver tests",
+}
+
+
+def _about_drugs(chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary) -> bool:
+    if not facets.drugs:
+        return False
+    chunk_drugs = {d.lower() for d in chunk.drugs}
+    if chunk_drugs & set(facets.drugs):
+        return True
+    return bool(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug") & set(facets.drugs))
+
+
+_INTENT_SECTIONS = {
+    "dose": {"Dosing", "Duration"},
+    "monitoring": {"Monitoring"},
+    "duration": {"Duration", "Dosing"},
+    "interaction": {"Interactions"},
+    "pharmacogenomics": {"Pharmacogenomics"},
+    "adverse": {"Adverse effects", "Contraindications"},
+    "contraindication": {"Contraindications"},
+    "pregnancy": {"Special populations"},
+}
+
+
+def _section_fits(chunk: Chunk, facets: QueryFacets) -> bool:
+    wanted = set(_INTENT_SECTIONS.get(facets.intent, ()))
+    if facets.populations:
+        wanted.add("Special populations")
+    return answer_section(chunk.section_path) in wanted
+
+
+class LangChainHybridRetriever(BaseRetriever):
+    """The hybrid retriever as a LangChain ``BaseRetriever`` (documents carry the
+    ``RetrievedChunk`` in ``metadata['retrieved']``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    hybrid: Any
+    vocabulary: Callable[[], Vocabulary]
+    k: int = 8
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        vocabulary = self.vocabulary()
+        retrieval = self.hybrid.retrieve(query, vocabulary.facets(query), vocabulary, k=self.k)
+        return [
+            LCDocument(
+                page_content=rc.text,
+                id=rc.chunk_id,
+                metadata={
+                    "chunk_id": rc.chunk_id,
+                    "doc_id": rc.doc_id,
+                    "title": rc.title,
+                    "section": rc.section,
+                    "score": rc.score,
+                    "retrieved": rc,
+                },
+            )
+            for rc in retrieval.chunks
+        ]

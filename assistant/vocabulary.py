@@ -1,0 +1,536 @@
+"""What a question is about: drugs, indications, populations, phenotypes and intent.
+
+The vocabulary is built from the corpus metadata (drugs and indications of every chunk) plus a
+small synonym table for brands and abbreviations clinicians type (Imuran, AZA, LN, AIH...).
+Drug names tolerate typos through ``difflib`` (rapidfuzz is not a dependency).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ingest.model import Chunk
+
+__all__ = [
+    "INTENTS",
+    "QueryFacets",
+    "Vocabulary",
+    "answer_section",
+    "normalise",
+]
+
+INTENTS = (
+    "dose",
+    "monitoring",
+    "duration",
+    "interaction",
+    "pharmacogenomics",
+    "adverse",
+    "contraindication",
+    "pregnancy",
+    "general",
+)
+
+# alias -> canonical generic name. Canonical names are resolved against the corpus drug list,
+# so "mycophenolate" still finds a corpus that says "mycophenolate mofetil".
+DRUG_SYNONYMS: dict[str, str] = {
+    "azathioprine": "azathioprine",
+    "imuran": "azathioprine",
+    "azasan": "azathioprine",
+    "aza": "azathioprine",
+    "mycophenolate": "mycophenolate",
+    "mycophenolate mofetil": "mycophenolate",
+    "mycophenolic acid": "mycophenolate",
+    "cellcept": "mycophenolate",
+    "myfortic": "mycophenolate",
+    "mmf": "mycophenolate",
+    "mpa": "mycophenolate",
+    "cyclophosphamide": "cyclophosphamide",
+    "cytoxan": "cyclophosphamide",
+    "cyc": "cyclophosphamide",
+    "methotrexate": "methotrexate",
+    "mtx": "methotrexate",
+    "trexall": "methotrexate",
+    "otrexup": "methotrexate",
+    "allopurinol": "allopurinol",
+    "zyloprim": "allopurinol",
+    "febuxostat": "febuxostat",
+    "uloric": "febuxostat",
+    "mercaptopurine": "mercaptopurine",
+    "6-mp": "mercaptopurine",
+    "6mp": "mercaptopurine",
+    "purinethol": "mercaptopurine",
+    "purixan": "mercaptopurine",
+    "hydroxychloroquine": "hydroxychloroquine",
+    "plaquenil": "hydroxychloroquine",
+    "hcq": "hydroxychloroquine",
+    "prednisone": "prednisone",
+    "prednisolone": "prednisolone",
+    "tacrolimus": "tacrolimus",
+    "cyclosporine": "cyclosporine",
+    "ciclosporin": "cyclosporine",
+    "belimumab": "belimumab",
+    "voclosporin": "voclosporin",
+    "rituximab": "rituximab",
+    "warfarin": "warfarin",
+}
+
+# canonical indication -> aliases (lower-case phrases). Longer phrases win over shorter ones.
+INDICATION_ALIASES: dict[str, tuple[str, ...]] = {
+    "lupus nephritis": ("lupus nephritis", "ln", "nephritis", "renal lupus"),
+    "systemic lupus erythematosus": (
+        "systemic lupus erythematosus",
+        "systemic lupus",
+        "sle",
+        "lupus",
+    ),
+    "autoimmune hepatitis": ("autoimmune hepatitis", "aih"),
+    "rheumatoid arthritis": ("rheumatoid arthritis", "rheumatoid", "ra"),
+    "inflammatory bowel disease": (
+        "inflammatory bowel disease",
+        "ibd",
+        "crohn",
+        "crohns",
+        "crohn disease",
+        "ulcerative colitis",
+        "uc",
+        "colitis",
+    ),
+    "transplant rejection": (
+        "transplant rejection",
+        "organ rejection",
+        "rejection",
+        "transplant",
+        "transplantation",
+        "homotransplantation",
+        "renal homotransplantation",
+        "kidney transplant",
+        "renal transplant",
+        "allograft",
+    ),
+    "gout": ("gout", "hyperuricemia", "hyperuricaemia"),
+    "acute lymphoblastic leukemia": (
+        "acute lymphoblastic leukemia",
+        "acute lymphoblastic leukaemia",
+        "leukemia",
+        "leukaemia",
+    ),
+    "psoriasis": ("psoriasis",),
+    "dermatomyositis": ("dermatomyositis",),
+    "pemphigus": ("pemphigus", "pemphigus vulgaris"),
+    "vasculitis": ("vasculitis", "anca"),
+}
+
+# Terms that name every autoimmune indication at once: no indication filter, not "off-topic".
+BROAD_INDICATION_TERMS = ("autoimmune disease", "autoimmune diseases", "autoimmune", "immune")
+
+POPULATION_ALIASES: dict[str, tuple[str, ...]] = {
+    "pregnancy": ("pregnancy", "pregnant", "conception", "trying to conceive", "fertility"),
+    "breastfeeding": ("breastfeeding", "breast feeding", "breast-feeding", "lactation", "nursing"),
+    "pediatric": ("pediatric", "paediatric", "child", "children", "kids", "infant", "adolescent"),
+    "elderly": ("elderly", "older adults", "older patients", "geriatric"),
+    "renal impairment": (
+        "renal impairment",
+        "renal insufficiency",
+        "renal failure",
+        "kidney disease",
+        "kidney impairment",
+        "ckd",
+        "dialysis",
+        "egfr",
+        "creatinine clearance",
+    ),
+    "hepatic impairment": ("hepatic impairment", "liver impairment", "liver disease", "cirrhosis"),
+}
+
+# First match wins, so the most specific intents come first.
+_INTENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "pharmacogenomics",
+        re.compile(r"\b(tpmt|nudt15|genotyp\w*|phenotyp\w*|metaboli[sz]er\w*|pharmacogen\w*)\b"),
+    ),
+    (
+        "interaction",
+        re.compile(
+            r"\b(interact\w*|allopurinol|febuxostat|zyloprim|warfarin|co-?medicat\w*"
+            r"|together with|combin\w+ with|at the same time)\b"
+        ),
+    ),
+    (
+        "pregnancy",
+        re.compile(r"\b(pregnan\w*|breast-?\s?feed\w*|lactat\w*|nursing|conceiv\w*)\b"),
+    ),
+    (
+        "contraindication",
+        re.compile(r"\b(contraindicat\w*|should not|must not|shouldn't|who cannot|avoid\w*)\b"),
+    ),
+    (
+        "monitoring",
+        re.compile(r"\b(monitor\w*|blood counts?|cbc|labs?|laborator\w*|blood tests?|check\w*)\b"),
+    ),
+    (
+        "duration",
+        re.compile(
+            r"\b(how long|duration|for how many|stop\w*|discontinu\w*|withdraw\w*|taper\w*)\b"
+        ),
+    ),
+    (
+        "adverse",
+        re.compile(r"\b(side[- ]effects?|adverse|toxicit\w*|risks?|dangerous|safety)\b"),
+    ),
+    (
+        "dose",
+        re.compile(
+            r"\b(doses?|dosage|dosing|dosed|how much|mg|milligrams?|maximum|max|start\w*"
+            r"|titrat\w*|regimen|usage|take)\b"
+        ),
+    ),
+)
+
+_PHENOTYPE_RE = re.compile(
+    r"\b(tpmt|nudt15)\b(?:\W+\w+){0,3}?\W+"
+    r"(normal|intermediate|poor|low|absent|deficien\w*|heterozygous|homozygous|reduced)\b"
+    r"|\b(normal|intermediate|poor|low|absent|deficien\w*|heterozygous|homozygous|reduced)\W+"
+    r"(?:\w+\W+){0,2}?(tpmt|nudt15)\b"
+)
+_PHENOTYPE_WORDS = {
+    "normal": "normal",
+    "intermediate": "intermediate",
+    "heterozygous": "intermediate",
+    "low": "intermediate",
+    "reduced": "intermediate",
+    "poor": "poor",
+    "absent": "poor",
+    "homozygous": "poor",
+}
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_MAX_PHRASE = 4
+
+
+@lru_cache(maxsize=8192)
+def _normalise(text: str) -> tuple[str, ...]:
+    text = text.lower().replace("’", "'").replace("'s ", " ")
+    return tuple(_TOKEN_RE.findall(text))
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case word tokens; hyphenated words stay one token ("6-mp", "non-renal")."""
+    return list(_normalise(text))
+
+
+@dataclass(frozen=True)
+class QueryFacets:
+    """What a question asks about. ``drugs`` are corpus drug names in question order;
+    ``uncovered_drugs`` are drugs we recognise but the corpus does not cover."""
+
+    drugs: tuple[str, ...] = ()
+    indications: tuple[str, ...] = ()
+    populations: tuple[str, ...] = ()
+    intent: str = "general"
+    phenotypes: tuple[tuple[str, str], ...] = ()  # (gene, phenotype), e.g. ("tpmt", "poor")
+    uncovered_drugs: tuple[str, ...] = ()
+    broad_indication: bool = False
+
+    @property
+    def drug(self) -> str | None:
+        return self.drugs[0] if self.drugs else None
+
+    @property
+    def indication(self) -> str | None:
+        return self.indications[0] if self.indications else None
+
+
+@dataclass(frozen=True)
+class _Alias:
+    kind: str  # drug | indication | population | broad
+    canonical: str
+
+
+@dataclass
+class Vocabulary:
+    """Drugs and indications of the corpus plus synonyms; ``facets(question)`` reads a question."""
+
+    drugs: frozenset[str] = frozenset()
+    indications: frozenset[str] = frozenset()
+    sections_by_drug: dict[str, frozenset[str]] = field(default_factory=dict)
+    brands: dict[str, str] = field(default_factory=dict)  # brand -> corpus drug, from metadata
+    _aliases: dict[tuple[str, ...], _Alias] = field(default_factory=dict, repr=False)
+    _fuzzy_drug_words: dict[str, str] = field(default_factory=dict, repr=False)
+    _mention_cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[Chunk]) -> Vocabulary:
+        drugs: set[str] = set()
+        indications: set[str] = set()
+        sections: dict[str, set[str]] = defaultdict(set)
+        brands: dict[str, str] = {}
+        for chunk in chunks:
+            drugs.update(d.lower() for d in chunk.drugs)
+            if chunk.drugs and chunk.brand_names:
+                # An imported label names its product ("Lipitor"): the brand means its first
+                # drug, by its moiety when that is listed too ("atorvastatin calcium" ->
+                # "atorvastatin"), so brand and generic questions find the same sentences.
+                base = chunk.drugs[0].lower()
+                for other in chunk.drugs:
+                    if base.startswith(other.lower() + " "):
+                        base = other.lower()
+                for brand in chunk.brand_names:
+                    brands.setdefault(brand.lower(), base)
+            indications.update(i.lower() for i in chunk.indications)
+            kind = answer_section(chunk.section_path, chunk.text)
+            for drug in chunk.drugs:
+                sections[drug.lower()].add(kind)
+        vocab = cls(
+            drugs=frozenset(drugs),
+            indications=frozenset(indications),
+            sections_by_drug={d: frozenset(s) for d, s in sections.items()},
+            brands=brands,
+        )
+        vocab._build_aliases()
+        return vocab
+
+    @classmethod
+    def from_names(cls, drugs: Iterable[str], indications: Iterable[str] = ()) -> Vocabulary:
+        vocab = cls(
+            drugs=frozenset(d.lower() for d in drugs),
+            indications=frozenset(i.lower() for i in indications),
+        )
+        vocab._build_aliases()
+        return vocab
+
+    # -- building -------------------------------------------------------------------------
+    def _resolve_drug(self, canonical: str) -> str | None:
+        """The corpus's own name for a canonical drug, or None when the corpus lacks it."""
+        if canonical in self.drugs:
+            return canonical
+        for name in sorted(self.drugs):
+            if name.startswith(canonical) or canonical.startswith(name):
+                return name
+        return None
+
+    def _build_aliases(self) -> None:
+        aliases: dict[tuple[str, ...], _Alias] = {}
+
+        def add(phrase: str, alias: _Alias) -> None:
+            key = tuple(normalise(phrase))
+            if key:
+                aliases.setdefault(key, alias)
+
+        for drug in sorted(self.drugs):
+            add(drug, _Alias("drug", drug))
+        for brand, drug in sorted(self.brands.items()):
+            add(brand, _Alias("drug", drug))
+        for alias, canonical in DRUG_SYNONYMS.items():
+            add(alias, _Alias("drug", self._resolve_drug(canonical) or f"?{canonical}"))
+        for canonical, names in INDICATION_ALIASES.items():
+            for name in names:
+                add(name, _Alias("indication", canonical))
+        for indication in sorted(self.indications):
+            add(indication, _Alias("indication", self._canonical_indication(indication)))
+        for canonical, names in POPULATION_ALIASES.items():
+            for name in names:
+                add(name, _Alias("population", canonical))
+        for term in BROAD_INDICATION_TERMS:
+            add(term, _Alias("broad", ""))
+        self._aliases = aliases
+        # Typo tolerance only for drug words long enough that a near miss is still unambiguous.
+        self._fuzzy_drug_words = {
+            key[0]: alias.canonical
+            for key, alias in aliases.items()
+            if alias.kind == "drug" and len(key) == 1 and len(key[0]) >= 5
+        }
+
+    @staticmethod
+    def _canonical_indication(indication: str) -> str:
+        words = " ".join(normalise(indication))
+        for canonical, names in INDICATION_ALIASES.items():
+            if words == canonical or words in names:
+                return canonical
+        return words
+
+    # -- reading a question -----------------------------------------------------------------
+    def facets(self, question: str) -> QueryFacets:
+        tokens = normalise(question)
+        drugs: list[str] = []
+        uncovered: list[str] = []
+        indications: list[str] = []
+        populations: list[str] = []
+        broad = False
+        i = 0
+        while i < len(tokens):
+            for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
+                alias = self._aliases.get(tuple(tokens[i : i + n]))
+                if alias is None:
+                    continue
+                if alias.kind == "drug":
+                    target = uncovered if alias.canonical.startswith("?") else drugs
+                    name = alias.canonical.lstrip("?")
+                    if name not in target:
+                        target.append(name)
+                elif alias.kind == "indication" and alias.canonical not in indications:
+                    indications.append(alias.canonical)
+                elif alias.kind == "population" and alias.canonical not in populations:
+                    populations.append(alias.canonical)
+                elif alias.kind == "broad":
+                    broad = True
+                i += n
+                break
+            else:
+                fuzzy = self._fuzzy_drug(tokens[i])
+                if fuzzy and not fuzzy.startswith("?") and fuzzy not in drugs:
+                    drugs.append(fuzzy)
+                i += 1
+        # "lupus nephritis" already implies lupus; keep the specific one only.
+        if "lupus nephritis" in indications and "systemic lupus erythematosus" in indications:
+            indications.remove("systemic lupus erythematosus")
+        return QueryFacets(
+            drugs=tuple(drugs),
+            indications=tuple(indications),
+            populations=tuple(populations),
+            intent=classify_intent(question),
+            phenotypes=parse_phenotypes(question),
+            uncovered_drugs=tuple(d for d in uncovered if d not in drugs),
+            broad_indication=broad,
+        )
+
+    def _fuzzy_drug(self, token: str) -> str | None:
+        if len(token) < 5 or not token.isalpha():
+            return None
+        match = difflib.get_close_matches(token, self._fuzzy_drug_words, n=1, cutoff=0.82)
+        return self._fuzzy_drug_words[match[0]] if match else None
+
+    # -- matching text against facets ---------------------------------------------------------
+    def aliases_of(self, drug: str) -> tuple[str, ...]:
+        """Every phrase that names ``drug`` (generic, brands, abbreviations)."""
+        names = {drug}
+        for key, alias in self._aliases.items():
+            if alias.kind == "drug" and alias.canonical == drug:
+                names.add(" ".join(key))
+        return tuple(sorted(names, key=len, reverse=True))
+
+    def mentions(self, text: str, kind: str) -> set[str]:
+        """Canonical names of ``kind`` ('drug' | 'indication' | 'population') named in text."""
+        key = (kind, text)
+        cached = self._mention_cache.get(key)
+        if cached is None:
+            if len(self._mention_cache) > 20000:
+                self._mention_cache.clear()
+            cached = self._mention_cache[key] = frozenset(self._mentions(text, kind))
+        return set(cached)
+
+    def _mentions(self, text: str, kind: str) -> set[str]:
+        tokens = _normalise(text)
+        found: set[str] = set()
+        i = 0
+        while i < len(tokens):
+            for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
+                alias = self._aliases.get(tuple(tokens[i : i + n]))
+                if alias is not None:
+                    if alias.kind == kind and not alias.canonical.startswith("?"):
+                        found.add(alias.canonical)
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
+
+    def indication_matches(self, corpus_indication: str, facet: str) -> bool:
+        """Does a chunk's indication cover the question's? ("lupus" covers lupus nephritis)."""
+        words = " ".join(normalise(corpus_indication))
+        if not words:
+            return False
+        if words == facet or self._canonical_indication(words) == facet:
+            return True
+        padded = f" {words} "
+        return any(
+            len(alias) >= 4 and f" {alias} " in padded
+            for alias in INDICATION_ALIASES.get(facet, ())
+        )
+
+
+def classify_intent(question: str) -> str:
+    text = question.lower()
+    for intent, pattern in _INTENT_RULES:
+        if pattern.search(text):
+            return intent
+    return "general"
+
+
+def parse_phenotypes(question: str) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for m in _PHENOTYPE_RE.finditer(question.lower()):
+        gene = m.group(1) or m.group(4)
+        word = m.group(2) or m.group(3)
+        phenotype = _PHENOTYPE_WORDS.get(word, "poor" if word.startswith("deficien") else "")
+        if gene and phenotype and (gene, phenotype) not in found:
+            found.append((gene, phenotype))
+    return tuple(found)
+
+
+# Answer sections, in the order a clinician reads them.
+SECTION_ORDER = (
+    "Dosing",
+    "Duration",
+    "Pharmacogenomics",
+    "Monitoring",
+    "Interactions",
+    "Special populations",
+    "Contraindications",
+    "Adverse effects",
+    "Background",
+)
+
+_SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Pharmacogenomics", re.compile(r"tpmt|nudt15|pharmacogen|genotyp|phenotyp|metaboli[sz]er")),
+    ("Interactions", re.compile(r"interact|allopurinol|febuxostat|warfarin|vaccin")),
+    (
+        "Special populations",
+        re.compile(
+            r"pregnan|lactat|breast|pediatric|paediatric|child|elderly|geriatric|older"
+            r"|renal (impair|insuff|failure)|hepatic impair|special population|fertility"
+        ),
+    ),
+    ("Contraindications", re.compile(r"contraindicat|warning|precaution|boxed|do not use")),
+    ("Monitoring", re.compile(r"monitor|laborator|blood count|cbc|follow-up")),
+    ("Duration", re.compile(r"duration|how long|withdraw|discontinu|stopping|taper")),
+    ("Adverse effects", re.compile(r"adverse|side effect|toxicit|malignan|overdos")),
+    (
+        "Dosing",
+        re.compile(
+            r"dos(e|age|ing)|administration|regimen|maintenance|induction|starting|titrat|usage"
+        ),
+    ),
+)
+
+
+def _section_of(heading: str) -> str | None:
+    low = heading.lower()
+    for name, pattern in _SECTION_RULES:
+        if pattern.search(low):
+            return name
+    return None
+
+
+def answer_section(section_path: Sequence[str], text: str = "") -> str:
+    """Map a chunk's heading path (title first) to an answer section.
+
+    A specific heading below the title wins, deepest first ("Dosing > Intermediate metabolizer"
+    is pharmacogenomics); dosing words are weak ("Monitoring > Maintenance phase" is still
+    monitoring); the document title decides last."""
+    path = tuple(section_path)
+    below = path[1:] if len(path) > 1 else ()
+    found = [_section_of(h) for h in reversed(below)]
+    for name in found:
+        if name is not None and name != "Dosing":
+            return name
+    if "Dosing" in found:
+        return "Dosing"
+    if path:
+        return _section_of(path[0]) or "Background"
+    return "Background"

@@ -1,0 +1,81 @@
+"""The two reference questions on the real corpus: every key figure of the reference answers
+that the corpus covers appears in the answer, cited and verified by the guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.chain import Assistant
+from assistant.model import AnswerResult
+from guardrails import load_limits
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "corpus"
+
+USAGE_Q = (
+    "What is the usage and dosage of azathioprine (Imuran) in treating autoimmune diseases and "
+    "preventing organ rejection?"
+)
+LUPUS_Q = "What is the recommended dose of azathioprine for treating lupus?"
+
+# Key figures of the reference answers (facts, not their text), as the corpus writes them.
+LUPUS_NUMBERS = [
+    "2 mg/kg/day",  # lupus nephritis maintenance
+    "100–200 mg",  # typical adult daily dose
+    "2.5–5 mg/day",  # companion prednisone
+    "3–5 years",  # maintenance duration
+    "1–3 mg/kg/day",  # non-renal lupus
+    "50–200 mg",  # typical adult daily dose, non-renal
+    "50–100 mg",  # starting dose
+    "25%",  # allopurinol: reduce to a quarter
+    "8 weeks",  # weekly blood counts for the first 8 weeks
+]
+USAGE_NUMBERS = [
+    "1–2 mg/kg/day",  # headline range for autoimmune disease and transplantation
+    "50 mg/day",  # starting dose
+    "1 mg/kg/day",  # AIH with prednisolone / RA start
+    "2 mg/kg/day",
+    "2 years",  # AIH duration
+    "12 months",  # after transaminases normalise
+]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Assistant:
+    if not any(CORPUS.glob("aza-*.md")):
+        pytest.skip("the azathioprine corpus is not present")
+    from ingest import open_index, run_ingest
+    from ingest.model import StoreConfig
+
+    data = tmp_path_factory.mktemp("real")
+    config = StoreConfig(path=str(data / "chroma"), collection="real")
+    run_ingest([CORPUS], config, embedder, chunk_size=900, data_dir=data, progress=False)
+    return Assistant(open_index(config, embedder), embedder, load_limits(), data_dir=data)
+
+
+def _assert_cited_and_verified(result: AnswerResult, numbers: list[str]) -> None:
+    assert result.status == "verified", result.answer
+    assert all(c.status in ("supported", "derived") for c in result.claims)
+    cited = {c.n for c in result.citations}
+    for number in numbers:
+        hits = [c for c in result.claims if number in c.text]
+        assert hits, f"{number} missing from the answer"
+        assert any(c.status == "supported" and c.citation_n in cited for c in hits), number
+    assert "TPMT" in result.answer
+
+
+def test_lupus_reference_question_has_every_key_number(real: Assistant) -> None:
+    result = real.ask(LUPUS_Q)
+    _assert_cited_and_verified(result, LUPUS_NUMBERS)
+    # The headline leads with lupus nephritis maintenance, as the reference does.
+    assert "2 mg/kg/day" in result.summary and "3–5 years" in result.summary
+
+
+def test_usage_reference_question_has_every_key_number(real: Assistant) -> None:
+    result = real.ask(USAGE_Q)
+    _assert_cited_and_verified(result, USAGE_NUMBERS)
+    assert "1–2 mg/kg/day" in result.summary
+    assert "### Pharmacogenomics" in result.answer and "### Duration" in result.answer
