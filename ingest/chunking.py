@@ -124,6 +124,7 @@ def chunk_document(doc: Document, chunk_size: int) -> list[Chunk]:
                     last_reviewed=doc.last_reviewed,
                     path=doc.path,
                     doc_kind=doc.doc_kind,
+                    brand_names=doc.brand_names,
                 )
             )
     return chunks

@@ -293,27 +293,64 @@ def _expand(paths: Iterable[str | Path], skipped: list[SkippedFile]) -> list[Pat
     return list(unique.values())
 
 
+def _label_documents(
+    roots: Sequence[str | Path], skipped: list[SkippedFile]
+) -> list[Document]:
+    if not roots:
+        return []
+    try:
+        spl = importlib.import_module("ingest.spl")
+    except ImportError:
+        skipped.extend(SkippedFile(str(r), "SPL label loader is not available") for r in roots)
+        return []
+    docs: list[Document] = []
+    for root in roots:
+        got, bad = spl.load_labels(root)
+        docs.extend(got)
+        skipped.extend(bad)
+    return docs
+
+
 def load_corpus(
-    paths: Iterable[str | Path], *, max_bytes: int = DEFAULT_MAX_BYTES
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    labels: Iterable[str | Path] = (),
 ) -> tuple[list[Document], list[SkippedFile]]:
-    """Load every supported file under ``paths``; bad files come back as :class:`SkippedFile`."""
+    """Load every supported file under ``paths``; bad files come back as :class:`SkippedFile`.
+
+    ``labels`` are FDA SPL label files, folders or zips (read by ``ingest.spl.load_labels``); a
+    ``.zip`` named in ``paths`` is read the same way. Walked folders never open zips."""
     skipped: list[SkippedFile] = []
     docs: list[Document] = []
-    by_id: dict[str, str] = {}
-    for f in _expand(paths, skipped):
+    by_id: dict[str, tuple[str, str]] = {}
+    plain: list[str | Path] = []
+    label_roots: list[str | Path] = []
+    for raw in paths:
+        is_zip = Path(raw).suffix.lower() == ".zip" and Path(raw).is_file()
+        (label_roots if is_zip else plain).append(raw)
+    label_roots.extend(labels)
+
+    def accept(doc: Document, where: str, *, label: bool = False) -> None:
+        first = by_id.get(doc.doc_id)
+        if first is None:
+            by_id[doc.doc_id] = (where, doc.content_hash)
+            docs.append(doc)
+        elif not (label and doc.content_hash and first[1] == doc.content_hash):
+            skipped.append(
+                SkippedFile(
+                    where, f"duplicate document id '{doc.doc_id}' (already used by {first[0]})"
+                )
+            )
+        # else: one label named twice (in a corpus folder and by --labels) is indexed once
+
+    for f in _expand(plain, skipped):
         try:
             doc = load_file(f, max_bytes=max_bytes)
         except CorpusError as exc:
             skipped.append(SkippedFile(str(f), exc.reason))
             continue
-        if doc.doc_id in by_id:
-            skipped.append(
-                SkippedFile(
-                    str(f),
-                    f"duplicate document id '{doc.doc_id}' (already used by {by_id[doc.doc_id]})",
-                )
-            )
-            continue
-        by_id[doc.doc_id] = str(f)
-        docs.append(doc)
+        accept(doc, str(f))
+    for doc in _label_documents(label_roots, skipped):
+        accept(doc, doc.path, label=True)
     return docs, skipped

@@ -59,6 +59,7 @@ class Chunk:
     last_reviewed: str = ""
     path: str = ""
     doc_kind: str = "article"  # article | label | text | html | pdf
+    brand_names: tuple[str, ...] = ()  # lower-case brand names of the document's drugs
 
     @property
     def section(self) -> str:

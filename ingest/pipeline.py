@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ingest.chunking import chunk_document, embedding_text
+from ingest.chunking import chunk_document, embedding_text, sections
 from ingest.embeddings import Embedder
 from ingest.errors import IngestLockedError
 from ingest.loaders import DEFAULT_MAX_BYTES, load_corpus
@@ -28,6 +28,13 @@ from ingest.store import Index, chunk_fingerprint, open_index
 __all__ = ["format_summary", "run_ingest"]
 
 _EMBED_BATCH = 64
+
+
+def _section_at(body: str, offset: int) -> str:
+    for path, start, end in sections(body):
+        if start <= offset <= end:
+            return " > ".join(path) or "(before the first heading)"
+    return ""
 
 
 def _limit_warnings(docs: Sequence[Document]) -> list[str]:
@@ -55,7 +62,12 @@ def _limit_warnings(docs: Sequence[Document]) -> list[str]:
                 verdicts = [table.check(d, q, ind) for d in drugs for ind in indications]
                 if not any(ok for ok, _ in verdicts):
                     line = doc.body.count("\n", 0, q.span[0]) + 1
-                    warnings.append(f"{doc.path} (body line {line}): '{q.text}' {verdicts[0][1]}")
+                    # Drug and section too: an imported label's dose must be findable by name.
+                    where = _section_at(doc.body, q.span[0])
+                    warnings.append(
+                        f"{doc.path} (body line {line}, section '{where}'): "
+                        f"{'/'.join(drugs)} '{q.text}' {verdicts[0][1]}"
+                    )
         except Exception as exc:
             warnings.append(f"{doc.path}: dose limits not checked ({type(exc).__name__}: {exc})")
     return warnings
@@ -87,7 +99,10 @@ def run_ingest(
     progress: bool = True,
     lock_timeout_s: float = 30.0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    labels: Iterable[str | Path] = (),
 ) -> IngestReport:
+    """``labels``: FDA SPL label files, folders or zips indexed together with ``paths``. The
+    index mirrors ``paths`` plus ``labels``: a label left out of a later run is removed."""
     started = time.perf_counter()
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -102,7 +117,7 @@ def run_ingest(
         ) from None
     try:
         return _ingest_locked(
-            list(paths), config, embedder, chunk_size, progress, max_bytes, started
+            list(paths), config, embedder, chunk_size, progress, max_bytes, started, list(labels)
         )
     finally:
         lock.release()
@@ -116,8 +131,9 @@ def _ingest_locked(
     progress: bool,
     max_bytes: int,
     started: float,
+    labels: list[str | Path] | None = None,
 ) -> IngestReport:
-    docs, skipped = load_corpus(paths, max_bytes=max_bytes)
+    docs, skipped = load_corpus(paths, max_bytes=max_bytes, labels=labels or ())
     chunks = [c for d in docs for c in chunk_document(d, chunk_size)]
     warnings = _limit_warnings(docs)
     index: Index = open_index(config, embedder)

@@ -64,7 +64,7 @@ def _client_settings() -> chromadb.config.Settings:
 
 
 def _base_metadata(chunk: Chunk) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         "doc_id": chunk.doc_id,
         "title": chunk.title,
         "section": chunk.section,
@@ -93,6 +93,10 @@ def _base_metadata(chunk: Chunk) -> dict[str, Any]:
         "path": chunk.path,
         "doc_kind": chunk.doc_kind,
     }
+    if chunk.brand_names:
+        # Only when present, so chunks without brands keep their fingerprints (no re-embed).
+        meta["brand_names"] = json.dumps(list(chunk.brand_names))
+    return meta
 
 
 def chunk_fingerprint(chunk: Chunk) -> str:
@@ -138,6 +142,7 @@ def chunk_from_record(chunk_id: str, text: str | None, meta: dict[str, Any] | No
         last_reviewed=str(m.get("last_reviewed", "")),
         path=str(m.get("path", "")),
         doc_kind=str(m.get("doc_kind", "article")),
+        brand_names=_tuple(m, "brand_names"),
     )
 
 
