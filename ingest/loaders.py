@@ -322,8 +322,7 @@ def load_corpus(
     ``labels`` are FDA SPL label files, folders or zips (read by ``ingest.spl.load_labels``); a
     ``.zip`` named in ``paths`` is read the same way. Walked folders never open zips."""
     skipped: list[SkippedFile] = []
-    docs: list[Document] = []
-    by_id: dict[str, tuple[str, str]] = {}
+    loaded: list[tuple[Document, str]] = []
     plain: list[str | Path] = []
     label_roots: list[str | Path] = []
     for raw in paths:
@@ -331,26 +330,32 @@ def load_corpus(
         (label_roots if is_zip else plain).append(raw)
     label_roots.extend(labels)
 
-    def accept(doc: Document, where: str, *, label: bool = False) -> None:
-        first = by_id.get(doc.doc_id)
-        if first is None:
-            by_id[doc.doc_id] = (where, doc.content_hash)
-            docs.append(doc)
-        elif not (label and doc.content_hash and first[1] == doc.content_hash):
-            skipped.append(
-                SkippedFile(
-                    where, f"duplicate document id '{doc.doc_id}' (already used by {first[0]})"
-                )
-            )
-        # else: one label named twice (in a corpus folder and by --labels) is indexed once
-
     for f in _expand(plain, skipped):
         try:
-            doc = load_file(f, max_bytes=max_bytes)
+            loaded.append((load_file(f, max_bytes=max_bytes), str(f)))
         except CorpusError as exc:
             skipped.append(SkippedFile(str(f), exc.reason))
-            continue
-        accept(doc, str(f))
+    seen_labels: set[tuple[str, str]] = set()
     for doc in _label_documents(label_roots, skipped):
-        accept(doc, doc.path, label=True)
+        # One label named twice (in a corpus folder and by --labels) is indexed once.
+        key = (doc.doc_id, doc.content_hash)
+        if doc.content_hash and key in seen_labels:
+            continue
+        seen_labels.add(key)
+        loaded.append((doc, doc.path))
+
+    # Every file claiming a shared id is refused, not just the later one: keeping the first by
+    # name would let a new file that sorts earlier replace an already indexed document.
+    places: dict[str, list[str]] = {}
+    for doc, where in loaded:
+        places.setdefault(doc.doc_id, []).append(where)
+    docs: list[Document] = []
+    for doc, where in loaded:
+        if len(places[doc.doc_id]) == 1:
+            docs.append(doc)
+            continue
+        others = ", ".join(p for p in places[doc.doc_id] if p != where)
+        skipped.append(
+            SkippedFile(where, f"duplicate document id '{doc.doc_id}' (also used by {others})")
+        )
     return docs, skipped

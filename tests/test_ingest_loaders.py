@@ -154,8 +154,10 @@ def test_each_bad_file_is_reported_by_path_and_reason_and_the_rest_loads(tmp_pat
         (root / name).write_bytes(data)
     docs, skipped = load_corpus([root], max_bytes=4096)
     reasons = {Path(s.path).name: s.reason for s in skipped}
-    assert sorted(d.doc_id for d in docs) == ["also-good", "good"]
-    assert set(reasons) == set(bad)
+    # Both files claiming id 'good' are refused: neither may silently win.
+    assert sorted(d.doc_id for d in docs) == ["also-good"]
+    assert set(reasons) == set(bad) | {"good.md"}
+    assert "duplicate document id 'good'" in reasons["good.md"]
     for name, (_, fragment) in bad.items():
         assert fragment in reasons[name], (name, reasons[name])
 
