@@ -32,7 +32,7 @@ from assistant.compose import (
 )
 from assistant.model import AnswerResult, Citation, ClaimView, RetrievedChunk
 from assistant.retrieval import HybridRetriever, LangChainHybridRetriever
-from assistant.vocabulary import QueryFacets, Vocabulary
+from assistant.vocabulary import QueryFacets, Vocabulary, given_routes, uncovered_routes
 from guardrails import calculate, check_answer, validate_patient
 from guardrails.errors import PatientInputError
 from guardrails.model import AnswerVerdict, Passage, PatientContext
@@ -280,6 +280,10 @@ class Assistant:
         vocab = self.vocabulary
         facets = vocab.facets(question)
         facets = _inherit(facets, state.history)
+        if not facets.drugs:
+            # "How common is TPMT deficiency?", "how long is LN maintenance?": no drug named,
+            # but a thiopurine topic or a corpus indication says which drugs it is about.
+            facets = vocab.resolve_topic(facets, question)
         state.facets = facets
         state.resolved = question
         if facets.drugs and not any(
@@ -301,6 +305,19 @@ class Assistant:
         state.chunks = retrieval.chunks
         if not retrieval.chunks:
             state.result = self._abstain(state, self.vocabulary)
+        elif state.facets.routes:
+            texts = [f"{c.title} {c.section} {c.text}" for c in retrieval.chunks]
+            missing = uncovered_routes(state.facets.routes, texts)
+            if missing:
+                # Oral doses are no answer about eye drops: say what the sources do cover.
+                drug = state.facets.drug or "this drug"
+                given = " and ".join(given_routes(texts))
+                covered = f"{given} dosing of {drug}" if given else f"dosing of {drug}"
+                state.result = self._abstain(
+                    state,
+                    self.vocabulary,
+                    what=f"The sources cover {covered}, not {' or '.join(missing)}.",
+                )
         return state
 
     def _answer(self, state: _State) -> AnswerResult:
@@ -534,13 +551,15 @@ class Assistant:
         )
         return state
 
-    def _abstain(self, state: _State, vocab: Vocabulary) -> AnswerResult:
+    def _abstain(self, state: _State, vocab: Vocabulary, what: str = "") -> AnswerResult:
         facets = state.facets or QueryFacets()
         covered = ", ".join(sorted(vocab.drugs)) or "no drugs yet (the index is empty)"
-        if facets.uncovered_drugs:
-            what = f"{', '.join(facets.uncovered_drugs)} is not covered by the sources."
-        else:
-            what = "This question is not covered by the sources."
+        if not what:
+            what = (
+                f"{', '.join(facets.uncovered_drugs)} is not covered by the sources."
+                if facets.uncovered_drugs
+                else "This question is not covered by the sources."
+            )
         message = (
             f"**{what}** Dosewise answers only from its curated corpus and will not guess a dose. "
             f"Drugs covered: {covered}."

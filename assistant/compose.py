@@ -16,12 +16,15 @@ from typing import Any
 
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import (
+    INDICATION_ALIASES,
+    POPULATION_ALIASES,
     SECTION_ORDER,
     QueryFacets,
     Vocabulary,
     answer_section,
     normalise,
 )
+from guardrails.drugs import attached_drug
 from guardrails.model import Derivation, Passage
 
 __all__ = [
@@ -48,6 +51,16 @@ _DOSE_RE = re.compile(
     re.I,
 )
 _PER_KG_RE = re.compile(r"/\s*kg", re.I)
+_DIGIT_RE = re.compile(r"\d")
+# "How common is TPMT deficiency?" asks for a frequency, not a dose.
+_FREQUENCY_Q_RE = re.compile(
+    r"\bhow (?:common|rare|frequent|often do)\b|\bwhat (?:fraction|proportion|percentage)\b"
+    r"|\bprevalen|\bfrequenc|\bepidemiolog|\bwhich populations?\b|\bcarry\b",
+    re.I,
+)
+_FREQUENCY_ST_RE = re.compile(
+    r"frequenc|prevalen|epidemiolog|\bpopulations?\b|\b1 in \d|\bcarr(?:y|iers?)\b|ancestry", re.I
+)
 _TOPIC_WORDS = ("maintenance", "initial", "starting", "start", "ceiling", "maximum", "induction")
 
 # Which answer sections an intent reads first.
@@ -62,6 +75,7 @@ _PRIMARY: dict[str, tuple[str, ...]] = {
     "contraindication": ("Contraindications",),
     "pregnancy": ("Special populations",),
 }
+_DOSE_NEIGHBOURS = frozenset({"Pharmacogenomics", "Monitoring", "Interactions"})
 _CLINICIAN_HEADINGS = {name: name for name in SECTION_ORDER}
 _PATIENT_HEADINGS = {
     "Dosing": "How much is usually taken",
@@ -216,6 +230,8 @@ class _Scored:
     score: float
     indication_fit: str  # match | neutral | mismatch
     label: str = ""
+    other_dose: bool = False  # its figures are another drug's dose (a companion steroid)
+    strong: bool = False  # contains most of the question's distinctive words ("steady state")
 
 
 def _about_drug(
@@ -234,7 +250,10 @@ def _about_drug(
 
 def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tuple[str, str]:
     """How the statement's indication relates to the question's, plus a label for it."""
-    unit_inds = vocab.mentions(f"{st.group} {st.text}", "indication")
+    # The sub-topic heading ("Non-renal lupus") is the authority on what a statement is for; its
+    # text may name other indications in passing ("SLE without nephritis").
+    group_inds = vocab.mentions(st.group, "indication") if st.group else set()
+    unit_inds = group_inds or vocab.mentions(f"{st.group} {st.text}", "indication")
     label = st.group or (sorted(unit_inds)[0] if unit_inds else "")
     if not facets.indications or facets.broad_indication:
         return "neutral", label
@@ -253,11 +272,14 @@ def _score(
     facets: QueryFacets,
     vocab: Vocabulary,
     question_tokens: set[str],
+    question: str = "",
 ) -> list[_Scored]:
     drug = facets.drug or ""
     aliases = vocab.aliases_of(drug) if drug else ()
     primary = _PRIMARY.get(facets.intent, ())
+    distinctive = _distinctive(question_tokens, facets, vocab)
     scored: list[_Scored] = []
+    asks_frequency = bool(question and _FREQUENCY_Q_RE.search(question))
     for st in statements:
         relevant, mentions = _about_drug(st, drug, vocab, aliases)
         if drug and not relevant:
@@ -271,14 +293,24 @@ def _score(
         if st.section in primary:
             score += 2.0
         doses = st.doses
+        other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab))
         if mentions and doses and _leads(st.text, aliases, vocab, drug):
             score += 1.5
-        if facets.intent in ("dose", "general") and doses:
-            score += 1.5 + min(len(doses), 3) * 0.3
-            if any(_PER_KG_RE.search(d) for d in doses):
-                score += 0.5
+        if facets.intent in ("dose", "general") and doses and st.section in primary:
+            if other_dose:
+                # "with azathioprine, give prednisone 2.5–5 mg/day": a companion's dose, not
+                # an answer to "what dose of azathioprine".
+                score -= 3.0
+            else:
+                score += 1.5 + min(len(doses), 3) * 0.3
+                if any(_PER_KG_RE.search(d) for d in doses):
+                    score += 0.5
         words = set(normalise(st.text))
         score += 0.2 * len(words & question_tokens)
+        if asks_frequency and _FREQUENCY_ST_RE.search(f"{st.group} {st.text}"):
+            score += 5.0
+        hits = len(words & distinctive)
+        strong = hits >= max(2, (len(distinctive) + 1) // 2)
         # A statement that spans every indication the question names answers it best
         # ("1–2 mg/kg/day for both autoimmune disease and transplantation").
         concepts = len(facets.indications) + (1 if facets.broad_indication else 0)
@@ -301,8 +333,55 @@ def _score(
         for other in facets.drugs[1:]:
             if other in words:
                 score += 2.0
-        scored.append(_Scored(st, score, fit, label))
+        scored.append(_Scored(st, score, fit, label, other_dose, strong))
     return scored
+
+
+# Words every dosing question and statement shares: they say nothing about which one it wants.
+_COMMON_WORDS = frozenset(
+    """dose doses dosing dosed dosage mg day daily how much many when which who should does do
+    on to at by with an be are can it its this that patient patients usual recommended treat
+    treating treatment usage use used per""".split()
+)
+# Abbreviations clinicians type for what statements spell out.
+_QUESTION_EXPANSIONS = {
+    "lft": ("liver",),
+    "lfts": ("liver",),
+    "cbc": ("blood", "counts"),
+    "fbc": ("blood", "counts"),
+    "tgn": ("6-tgn",),
+    "mmp": ("6-mmp",),
+}
+
+
+def _distinctive(
+    question_tokens: set[str], facets: QueryFacets, vocab: Vocabulary
+) -> frozenset[str]:
+    # Drug, indication and population words are matched by the facets already.
+    names = {t for d in facets.drugs for a in vocab.aliases_of(d) for t in normalise(a)}
+    for ind in facets.indications:
+        names.update(t for a in (ind, *INDICATION_ALIASES.get(ind, ())) for t in normalise(a))
+    for pop in facets.populations:
+        names.update(t for a in (pop, *POPULATION_ALIASES.get(pop, ())) for t in normalise(a))
+    out = {t for t in question_tokens if t not in _COMMON_WORDS and t not in names and len(t) > 1}
+    for t in list(out):
+        out.update(_QUESTION_EXPANSIONS.get(t, ()))
+    return frozenset(out)
+
+
+_GUARD_NAMES = {"ciclosporin": "cyclosporine"}  # guardrails' generic -> the vocabulary's
+
+
+def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
+    """Is the statement's first dose attached to a drug the question does not ask about?"""
+    first = _DOSE_RE.search(text)
+    if first is None:
+        return False
+    named = attached_drug(text, first.span(), tuple(vocab.drugs))
+    if named is None:
+        return False
+    named = _GUARD_NAMES.get(named, named)
+    return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
 
 
 def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
@@ -379,6 +458,10 @@ class _Builder:
     audience: str
     numbering: _Numbering = field(default_factory=_Numbering)
     lines: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    used_statements: list[Statement] = field(default_factory=list)
+
+    def used_keys(self) -> set[str]:
+        return {st.key for st in self.used_statements}
 
     def add(self, text: str, keys: tuple[str, ...] = ()) -> None:
         self.lines.append((text, keys))
@@ -434,7 +517,7 @@ def _direct_statements(scored: list[_Scored], facets: QueryFacets) -> list[_Scor
     for section in primary:
         pool = [s for s in scored if s.statement.section == section]
         if dose_intent and section == "Dosing":
-            pool = [s for s in pool if s.statement.doses] or pool
+            pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
         by_group: dict[str, list[_Scored]] = {}
         for s in pool:
             by_group.setdefault(s.label, []).append(s)
@@ -511,8 +594,8 @@ def compose_answer(
     derive: Any = None,
     exclude: frozenset[str] = frozenset(),
     notes: bool = True,
-    max_per_section: int = 3,
-    max_primary: int = 10,
+    max_per_section: int = 2,
+    max_primary: int = 4,
 ) -> Composition | None:
     """Compose a cited answer, or None when no statement is about the question's drug.
 
@@ -530,7 +613,7 @@ def compose_answer(
         "is",
         "what",
     }
-    scored = _score(statements, facets, vocabulary, question_tokens)
+    scored = _score(statements, facets, vocabulary, question_tokens, question)
     if not scored:
         return None
     builder = _Builder(audience)
@@ -544,6 +627,7 @@ def compose_answer(
         # Only a sub-topic heading earns a "For ...:" lead-in; inferred indications read oddly.
         pieces.append(_label_prefix(s.statement.group, rendered) + _sentence(rendered))
     builder.add(f"**{' '.join(pieces)}**", tuple(s.statement.key for s in direct))
+    builder.used_statements.extend(s.statement for s in direct)
 
     if facets.intent in ("dose", "general"):
         testing = [
@@ -556,6 +640,7 @@ def compose_answer(
             t = max(testing, key=lambda s: s.score)
             builder.add("")
             builder.add(_sentence(builder.statement(t.statement)), (t.statement.key,))
+            builder.used_statements.append(t.statement)
 
     # 2. Sections: the intent's own sections first, then the others that apply.
     primary = _PRIMARY.get(facets.intent, ())
@@ -574,27 +659,96 @@ def compose_answer(
         order.insert(min(1, len(order)), "Special populations")
     shown: list[_Scored] = []
     derivations: tuple[Derivation, ...] = ()
+    dose_intent = facets.intent in ("dose", "general")
+    focused = bool(facets.indications) and not facets.broad_indication
     for name in order:
         if name == "Background" and len(order) > 1:
             continue
-        limit = max_primary if name in primary else max_per_section
-        items = sorted(by_section[name], key=lambda s: s.score, reverse=True)[:limit]
-        items.sort(key=_doc_order)
-        builder.heading(name)
-        seen_text: set[str] = set()
-        for s in items:
+        secondary = False
+        if name in primary:
+            # The direct answer already gave a dose question its duration.
+            # (one more line for a question spanning several indications).
+            if dose_intent:
+                limit = (1 if focused else 3) if name == "Duration" else max_primary
+            else:
+                limit = max_primary + 2  # a narrower question: its own section in full
+        elif name == "Special populations" and facets.populations:
+            limit = max_per_section
+        elif dose_intent:
+            # A dose question gets one line of the topics that change a dose (genotype,
+            # monitoring, interactions), not a tour of every section; other sections appear
+            # only for a statement that answers the question's own words.
+            limit = 1 if name in _DOSE_NEIGHBOURS else 0
+            secondary = True
+        else:
+            limit = max_per_section
+
+        def rank_key(s: _Scored, secondary: bool = secondary) -> float:
+            # A neighbouring topic's figures are not what was asked: fewer of them is better.
+            if not secondary:
+                return s.score
+            # A neighbouring topic's doses are not what was asked; a concrete schedule
+            # ("weekly for the first 8 weeks") beats a vague line.
+            doses = len(s.statement.doses)
+            concrete = 0.25 if not doses and _DIGIT_RE.search(s.statement.text) else 0.0
+            return s.score - 1.5 * doses + concrete
+
+        # Said once: the direct answer and the patient block are not repeated below, except
+        # in the section a non-dose question asks about, which lists its statements in full.
+        repeat = not dose_intent and bool(primary) and name == primary[0]
+        used = set() if repeat else builder.used_keys()
+        seen_text = set() if repeat else {st.text for st in builder.used_statements}
+        ranked = [
+            s
+            for s in sorted(by_section[name], key=rank_key, reverse=True)
+            if s.statement.key not in used
+        ]
+        if focused and name in primary:
+            # The question names an indication: its own statements first, at most two about
+            # the drug in general (no indication of their own).
+            own = [s for s in ranked if s.indication_fit == "match"]
+            general = [s for s in ranked if s.indication_fit != "match"][: 2 if own else limit]
+            ranked = sorted(own + general, key=lambda s: s.score, reverse=True)
+        companion: _Scored | None = None
+        if dose_intent and name == "Dosing":
+            # One companion drug's dose (the steroid given alongside), after the drug's own.
+            companion = next((s for s in ranked if s.other_dose), None)
+            ranked = [s for s in ranked if not s.other_dose]
+        items: list[_Scored] = []
+        extra = 0
+        direct_keys = {d.statement.key for d in direct} if repeat else set()
+        for s in ranked:
             if s.statement.text in seen_text:
                 continue
+            # A statement repeated from the direct answer does not use up the section's lines.
+            if sum(1 for i in items if i.statement.key not in direct_keys) >= limit:
+                # Beyond the limit, only a statement that answers the question's own words
+                # ("steady state", "before conception") still earns a line.
+                if extra >= 2 or not s.strong:
+                    continue
+                extra += 1
             seen_text.add(s.statement.text)
+            items.append(s)
+        if companion is not None and companion.statement.text not in seen_text:
+            items.append(companion)
+        items.sort(key=_doc_order)
+        if items:
+            builder.heading(name)
+        for s in items:
             builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
+            builder.used_statements.append(s.statement)
             shown.append(s)
         if name == "Dosing":
-            for note in _disagreements(items, builder) if notes else ():
+            compared = [s for s in direct if s.statement.section == "Dosing"] + items
+            disagreements = _disagreements(compared, builder) if notes else []
+            if disagreements and not items:
+                builder.heading(name)
+            for note in disagreements:
                 builder.add(f"- {note}")
-            derivations = _patient_block(builder, patient, derive, direct, scored)
+            derivations = _patient_block(builder, patient, derive, direct + items, scored, facets)
 
-    if "Dosing" not in order and patient is not None:
-        derivations = _patient_block(builder, patient, derive, direct, scored)
+    if not any(name == "Dosing" for name in order) and patient is not None:
+        derivations = _patient_block(builder, patient, derive, direct, scored, facets)
 
     if audience == "patient":
         builder.add("")
@@ -620,6 +774,7 @@ def _patient_block(
     derive: Any,
     direct: list[_Scored],
     scored: list[_Scored],
+    facets: QueryFacets | None = None,
 ) -> tuple[Derivation, ...]:
     if patient is None:
         return ()
@@ -649,34 +804,95 @@ def _patient_block(
     dose_statements = [
         s.statement for s in direct if s.statement.doses and s.statement.section == "Dosing"
     ]
+    if not dose_statements:
+        # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
+        # leads with other sections; the patient's dose still starts from the best dosing one.
+        dosing = [s for s in scored if s.statement.section == "Dosing" and s.statement.doses]
+        fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
+        dose_statements = [
+            s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
+        ]
     if derive is not None and dose_statements:
-        # The calculator sees only the headline doses, each numbered as the answer cites it.
-        # Only weight-based steps are shown: the guard re-derives those from the cited passage;
-        # phenotype and co-medication adjustments are shown as the cited statements themselves
-        # (multi-step derivations do not re-verify against whole passages yet).
+        # The calculator sees the headline doses and the statements that adjust them for this
+        # patient (phenotype, co-medication), each numbered as the answer cites it; the guard
+        # recomputes every line shown here from the same passages and re-verifies each step.
         passages: dict[int, list[str]] = {}
         drugs: dict[int, tuple[str, ...]] = {}
-        for st in dose_statements:
+        base_ns: list[int] = []
+        dose_keys = {st.key for st in dose_statements}
+        for st in dose_statements + context:
             n = builder.numbering.number(st.chunk, st.source_ids[0])
-            passages.setdefault(n, []).append(_sentence(st.text))
+            if st.key in dose_keys and n not in base_ns:
+                base_ns.append(n)
+            sentence = _sentence(st.text)
+            if sentence not in passages.setdefault(n, []):
+                passages[n].append(sentence)
             drugs[n] = tuple(st.chunk.metadata.get("drugs", ()))
-        found = [
-            d
-            for d in derive(
-                [Passage(n=n, text=" ".join(t), drugs=drugs[n]) for n, t in passages.items()]
-            )
-            if d.passage_n > 0 and d.within_limits and len(d.steps) == 1
-        ]
-        derivations = tuple(found[:3])
+        found = derive(
+            [Passage(n=n, text=" ".join(t), drugs=drugs[n]) for n, t in passages.items()]
+        )
+        derivations = _pick_derivations(found, base_ns, getattr(patient, "weight_kg", None))
         for d in derivations:
-            lines.append((f"- {d.steps[0]} — within the dose limits", ()))
+            lines.append((f"- {d.explanation} — within the dose limits", ()))
     for st in context:
         lines.append((f"- {_sentence(builder.statement(st))}", (st.key,)))
+        builder.used_statements.append(st)
     if lines:
         builder.heading("For this patient")
         for text, keys in lines:
             builder.add(text, keys)
     return derivations
+
+
+_TRIGGER_RE = re.compile(r"^for ([^:]+):")
+
+
+def _triggers(d: Derivation) -> tuple[str, ...]:
+    return tuple(m.group(1) for step in d.steps if (m := _TRIGGER_RE.match(step)))
+
+
+def _pick_derivations(
+    found: Sequence[Derivation], base_ns: Sequence[int], weight: Any
+) -> tuple[Derivation, ...]:
+    """The patient doses worth a line: the weight-based dose of up to three headline doses, and
+    for the first headline dose each adjustment alone (two alternatives at most, e.g. 25 % and
+    one-third to one-quarter) and all together. Only results within the dose limits."""
+    usable = [d for d in found if d.passage_n in base_ns and d.within_limits and d.inputs]
+    if not usable:
+        return ()
+
+    def weighted(d: Derivation) -> bool:
+        return " kg = " in d.steps[0]
+
+    def base_rank(d: Derivation) -> tuple[int, int]:
+        # Per-kg bases first when the weight is known: they give the patient's own dose.
+        per_kg = d.inputs[0].per_kg
+        return (base_ns.index(d.passage_n), 0 if (per_kg or weight is None) else 1)
+
+    picked: list[Derivation] = []
+    plain = [d for d in usable if not _triggers(d) and weighted(d)]
+    seen_results: set[str] = set()
+    for d in sorted(plain, key=base_rank):
+        if d.result.text not in seen_results and len(picked) < 3:
+            picked.append(d)
+            seen_results.add(d.result.text)
+    adjusted = [d for d in usable if _triggers(d)]
+    if weight is not None:
+        adjusted = [d for d in adjusted if weighted(d)] or adjusted
+    if adjusted:
+        first = min(adjusted, key=base_rank)
+        primary = (first.passage_n, first.inputs[0].text)
+        per_combo: dict[tuple[str, ...], int] = {}
+        for d in adjusted:
+            if (d.passage_n, d.inputs[0].text) != primary or d.result.text in seen_results:
+                continue
+            combo = _triggers(d)
+            if per_combo.get(combo, 0) >= (2 if len(combo) == 1 else 1):
+                continue
+            per_combo[combo] = per_combo.get(combo, 0) + 1
+            picked.append(d)
+            seen_results.add(d.result.text)
+    return tuple(picked)
 
 
 def render_references(cited: Sequence[CitedSource], audience: str = "clinician") -> str:

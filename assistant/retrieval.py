@@ -2,7 +2,9 @@
 
 The lexical index is built once per index generation, kept in memory and persisted under
 ``<data_dir>/bm25/<generation>/`` so that a restart loads it instead of re-tokenising the corpus.
-The question is embedded exactly once per retrieval.
+The question is embedded at most once per retrieval: an LRU cache of query embeddings, keyed by
+the normalised query text, answers repeated questions (the app's reruns, the same question with
+another patient, a benchmark) without running the model, which dominates a warm ``ask``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ __all__ = [
     "LangChainHybridRetriever",
     "Retrieval",
     "lexical_tokens",
+    "query_cache_key",
     "to_retrieved",
 ]
 
@@ -43,6 +47,13 @@ _STOPWORDS = frozenset(
     recommended treating treatment usage use used""".split()
 )
 _SAFE_GENERATION = re.compile(r"[^A-Za-z0-9._-]+")
+_SPACES = re.compile(r"\s+")
+QUERY_CACHE_SIZE = 1024  # 384 floats each: well under 10 MB
+
+
+def query_cache_key(text: str) -> str:
+    """Questions that differ only in case or spacing embed alike (the model is uncased)."""
+    return _SPACES.sub(" ", text).strip().lower()
 
 
 class IndexLike(Protocol):
@@ -120,6 +131,7 @@ class HybridRetriever:
         *,
         data_dir: str | Path | None = None,
         candidates: int = 30,
+        query_cache_size: int = QUERY_CACHE_SIZE,
     ) -> None:
         self.index = index
         self.embedder = embedder
@@ -127,6 +139,28 @@ class HybridRetriever:
         self.candidates = candidates
         self._lexical: _Lexical | None = None
         self._lock = threading.Lock()
+        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._query_cache_size = max(0, query_cache_size)
+        self._query_lock = threading.Lock()
+
+    def embed_query(self, text: str) -> list[float]:
+        """The query's embedding, from the LRU cache when this text was embedded before."""
+        key = query_cache_key(text)
+        with self._query_lock:
+            cached = self._query_cache.get(key)
+            if cached is not None:
+                self._query_cache.move_to_end(key)
+                return cached
+        # The model runs outside the lock: two threads may embed the same new text once each,
+        # which is cheaper than serialising every request behind one encode.
+        vector = [float(x) for x in self.embedder.encode([text])[0]]
+        if self._query_cache_size:
+            with self._query_lock:
+                self._query_cache[key] = vector
+                self._query_cache.move_to_end(key)
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vector
 
     # -- lexical index ----------------------------------------------------------------------
     @property
@@ -259,8 +293,16 @@ class HybridRetriever:
         if facets.drugs and not any(d in question.lower() for d in facets.drugs):
             # A follow-up ("and in pregnancy?") carries its drug only in the facets.
             dense_query = f"{' '.join(facets.drugs)} {' '.join(facets.indications)} {question}"
-        embedding = self.embedder.encode([dense_query])[0]
+        embedding = self.embed_query(dense_query)
         dense = list(self.index.query(embedding, self.candidates, None) or [])
+        for _retry in range(3):
+            if self.generation == lexical.generation:
+                break
+            # An ingest swapped generations between the two halves: redo both on the new one,
+            # so one answer never mixes chunks of two generations.
+            lexical = self._ensure_lexical()
+            lexical_ranked = self._lexical_ranking(lexical, f"{question} {expansion}")
+            dense = list(self.index.query(embedding, self.candidates, None) or [])
         t2 = time.perf_counter()
         timings["dense"] = (t2 - t1) * 1000
 

@@ -11,17 +11,24 @@ import difflib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from ingest.model import Chunk
 
 __all__ = [
+    "INDICATION_ALIASES",
     "INTENTS",
+    "POPULATION_ALIASES",
     "QueryFacets",
     "Vocabulary",
+    "ROUTE_ALIASES",
+    "THIOPURINES",
     "answer_section",
+    "given_routes",
     "normalise",
+    "routes_in",
+    "uncovered_routes",
 ]
 
 INTENTS = (
@@ -126,6 +133,81 @@ INDICATION_ALIASES: dict[str, tuple[str, ...]] = {
     "vasculitis": ("vasculitis", "anca"),
 }
 
+# A thiopurine topic names no drug but is about the thiopurines the corpus covers.
+_THIOPURINE_TOPIC_RE = re.compile(
+    r"\b(tpmt|nudt15|6-?tgn|6-?mmp|thiopurines?|thioguanine nucleotides?|methylmercaptopurine"
+    r"|thiopurine metabolites?)\b",
+    re.IGNORECASE,
+)
+THIOPURINES = ("azathioprine", "mercaptopurine")
+# Drug classes, resolved only when a question names no drug.
+_CLASS_RE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (
+        re.compile(r"\b(gluco-?corticoids?|corticosteroids?|steroids?)\b", re.IGNORECASE),
+        ("prednisone", "prednisolone"),
+    ),
+)
+# A word that looks like a drug we do not know (monoclonals, kinase inhibitors, ...): a question
+# naming one is not answered with the corpus drugs for its indication.
+_DRUGLIKE_RE = re.compile(
+    r"\b\w{3,}(?:mab|nib|umab|cept|pril|sartan|olol|statin|cillin|mycin|floxacin|azole|parin"
+    r"|xaban|gatran|dronate|prazole|vir|gliptin|gliflozin|glutide|tide|lukast)\b",
+    re.IGNORECASE,
+)
+# Routes and formulations the corpus rarely covers; a question naming one needs a passage
+# naming it too (or the answer would give oral doses for eye drops).
+ROUTE_ALIASES: dict[str, tuple[str, ...]] = {
+    "eye drops": ("eye drops", "eye drop", "eyedrops", "ophthalmic", "eye ointment"),
+    "topical": ("topical", "topically", "cream", "ointment", "gel", "lotion", "skin application"),
+    "inhaled": ("inhaled", "inhaler", "inhalation", "nebulised", "nebulized", "nebuliser"),
+    "nasal spray": ("nasal spray", "intranasal", "nose spray"),
+    "rectal": ("rectal", "suppository", "suppositories", "enema", "enemas", "foam enema"),
+    "intra-articular": ("intra-articular", "intraarticular", "joint injection"),
+    "transdermal": ("transdermal", "patch", "patches"),
+    "subcutaneous": ("subcutaneous", "subcutaneously", "subcut", "sc injection"),
+    "intramuscular": ("intramuscular", "intramuscularly", "im injection"),
+    "injection": ("injection", "injections", "injectable"),
+}
+
+
+def _alternation(names: Iterable[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(re.escape(a) for a in names) + r")\b", re.IGNORECASE)
+
+
+_ROUTE_RE = {route: _alternation(names) for route, names in ROUTE_ALIASES.items()}
+# What counts as a passage covering the route: any injectable route covers "injection".
+_COVERED_RE = dict(_ROUTE_RE)
+_COVERED_RE["injection"] = _alternation(
+    ROUTE_ALIASES["injection"]
+    + ROUTE_ALIASES["subcutaneous"]
+    + ROUTE_ALIASES["intramuscular"]
+    + ("intravenous", "intravenously", "infusion")
+)
+# What a passage says about how the drug is given (for the abstention message).
+_GIVEN_RE = {
+    "oral": re.compile(r"\b(oral|orally|tablets?|by mouth)\b", re.IGNORECASE),
+    # "class IV lupus nephritis" is a histological class, not a route.
+    "IV": re.compile(r"\bintravenous\w*|(?<!class )(?<!/)\bIV\b(?!\s*(?:lupus|LN|nephritis))"),
+}
+
+
+def routes_in(text: str) -> tuple[str, ...]:
+    """Routes/formulations of :data:`ROUTE_ALIASES` named in ``text``."""
+    return tuple(route for route, rx in _ROUTE_RE.items() if rx.search(text))
+
+
+def uncovered_routes(routes: Iterable[str], texts: Iterable[str]) -> tuple[str, ...]:
+    """The routes no text mentions."""
+    joined = " ".join(texts)
+    return tuple(r for r in routes if r in _COVERED_RE and not _COVERED_RE[r].search(joined))
+
+
+def given_routes(texts: Iterable[str]) -> tuple[str, ...]:
+    """Oral/IV, as far as the passages say how the drug is given."""
+    joined = " ".join(texts)
+    return tuple(name for name, rx in _GIVEN_RE.items() if rx.search(joined))
+
+
 # Terms that name every autoimmune indication at once: no indication filter, not "off-topic".
 BROAD_INDICATION_TERMS = ("autoimmune disease", "autoimmune diseases", "autoimmune", "immune")
 
@@ -163,7 +245,7 @@ _INTENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "pregnancy",
-        re.compile(r"\b(pregnan\w*|breast-?\s?feed\w*|lactat\w*|nursing|conceiv\w*)\b"),
+        re.compile(r"\b(pregnan\w*|breast-?\s?feed\w*|lactat\w*|nursing|conceiv\w*|concep\w*)\b"),
     ),
     (
         "contraindication",
@@ -171,7 +253,10 @@ _INTENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "monitoring",
-        re.compile(r"\b(monitor\w*|blood counts?|cbc|labs?|laborator\w*|blood tests?|check\w*)\b"),
+        re.compile(
+            r"\b(monitor\w*|blood counts?|cbc|labs?|laborator\w*|blood tests?|check\w*|lfts?"
+            r"|liver (?:function )?tests?|6-?tgn|6-?mmp|metabolite levels?|trough levels?)\b"
+        ),
     ),
     (
         "duration",
@@ -236,6 +321,8 @@ class QueryFacets:
     phenotypes: tuple[tuple[str, str], ...] = ()  # (gene, phenotype), e.g. ("tpmt", "poor")
     uncovered_drugs: tuple[str, ...] = ()
     broad_indication: bool = False
+    routes: tuple[str, ...] = ()  # routes/formulations named, e.g. ("eye drops",)
+    resolved_from: str = ""  # why drugs were inferred for a question naming none
 
     @property
     def drug(self) -> str | None:
@@ -259,6 +346,8 @@ class Vocabulary:
     drugs: frozenset[str] = frozenset()
     indications: frozenset[str] = frozenset()
     sections_by_drug: dict[str, frozenset[str]] = field(default_factory=dict)
+    # canonical indication -> corpus drugs whose documents cover it, most documents first
+    drugs_by_indication: dict[str, tuple[str, ...]] = field(default_factory=dict)
     brands: dict[str, str] = field(default_factory=dict)  # brand -> corpus drug, from metadata
     _aliases: dict[tuple[str, ...], _Alias] = field(default_factory=dict, repr=False)
     _fuzzy_drug_words: dict[str, str] = field(default_factory=dict, repr=False)
@@ -270,8 +359,14 @@ class Vocabulary:
         indications: set[str] = set()
         sections: dict[str, set[str]] = defaultdict(set)
         brands: dict[str, str] = {}
+        by_indication: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for chunk in chunks:
             drugs.update(d.lower() for d in chunk.drugs)
+            if chunk.drugs:
+                # A document's first drug is its subject; the others are companions.
+                for ind in chunk.indications:
+                    key = cls._canonical_indication(ind.lower())
+                    by_indication[key][chunk.drugs[0].lower()].add(chunk.doc_id)
             if chunk.drugs and chunk.brand_names:
                 # An imported label names its product ("Lipitor"): the brand means its first
                 # drug, by its moiety when that is listed too ("atorvastatin calcium" ->
@@ -291,6 +386,10 @@ class Vocabulary:
             indications=frozenset(indications),
             sections_by_drug={d: frozenset(s) for d, s in sections.items()},
             brands=brands,
+            drugs_by_indication={
+                ind: tuple(sorted(docs, key=lambda d: (-len(docs[d]), d)))
+                for ind, docs in by_indication.items()
+            },
         )
         vocab._build_aliases()
         return vocab
@@ -389,15 +488,50 @@ class Vocabulary:
         # "lupus nephritis" already implies lupus; keep the specific one only.
         if "lupus nephritis" in indications and "systemic lupus erythematosus" in indications:
             indications.remove("systemic lupus erythematosus")
+        intent = classify_intent(question)
+        if intent == "interaction" and len(drugs) == 1:
+            # "allopurinol starting dose": the interaction words include allopurinol's name,
+            # which is no interaction when allopurinol is the only drug asked about.
+            names = "|".join(re.escape(a) for a in self.aliases_of(drugs[0]))
+            intent = classify_intent(re.sub(rf"\b(?:{names})\b", " ", question.lower()))
         return QueryFacets(
             drugs=tuple(drugs),
             indications=tuple(indications),
             populations=tuple(populations),
-            intent=classify_intent(question),
+            intent=intent,
             phenotypes=parse_phenotypes(question),
             uncovered_drugs=tuple(d for d in uncovered if d not in drugs),
             broad_indication=broad,
+            routes=routes_in(question),
         )
+
+    def resolve_topic(self, facets: QueryFacets, question: str) -> QueryFacets:
+        """Drugs for a question that names none: a thiopurine topic (TPMT, 6-TGN, "thiopurines")
+        means the thiopurines the corpus covers; a drug class means its corpus members; an
+        indication means the corpus drugs for it. Unchanged when it names (or seems to name)
+        a drug we do not cover, or none of these."""
+        if facets.drugs or facets.uncovered_drugs or _DRUGLIKE_RE.search(question):
+            return facets
+        if _THIOPURINE_TOPIC_RE.search(question):
+            found = tuple(d for d in (self._resolve_drug(t) for t in THIOPURINES) if d)
+            if found:
+                return replace(facets, drugs=found, resolved_from="a thiopurine topic")
+        for rx, members in _CLASS_RE:
+            if rx.search(question):
+                found = tuple(d for d in (self._resolve_drug(m) for m in members) if d)
+                if found:
+                    return replace(facets, drugs=found, resolved_from="a drug class")
+        if facets.indications and not facets.broad_indication:
+            found = tuple(
+                dict.fromkeys(
+                    d for ind in facets.indications for d in self.drugs_by_indication.get(ind, ())
+                )
+            )
+            if found:
+                return replace(
+                    facets, drugs=found, resolved_from=f"the indication {facets.indications[0]}"
+                )
+        return facets
 
     def _fuzzy_drug(self, token: str) -> str | None:
         if len(token) < 5 or not token.isalpha():

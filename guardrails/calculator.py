@@ -7,8 +7,9 @@ Rules, explicit because a clinician reads the result:
   the drug named nearest before it in its sentence is ``drug`` (or, when the sentence names no
   drug, the passage is about ``drug``).
 - ``2 mg/kg/day × 72 kg = 144 mg/day``: products in ``Decimal``, rounded half-up to 0.1 mg
-  (:data:`ROUNDING`; per-kg results to 0.01 mg/kg) only at the end of each derivation. Ranges
-  keep their written order: low × low %, high × high %.
+  (:data:`ROUNDING`; per-kg results to 0.01 mg/kg) only at the end of each derivation. A range
+  result is always low–high: the smallest and largest product of the ends, so 144 mg/day ×
+  "one-third to one-quarter" is 36–48 mg/day, never 48–36.
 - Adjustments: percentages (and fractions: "one-third" = 33.33…%) in passage sentences that
   mention both ``drug`` and the trigger - "intermediate" for an intermediate TPMT or NUDT15
   phenotype, "allopurinol"/"febuxostat" for that co-medication - or that say "reduce"/"of the
@@ -18,6 +19,9 @@ Rules, explicit because a clinician reads the result:
 - Poor metabolizers get no computed dose (sources advise an alternative agent or drastic,
   specialist-led reduction), and no weight means no per-kg derivation.
 - Every result is checked against the limit table; ``within_limits``/``limit_note`` say how.
+  A reduction (every percentage at most 100 %) of a dose that is itself within the limits is
+  within them: it cannot exceed the maximum, and falling below a row's usual minimum is the
+  point of the reduction (an intermediate metabolizer's 30 % of 2 mg/kg/day).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "ROUNDING",
     "calculate",
     "derivation_for",
+    "derivations_for",
     "validate_patient",
 ]
 
@@ -244,17 +249,25 @@ def _adjusted(
     for pct, pn, why in combo:
         new_steps.append(f"for {why}: × {format_quantity(pct)} (from [{pn}])")
     new_steps[-1] += f": {base.text or format_quantity(base)} → {result.text}"
-    return _finish(result, tuple(new_steps), inputs + tuple(p for p, _, _ in combo), n, drug,
-                   limits, w)  # fmt: skip
+    all_inputs = inputs + tuple(p for p, _, _ in combo)
+    if limits is not None and all(max(p.low, p.high) <= _HUNDRED for p, _, _ in combo):
+        start_d = _finish(base, steps, inputs, n, drug, limits, w)
+        if start_d.within_limits:
+            note = f"a reduction of {format_quantity(base)}, which is {start_d.limit_note}"
+            return Derivation(result=result, steps=tuple(new_steps), inputs=all_inputs,
+                              passage_n=n, drug=drug, within_limits=True,
+                              limit_note=note)  # fmt: skip
+    return _finish(result, tuple(new_steps), all_inputs, n, drug, limits, w)
 
 
 @lru_cache(maxsize=256)
 def _plans(
     passages: tuple[Passage, ...], patient: PatientContext, limits: LimitTable | None, drug: str
-) -> dict[_Key, Callable[[], Derivation]]:
-    """Every derivable dose, keyed by value; the Derivation (text, steps, limit check) is only
-    built when asked for, which keeps the guard fast when few claims are derived."""
-    plans: dict[_Key, Callable[[], Derivation]] = {}
+) -> dict[_Key, list[Callable[[], Derivation]]]:
+    """Every derivable dose, keyed by value, each way of reaching it (first found first); the
+    Derivation (text, steps, limit check) is only built when asked for, which keeps the guard
+    fast when few claims are derived."""
+    plans: dict[_Key, list[Callable[[], Derivation]]] = {}
     if "poor" in (patient.tpmt, patient.nudt15):
         return plans
     bases, adjustments = _inputs(passages, patient, drug)
@@ -265,7 +278,9 @@ def _plans(
         if q.per_kg and w is not None:
             total = _scaled(q, _round(q.low * w), _round(q.high * w), per_kg=False)
             step = f"{format_quantity(q)} × {w} kg = {total.text} (from [{n}])"
-            plans.setdefault(_key(total), partial(_finish, total, (step,), (q,), n, drug, limits, w))
+            plans.setdefault(_key(total), []).append(
+                partial(_finish, total, (step,), (q,), n, drug, limits, w)
+            )
             starts.append((total, (step,), (q,), n))
     # One adjustment per trigger at a time (a source's 25 % and another's one-quarter are
     # alternatives, not a product); triggers combine with each other.
@@ -281,10 +296,14 @@ def _plans(
             base = st[0]
             lo, hi = base.low, base.high
             for pct, _, _ in combo:
-                lo, hi = lo * pct.low / _HUNDRED, hi * pct.high / _HUNDRED
+                # Interval product: "one-third to one-quarter" is written high-to-low.
+                ends = [a * b / _HUNDRED for a in (lo, hi) for b in (pct.low, pct.high)]
+                lo, hi = min(ends), max(ends)
             lo, hi = _round(lo, base.per_kg), _round(hi, base.per_kg)
             key = (lo, hi, base.per, base.per_kg, base.per_count)
-            plans.setdefault(key, partial(_adjusted, st, combo, lo, hi, drug, limits, w))
+            plans.setdefault(key, []).append(
+                partial(_adjusted, st, combo, lo, hi, drug, limits, w)
+            )
     # Per-patient limits in mg: a mg/kg/day limit × weight, shown like any other derivation.
     if limits is not None and w is not None:
         for row in limits.rows_for(drug):
@@ -294,7 +313,7 @@ def _plans(
                                raw_high=row.max, raw_unit="mg")  # fmt: skip
                 total = _scaled(lim, _round(row.max * w), _round(row.max * w), per_kg=False)
                 step = f"limit {format_quantity(lim)} × {w} kg = {total.text} ({row.describe()})"
-                plans.setdefault(_key(total), partial(
+                plans.setdefault(_key(total), []).append(partial(
                     Derivation, result=total, steps=(step,), inputs=(lim,), passage_n=0,
                     drug=drug, within_limits=True, limit_note="the per-patient limit itself",
                 ))  # fmt: skip
@@ -306,7 +325,7 @@ def calculate(
 ) -> tuple[Derivation, ...]:
     """Patient doses derived from the passages; empty when nothing can be derived."""
     plans = _plans(tuple(passages), patient, limits, drug.lower().strip())
-    return tuple(build() for build in plans.values())
+    return tuple(builds[0]() for builds in plans.values())
 
 
 def derivation_for(
@@ -319,5 +338,20 @@ def derivation_for(
     """The derivation whose result equals dose ``q`` (same value, basis and frequency)."""
     if q.kind != "dose" or q.unit != "mg" or q.per_m2:
         return None
-    build = _plans(tuple(passages), patient, limits, drug.lower().strip()).get(_key(q))
-    return build() if build is not None else None
+    builds = _plans(tuple(passages), patient, limits, drug.lower().strip()).get(_key(q))
+    return builds[0]() if builds else None
+
+
+def derivations_for(
+    passages: Sequence[Passage],
+    patient: PatientContext,
+    limits: LimitTable | None,
+    drug: str,
+    q: Quantity,
+) -> tuple[Derivation, ...]:
+    """Every way the passages derive dose ``q`` (the guard matches a written derivation line
+    against each, since two paths to the same value read differently)."""
+    if q.kind != "dose" or q.unit != "mg" or q.per_m2:
+        return ()
+    builds = _plans(tuple(passages), patient, limits, drug.lower().strip()).get(_key(q), ())
+    return tuple(build() for build in builds)

@@ -17,6 +17,15 @@ Per claim, in order (first rule that fires wins):
 5. UNIT_MISMATCH - the same number in scope with another unit, basis or frequency.
 6. UNSUPPORTED - otherwise (reason says why: nothing in scope, wrong drug, swapped range…).
 
+Before these rules, a *derivation line* is recognised: text that is, character for character, the
+explanation (steps joined by "; ") of a derivation the guard itself recomputes with the
+calculator from these passages and this patient, ending at a dose claim equal to its result.
+Inside it, the derivation's inputs are SUPPORTED from the passage its step cites (or the
+derivation's base passage) - they must still be found there - the patient's weight and every
+intermediate or final dose are DERIVED (OUT_OF_LIMITS when the recomputed derivation is). A line
+that reads like a derivation but is not one recomputed here (a changed number, another weight)
+gets no such reading and goes through the rules below.
+
 The answer passes only if every claim is SUPPORTED or DERIVED. Any internal error gives
 ``AnswerVerdict(passed=False, error=...)``: the guard never raises and never passes on error.
 """
@@ -29,7 +38,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from guardrails.calculator import ROUNDING, derivation_for
+from guardrails.calculator import ROUNDING, derivation_for, derivations_for
 from guardrails.drugs import attached_drug, drugs_between, drugs_in
 from guardrails.limits import LimitTable, dose_basis
 from guardrails.model import (
@@ -54,6 +63,7 @@ __all__ = ["check_answer"]
 _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
+_FROM_RE = re.compile(r"\(from \[(\d+)\]\)")
 
 
 @dataclass(frozen=True)
@@ -279,6 +289,107 @@ def _derived(
             yield derivation_for(passages, patient, limits, d, q)
 
 
+def _supported_in(
+    q: Quantity, ns: Sequence[int], by_n: dict[int, Passage], extra: frozenset[str], drug: str
+) -> tuple[int, tuple[int, int]] | None:
+    """(passage n, source span) of the first cited passage stating ``q`` for ``drug``."""
+    for n in ns:
+        p = by_n.get(n)
+        if p is None:
+            continue
+        srcs, p_drugs = _index(p.text, extra)
+        for src in srcs:
+            if quantities_equivalent(q, src.q) and _drug_ok(
+                drug if q.kind in _DRUG_BOUND_KINDS else None, src, p, p_drugs
+            ):
+                return n, src.q.span
+    return None
+
+
+def _derivation_lines(
+    answer: str,
+    claims: Sequence[Quantity],
+    passages: Sequence[Passage],
+    by_n: dict[int, Passage],
+    extra: frozenset[str],
+    patient: PatientContext,
+    limits: LimitTable | None,
+    drugs: Sequence[str],
+) -> dict[int, ClaimVerdict]:
+    """Verdicts (by claim index) for the numbers of derivation lines; see the module docstring."""
+    out: dict[int, ClaimVerdict] = {}
+    for i, q in enumerate(claims):
+        if i in out or q.kind != "dose":
+            continue
+        for d in drugs:
+            found = next(
+                (
+                    dv
+                    for dv in derivations_for(passages, patient, limits, d, q)
+                    if dv.passage_n > 0
+                    and answer.endswith(dv.explanation, 0, q.span[1])
+                ),
+                None,
+            )
+            if found is not None:
+                out.update(_line_verdicts(answer, claims, i, found, by_n, extra, passages,
+                                          patient, limits))  # fmt: skip
+                break
+    return out
+
+
+def _line_verdicts(
+    answer: str,
+    claims: Sequence[Quantity],
+    last: int,
+    dv: Derivation,
+    by_n: dict[int, Passage],
+    extra: frozenset[str],
+    passages: Sequence[Passage],
+    patient: PatientContext,
+    limits: LimitTable | None,
+) -> dict[int, ClaimVerdict]:
+    out: dict[int, ClaimVerdict] = {}
+    line_start = claims[last].span[1] - len(dv.explanation)
+    step_start = line_start
+    bounds: list[tuple[int, int, tuple[int, ...]]] = []
+    for step in dv.steps:
+        ns = tuple(int(n) for n in _FROM_RE.findall(step))
+        bounds.append((step_start, step_start + len(step), ns))
+        step_start += len(step) + 2  # "; "
+    for i, c in enumerate(claims):
+        if not line_start <= c.span[0] < claims[last].span[1]:
+            continue
+        if i == last:
+            status = Status.DERIVED if dv.within_limits else Status.OUT_OF_LIMITS
+            reason = dv.explanation if dv.within_limits else f"derived dose {dv.limit_note}"
+            out[i] = _verdict(c, status, reason, dv.drug, derivation=dv, passage_n=dv.passage_n)
+            continue
+        if c.kind == "weight" and c.low == c.high == patient.weight_kg:
+            out[i] = _verdict(c, Status.DERIVED, "the patient's weight", dv.drug)
+            continue
+        ns = next((b[2] for b in bounds if b[0] <= c.span[0] < b[1]), ())
+        if any(quantities_equivalent(c, inp) for inp in dv.inputs):
+            hit = _supported_in(c, (*ns, dv.passage_n), by_n, extra, dv.drug)
+            if hit is not None:
+                out[i] = _verdict(c, Status.SUPPORTED, f"stated in [{hit[0]}] (derivation input)",
+                                  dv.drug, passage_n=hit[0], source_span=hit[1])  # fmt: skip
+                continue
+        mid = derivation_for(passages, patient, limits, dv.drug, c)
+        if mid is not None and mid.passage_n > 0:
+            status = Status.DERIVED if mid.within_limits else Status.OUT_OF_LIMITS
+            reason = mid.explanation if mid.within_limits else f"derived dose {mid.limit_note}"
+            out[i] = _verdict(c, status, reason, dv.drug, derivation=mid,
+                              passage_n=mid.passage_n)  # fmt: skip
+    return out
+
+
+def _same_value(a: Quantity, b: Quantity) -> bool:
+    return (a.low, a.high, a.per, a.per_kg, a.per_count) == (
+        b.low, b.high, b.per, b.per_kg, b.per_count
+    )  # fmt: skip
+
+
 def _derivation_drugs(answer: str, drug: str | None, extra: frozenset[str]) -> list[str]:
     """``drug`` first, then every other drug the answer names (derivations are lazy)."""
     named = sorted({n for _, n in drugs_in(answer, extra)})
@@ -323,8 +434,17 @@ def _check(
     by_clause: dict[tuple[int, int, int, int], list[Quantity]] = {}
     for q, clause in zip(claims, clause_of, strict=True):
         by_clause.setdefault(clause, []).append(q)
+    lines = (
+        _derivation_lines(answer, claims, passages, by_n, extra, patient, limits,
+                          derivation_drugs)  # fmt: skip
+        if patient is not None
+        else {}
+    )
     verdicts = []
-    for q, clause in zip(claims, clause_of, strict=True):
+    for i, (q, clause) in enumerate(zip(claims, clause_of, strict=True)):
+        if i in lines:
+            verdicts.append(lines[i])
+            continue
         in_clause = by_clause[clause]
         verdicts.append(
             _check_claim(answer, q, clause, in_clause, passages, by_n, extra, derivation_drugs,

@@ -107,3 +107,101 @@ def test_indication_matching_generic_lupus_covers_nephritis(vocab: Vocabulary) -
 )
 def test_heading_path_maps_to_answer_section(path: tuple[str, ...], section: str) -> None:
     assert answer_section(path) == section
+
+
+# -- questions that name no drug, routes, intents ------------------------------------------------
+@pytest.fixture(scope="module")
+def indexed() -> Vocabulary:
+    from ingest.model import Chunk
+
+    def chunk(doc: str, drugs: tuple[str, ...], inds: tuple[str, ...]) -> Chunk:
+        return Chunk(id=f"{doc}-1", doc_id=doc, title=doc, section_path=(doc,), text="x",
+                     start=0, end=1, content_hash="h", drugs=drugs, indications=inds)  # fmt: skip
+
+    return Vocabulary.from_chunks(
+        [
+            chunk("aza-lupus", ("azathioprine", "prednisone"), ("lupus nephritis",)),
+            chunk("mmf-ln", ("mycophenolate mofetil",), ("lupus nephritis",)),
+            chunk("mmf-ln-2", ("mycophenolate mofetil",), ("lupus nephritis",)),
+            chunk("mp-all", ("mercaptopurine",), ("acute lymphoblastic leukemia",)),
+            chunk("pred", ("prednisone",), ("autoimmune hepatitis",)),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["How common is TPMT deficiency?", "6-MMP threshold for hepatotoxicity",
+     "target 6-TGN level", "hepatosplenic T-cell lymphoma risk with thiopurines in IBD"],
+)  # fmt: skip
+def test_thiopurine_topic_without_a_drug_resolves_to_the_thiopurines(
+    indexed: Vocabulary, question: str
+) -> None:
+    facets = indexed.resolve_topic(indexed.facets(question), question)
+    assert facets.drugs == ("azathioprine", "mercaptopurine")
+    assert facets.resolved_from
+
+
+def test_indication_only_question_resolves_to_the_corpus_drugs_for_it(indexed: Vocabulary) -> None:
+    q = "how long is lupus nephritis maintenance?"
+    facets = indexed.resolve_topic(indexed.facets(q), q)
+    # Documents whose subject is the drug, most documents first; companions are not subjects.
+    assert facets.drugs == ("mycophenolate mofetil", "azathioprine")
+
+
+def test_drug_class_without_a_drug_resolves_to_its_corpus_members(indexed: Vocabulary) -> None:
+    q = "EULAR glucocorticoid maintenance ceiling in SLE?"
+    assert indexed.resolve_topic(indexed.facets(q), q).drugs == ("prednisone",)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of France?", "anifrolumab dose for lupus nephritis",
+     "warfarin dose in lupus nephritis", "amoxicillin for otitis media"],
+)  # fmt: skip
+def test_off_topic_or_uncovered_drug_question_is_not_resolved(
+    indexed: Vocabulary, question: str
+) -> None:
+    assert indexed.resolve_topic(indexed.facets(question), question).drugs == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "route"),
+    [("prednisolone eye drops dose", "eye drops"), ("ophthalmic prednisolone", "eye drops"),
+     ("hydrocortisone cream strength", "topical"), ("inhaled budesonide dose", "inhaled"),
+     ("subcutaneous methotrexate dose", "subcutaneous")],
+)  # fmt: skip
+def test_route_or_formulation_in_the_question_is_a_facet(
+    vocab: Vocabulary, question: str, route: str
+) -> None:
+    assert route in vocab.facets(question).routes
+
+
+def test_plain_dose_question_names_no_route(vocab: Vocabulary) -> None:
+    assert vocab.facets("azathioprine dose for class IV lupus nephritis").routes == ()
+
+
+def test_route_is_uncovered_only_when_no_passage_names_it() -> None:
+    from assistant.vocabulary import uncovered_routes
+
+    oral = ["Prednisolone tablets 5 mg/day orally."]
+    assert uncovered_routes(("eye drops",), oral) == ("eye drops",)
+    assert uncovered_routes(("eye drops",), oral + ["Prednisolone 1% eye drops."]) == ()
+    assert uncovered_routes(("injection",), ["Methotrexate subcutaneous 15 mg weekly."]) == ()
+
+
+def test_allopurinol_as_the_only_drug_is_a_dose_question_not_an_interaction(
+    vocab: Vocabulary,
+) -> None:
+    assert vocab.facets("allopurinol starting dose for gout").intent == "dose"
+    assert vocab.facets("azathioprine with allopurinol").intent == "interaction"
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [("LFT frequency on aza maintenance?", "monitoring"),
+     ("target 6-TGN level for azathioprine", "monitoring"),
+     ("How long before conception should mycophenolate be stopped?", "pregnancy")],
+)  # fmt: skip
+def test_monitoring_and_pregnancy_wordings_set_the_intent(question: str, intent: str) -> None:
+    assert classify_intent(question) == intent

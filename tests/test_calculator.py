@@ -99,7 +99,38 @@ def test_allopurinol_percentage_and_fraction_adjustments():
     patient = validate_patient(75, "normal", "normal", ["allopurinol"])
     out = results(calculate([AZA, ALLOPURINOL], patient, None, "azathioprine"))
     assert "37.5 mg/day" in out  # 150 mg/day × 25 %
-    assert "50–37.5 mg/day" in out  # 150 mg/day × one-third to one-quarter, order kept
+    assert "37.5–50 mg/day" in out  # 150 mg/day × one-third to one-quarter
+
+
+def test_range_result_is_low_to_high_when_the_fraction_is_written_high_to_low():
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    derived = calculate([AZA, ALLOPURINOL], patient, None, "azathioprine")
+    ranges = [d.result for d in derived if d.result.is_range]
+    assert ranges and all(q.low < q.high for q in ranges)
+    d = next(d for d in derived if d.result.text == "36–48 mg/day")
+    assert d.steps[-1].endswith("144 mg/day → 36–48 mg/day")
+    # A range base takes the widest product: 100–200 mg/day × one-quarter..one-third.
+    assert "25–66.7 mg/day" in results(derived)
+
+
+def test_reduction_of_a_dose_within_limits_stays_within_limits_below_the_usual_minimum():
+    limits = load_limits(LIMITS)
+    patient = validate_patient(72, "intermediate", "normal", [])
+    patient = validate_patient(72, "intermediate", "normal", ["allopurinol"])
+    derived = {d.result.text: d for d in calculate([AZA, CPIC, ALLOPURINOL], patient, limits,
+                                                    "azathioprine")}  # fmt: skip
+    # 144 mg/day × 25 % × 30–80 %: below the table's 25 mg/day and 0.5 mg/kg/day minimums.
+    reduced = derived["10.8–28.8 mg/day"]
+    assert reduced.within_limits and "reduction" in reduced.limit_note
+
+
+def test_reduction_of_a_dose_outside_the_limits_is_checked_on_its_own():
+    limits = load_limits(LIMITS)
+    heavy = validate_patient(150, "normal", "normal", ["allopurinol"])
+    src = [Passage(1, "Azathioprine 3 mg/kg/day.", drugs=("azathioprine",)), ALLOPURINOL]
+    derived = {d.result.text: d for d in calculate(src, heavy, limits, "azathioprine")}
+    assert not derived["450 mg/day"].within_limits
+    assert "reduction" not in derived["112.5 mg/day"].limit_note  # 450 mg/day × 25 %
 
 
 def test_adjustment_steps_show_every_step():

@@ -214,6 +214,47 @@ def test_patient_on_allopurinol_gets_the_interaction_statement(assistant: Assist
     assert "allopurinol" in block and "25%" in block
 
 
+def _patient_block(result: AnswerResult) -> str:
+    return result.answer.split("### For this patient", 1)[1].split("\n###", 1)[0]
+
+
+def test_patient_on_allopurinol_gets_the_computed_reduced_dose_with_every_step(
+    assistant: Assistant,
+) -> None:
+    q = "Azathioprine dose for lupus nephritis maintenance?"
+    result = assistant.ask(q, patient={"weight_kg": 72, "comedications": ["allopurinol"]})
+    _verified(result)
+    block = _patient_block(result)
+    line = next(ln for ln in block.splitlines() if "allopurinol" in ln and "→" in ln)
+    assert "2 mg/kg/day × 72 kg = 144 mg/day" in line and line.count("144 mg/day") == 2
+    assert "25%" in line and line.split("→")[-1].startswith(" 36 mg/day")
+    claims = {c.text: c for c in result.claims}
+    assert claims["36 mg/day"].status == "derived" and "25%" in claims["36 mg/day"].derivation
+    assert claims["25%"].status == "supported"
+
+
+def test_intermediate_tpmt_patient_gets_the_cpic_reduced_dose_range(assistant: Assistant) -> None:
+    q = "Azathioprine dose for lupus nephritis maintenance?"
+    result = assistant.ask(q, patient={"weight_kg": 72, "tpmt": "intermediate"})
+    _verified(result)
+    block = _patient_block(result)
+    assert "144 mg/day → 43.2–115.2 mg/day" in block  # 30–80 % of 2 mg/kg/day × 72 kg
+    derived = {c.text for c in result.claims if c.status == "derived"}
+    assert {"144 mg/day", "43.2–115.2 mg/day", "72 kg"} <= derived
+
+
+def test_intermediate_tpmt_and_allopurinol_show_each_adjustment_and_both(
+    assistant: Assistant,
+) -> None:
+    q = "Azathioprine dose for lupus nephritis maintenance?"
+    patient = {"weight_kg": 72, "tpmt": "intermediate", "comedications": ["allopurinol"]}
+    result = assistant.ask(q, patient=patient)
+    _verified(result)
+    block = _patient_block(result)
+    for dose in ("43.2–115.2 mg/day", "36 mg/day", "10.8–28.8 mg/day"):
+        assert f"→ {dose}" in block, block
+
+
 def test_invalid_patient_input_is_rejected_with_the_guard_message(assistant: Assistant) -> None:
     result = assistant.ask(LUPUS_Q, patient={"weight_kg": -3})
     assert result.status == "rejected"
@@ -357,3 +398,74 @@ def test_answer_whose_every_number_fails_is_blocked_not_shown(
     result = assistant.ask("What is the methotrexate dose in RA?")
     assert result.status == "blocked"
     assert not _DIGIT.search(result.answer)
+
+
+# -- questions naming no drug, routes, focus, query cache -----------------------------------------
+def test_tpmt_question_without_a_drug_is_answered_for_the_thiopurine(assistant: Assistant) -> None:
+    result = assistant.ask("What starting dose for an intermediate TPMT metabolizer?")
+    _verified(result)
+    assert result.drug == "azathioprine"
+    assert any(c.text == "30–80%" for c in result.claims)
+
+
+def test_indication_only_question_is_answered_from_that_indication(assistant: Assistant) -> None:
+    result = assistant.ask("How long does lupus nephritis maintenance last?")
+    _verified(result)
+    assert result.drug == "azathioprine"
+    assert "3–5 years" in result.summary
+
+
+def test_question_about_eye_drops_abstains_instead_of_giving_oral_doses(
+    assistant: Assistant,
+) -> None:
+    result = assistant.ask("Azathioprine eye drops dose for uveitis?")
+    assert result.status == "abstained"
+    assert "not eye drops" in result.answer and "azathioprine" in result.answer
+    assert not _DIGIT.search(result.answer)
+
+
+def test_dose_question_naming_an_indication_leaves_out_other_indications(
+    assistant: Assistant,
+) -> None:
+    focused = assistant.ask("Azathioprine dose for lupus nephritis maintenance?")
+    _verified(focused)
+    assert "1–3 mg/kg/day" not in focused.answer  # the non-renal SLE dose
+    broad = assistant.ask(LUPUS_Q)
+    assert "1–3 mg/kg/day" in broad.answer
+
+
+def test_direct_answer_statement_is_not_repeated_in_the_dose_sections(
+    assistant: Assistant,
+) -> None:
+    result = assistant.ask("Azathioprine dose for lupus nephritis maintenance?")
+    _verified(result)
+    body = result.answer.split("**Sources**", 1)[0]
+    lines = [ln.lstrip("- ").strip() for ln in body.splitlines() if ln.startswith("- ")]
+    assert len(lines) == len(set(lines))
+    headline = result.summary.split(". ")[0]
+    assert not any(ln.startswith(headline) for ln in lines)
+
+
+class _CountingEmbedder:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+
+    def encode(self, texts: Any) -> Any:
+        self.texts.extend(texts)
+        return self.inner.encode(texts)
+
+
+def test_repeated_question_reuses_its_cached_query_embedding(
+    tiny: tuple[Any, Path], embedder: Any
+) -> None:
+    index, data = tiny
+    counting = _CountingEmbedder(embedder)
+    fresh = Assistant(index, counting, load_limits(), data_dir=data)
+    first = fresh.ask(LUPUS_Q)
+    again = fresh.ask("  " + LUPUS_Q.upper() + " ", patient={"weight_kg": 70})
+    assert len(counting.texts) == 1
+    # Same embedding, same passages: the cache changes the cost, not the answer.
+    assert [c.chunk_id for c in again.retrieved] == [c.chunk_id for c in first.retrieved]
+    fresh.ask("Azathioprine dose in pregnancy?")
+    assert len(counting.texts) == 2

@@ -281,3 +281,86 @@ def test_limit_statement_is_derived_from_the_table_and_not_dose_checked(limits):
     assert v.passed and all(c.status is Status.DERIVED for c in v.claims)
     wrong = "Azathioprine: within the limit of up to 3 mg/kg/day = 260 mg/day."
     assert not check_answer(wrong, ALL, patient=patient, limits=limits, drug="azathioprine").passed
+
+
+# -- derivation lines: the calculator's own steps, written out in a patient block ------------------
+CPIC_INT = Passage(
+    13,
+    "Azathioprine, CPIC 2018, TPMT or NUDT15 intermediate metabolizer: start at 30–80% of the "
+    "normal dose when the normal starting dose is 2–3 mg/kg/day [@cpic-2018].",
+    drugs=("azathioprine",),
+)
+DERIVATION_PASSAGES = [AZA_LUPUS, INTERACTION, CPIC_INT]
+
+
+def _derivation_line(patient, result_text, limits=None):
+    from guardrails import calculate
+
+    (d,) = [
+        d
+        for d in calculate(DERIVATION_PASSAGES, patient, limits, "azathioprine")
+        if d.result.text == result_text
+    ]
+    return d, f"### For this patient\n- {d.explanation} — within the dose limits"
+
+
+def test_derivation_line_with_step_citations_passes_with_inputs_supported_and_outputs_derived():
+    patient = validate_patient(72, "intermediate", "normal", ["allopurinol"])
+    d, answer = _derivation_line(patient, "43.2–115.2 mg/day")
+    assert "(from [13])" in answer and "144 mg/day" in answer
+    v = check_answer(answer, DERIVATION_PASSAGES, patient, load_limits(), "azathioprine")
+    assert v.passed, [(c.claim.text, c.reason) for c in v.failed]
+    status = {c.claim.text: c.status for c in v.claims}
+    assert status["2 mg/kg/day"] is Status.SUPPORTED
+    assert status["30–80%"] is Status.SUPPORTED
+    assert status["72 kg"] is Status.DERIVED
+    assert status["144 mg/day"] is Status.DERIVED
+    assert status["43.2–115.2 mg/day"] is Status.DERIVED
+    pct = next(c for c in v.claims if c.claim.text == "30–80%")
+    assert pct.passage_n == 13  # scoped by its own step's "(from [13])"
+
+
+def test_derivation_line_inputs_are_found_in_the_passage_each_step_cites():
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    _, answer = _derivation_line(patient, "36 mg/day")
+    v = check_answer(answer, DERIVATION_PASSAGES, patient, load_limits(), "azathioprine")
+    assert v.passed, [(c.claim.text, c.reason) for c in v.failed]
+    by_text = {c.claim.text: c for c in v.claims}
+    assert by_text["25%"].status is Status.SUPPORTED and by_text["25%"].passage_n == 4
+    assert by_text["36 mg/day"].status is Status.DERIVED
+    assert by_text["36 mg/day"].derivation is not None
+
+
+def test_derivation_line_with_a_changed_result_is_not_read_as_a_derivation():
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    _, answer = _derivation_line(patient, "36 mg/day")
+    tampered = answer.replace("→ 36 mg/day", "→ 72 mg/day")
+    v = check_answer(tampered, DERIVATION_PASSAGES, patient, load_limits(), "azathioprine")
+    assert not v.passed
+    assert any(c.claim.text == "72 mg/day" for c in v.failed)
+
+
+def test_derivation_line_for_another_weight_is_not_derived():
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    _, answer = _derivation_line(patient, "36 mg/day")
+    other = validate_patient(80, "normal", "normal", ["allopurinol"])
+    v = check_answer(answer, DERIVATION_PASSAGES, other, load_limits(), "azathioprine")
+    assert not v.passed
+
+
+def test_times_sign_alone_gives_no_free_pass():
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    answer = "- for co-medication with allopurinol: × 25% (from [4]): 144 mg/day → 40 mg/day"
+    v = check_answer(answer, DERIVATION_PASSAGES, patient, load_limits(), "azathioprine")
+    assert any(c.claim.text == "40 mg/day" for c in v.failed)
+
+
+def test_derivation_line_input_missing_from_its_cited_passage_is_not_supported():
+    patient = validate_patient(72, "intermediate", "normal", [])
+    d, answer = _derivation_line(patient, "43.2–115.2 mg/day")
+    # Same arithmetic, but the passage no longer states the percentage.
+    stripped = Passage(13, "Azathioprine, CPIC: intermediate metabolizers need a lower dose.",
+                       drugs=("azathioprine",))  # fmt: skip
+    v = check_answer(answer, [AZA_LUPUS, INTERACTION, stripped], patient, load_limits(),
+                     "azathioprine")  # fmt: skip
+    assert not v.passed
