@@ -188,14 +188,7 @@ class Assistant:
         patient: PatientContext | Mapping[str, Any] | None = None,
         audience: str = "clinician",
     ) -> AnswerResult:
-        state = _State(
-            question=question if isinstance(question, str) else str(question or ""),
-            history=as_turns(history),
-            patient_in=patient,
-            audience="patient" if audience == "patient" else "clinician",
-            timings={},
-            started=time.perf_counter(),
-        )
+        state = _new_state(question, history, patient, audience)
         result: AnswerResult = self._chain.invoke(state)
         return result
 
@@ -212,14 +205,7 @@ class Assistant:
         With an LLM, only sentences the guard has already verified are yielded; the final result
         may still replace them (e.g. by the deterministic answer if a later sentence fails).
         Without one, the verified answer is yielded whole."""
-        state = _State(
-            question=question if isinstance(question, str) else str(question or ""),
-            history=as_turns(history),
-            patient_in=patient,
-            audience="patient" if audience == "patient" else "clinician",
-            timings={},
-            started=time.perf_counter(),
-        )
+        state = _new_state(question, history, patient, audience)
         state = self._retrieve(self._prepare(state))
         if state.result is not None or self.llm is None:
             result = self._answer(state)
@@ -596,6 +582,17 @@ class Assistant:
             indication=facets.indication,
             retrieved=state.chunks,
         )
+
+
+def _new_state(question: Any, history: History, patient: Any, audience: str) -> _State:
+    return _State(
+        question=question if isinstance(question, str) else str(question or ""),
+        history=as_turns(history),
+        patient_in=patient,
+        audience="patient" if audience == "patient" else "clinician",
+        timings={},
+        started=time.perf_counter(),
+    )
 
 
 def _safe_check(answer: str, passages: Sequence[Passage], *args: Any) -> AnswerVerdict:
