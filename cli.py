@@ -5,9 +5,14 @@ Each command imports its package lazily so that `dosewise --help` stays instant.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from settings import Settings
+
+if TYPE_CHECKING:
+    from guardrails.model import Passage
 
 app = typer.Typer(
     name="dosewise",
@@ -323,16 +328,16 @@ def ask(
         raise typer.Exit(1)
 
 
-def _read_passages(path: str) -> list[object]:
+def _read_passages(path: str) -> tuple[Passage, ...]:
     """Passages as JSON (a list) or JSONL, each {n, text[, doc_id, section, drugs]}."""
     import json
     from pathlib import Path
 
-    from guardrails.model import Passage
-
     raw = Path(path).read_text(encoding="utf-8").strip()
     items = json.loads(raw) if raw.startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
-    passages = []
+    from guardrails.model import Passage
+
+    passages: list[Passage] = []
     for i, item in enumerate(items, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise ValueError(f"passage {i}: expected an object with a 'text' string")
@@ -345,7 +350,7 @@ def _read_passages(path: str) -> list[object]:
                 drugs=tuple(item.get("drugs", ())),
             )
         )
-    return passages
+    return tuple(passages)
 
 
 @app.command()
@@ -388,7 +393,7 @@ def check(
         except (OSError, ValueError) as exc:
             typer.echo(f"error: unusable passages file: {exc}", err=True)
             raise typer.Exit(2) from None
-        names = set(DRUG_SYNONYMS.values()) | {d for p in passages for d in p.drugs}  # type: ignore[attr-defined]
+        names = set(DRUG_SYNONYMS.values()) | {d for p in passages for d in p.drugs}
         drug = Vocabulary.from_names(names).facets(question).drug
     else:
         from assistant.chain import Assistant
@@ -405,7 +410,7 @@ def check(
         except IngestError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-    verdict = check_answer(answer, passages, patient, load_limits(), drug)  # type: ignore[arg-type]
+    verdict = check_answer(answer, passages, patient, load_limits(), drug)
     if as_json:
         typer.echo(json.dumps({
             "passed": verdict.passed,

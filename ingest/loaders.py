@@ -335,14 +335,19 @@ def load_corpus(
             loaded.append((load_file(f, max_bytes=max_bytes), str(f)))
         except CorpusError as exc:
             skipped.append(SkippedFile(str(f), exc.reason))
+    loaded.extend((doc, doc.path) for doc in _label_documents(label_roots, skipped))
+    # One label named twice (in a corpus folder and by --labels) is indexed once: same id and
+    # same content is the same document, not a clash.
     seen_labels: set[tuple[str, str]] = set()
-    for doc in _label_documents(label_roots, skipped):
-        # One label named twice (in a corpus folder and by --labels) is indexed once.
+    unique: list[tuple[Document, str]] = []
+    for doc, where in loaded:
         key = (doc.doc_id, doc.content_hash)
-        if doc.content_hash and key in seen_labels:
-            continue
-        seen_labels.add(key)
-        loaded.append((doc, doc.path))
+        if doc.doc_kind == "label" and doc.content_hash:
+            if key in seen_labels:
+                continue
+            seen_labels.add(key)
+        unique.append((doc, where))
+    loaded = unique
 
     # Every file claiming a shared id is refused, not just the later one: keeping the first by
     # name would let a new file that sorts earlier replace an already indexed document.
