@@ -8,8 +8,10 @@ new drug in the corpus is recognised without editing this file.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import itemgetter
 
 __all__ = ["KNOWN_DRUGS", "attached_drug", "drugs_between", "drugs_in", "nearest_drug_before"]
 
@@ -47,11 +49,21 @@ def _drug_re(extra: frozenset[str]) -> tuple[re.Pattern[str], dict[str, str]]:
     return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.IGNORECASE), table
 
 
+@lru_cache(maxsize=256)
+def _unknown_names(extra: frozenset[str]) -> frozenset[str]:
+    # Names already known add nothing: dropping them lets every caller share one cache entry.
+    return frozenset(e for e in (x.lower() for x in extra) if e not in _ALIASES)
+
+
+def _mentions(text: str, extra: Iterable[str]) -> tuple[tuple[int, str], ...]:
+    # The guard asks once per number with the same frozenset: keep that path allocation-free.
+    names = extra if isinstance(extra, frozenset) else frozenset(extra)
+    return _drugs_in(text, _unknown_names(names))
+
+
 def drugs_in(text: str, extra: Iterable[str] = ()) -> list[tuple[int, str]]:
     """(offset, generic name) of every drug mention in ``text``."""
-    # Names already known add nothing: dropping them lets every caller share one cache entry.
-    key = frozenset(e for e in (x.lower() for x in extra) if e not in _ALIASES)
-    return list(_drugs_in(text, key))
+    return list(_mentions(text, extra))
 
 
 @lru_cache(maxsize=8192)
@@ -64,13 +76,18 @@ def nearest_drug_before(
     text: str, pos: int, extra: Iterable[str] = (), lo: int = 0
 ) -> str | None:
     """The drug named closest before ``pos`` (and at or after ``lo``) in ``text``."""
-    found = [name for start, name in drugs_in(text, extra) if lo <= start < pos]
-    return found[-1] if found else None
+    for start, name in reversed(_mentions(text, extra)):
+        if start < pos:
+            return name if start >= lo else None
+    return None
 
 
 def drugs_between(text: str, lo: int, hi: int, extra: Iterable[str] = ()) -> frozenset[str]:
     """Drugs named in ``text[lo:hi]`` (searched once per whole text, then filtered)."""
-    return frozenset(name for start, name in drugs_in(text, extra) if lo <= start < hi)
+    mentions = _mentions(text, extra)
+    first = bisect_left(mentions, lo, key=itemgetter(0))
+    last = bisect_left(mentions, hi, lo=first, key=itemgetter(0))
+    return frozenset(name for _, name in mentions[first:last])
 
 
 _OF_DRUG_RE = re.compile(r"[ \t]*(?:of|daily of|/day of)[ \t]+", re.IGNORECASE)
@@ -83,7 +100,7 @@ def attached_drug(
     number; otherwise the drug named nearest before it, at or after ``lo`` (None if none)."""
     m = _OF_DRUG_RE.match(text, span[1])
     if m:
-        for start, name in drugs_in(text, extra):
+        for start, name in _mentions(text, extra):
             if start == m.end():
                 return name
     return nearest_drug_before(text, span[0], extra, lo)

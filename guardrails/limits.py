@@ -24,6 +24,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -112,13 +113,19 @@ class LimitTable:
     def drugs(self) -> frozenset[str]:
         return frozenset(r.drug for r in self.rows)
 
+    @cached_property
+    def _by_drug(self) -> dict[str, tuple[LimitRow, ...]]:
+        # The guard asks for one drug's rows on every dose: index them once per table.
+        index: dict[str, list[LimitRow]] = {}
+        for r in self.rows:
+            index.setdefault(r.drug, []).append(r)
+        return {d: tuple(rs) for d, rs in index.items()}
+
     def rows_for(self, drug: str, indication: str | None = None) -> tuple[LimitRow, ...]:
         drug = drug.lower().strip()
         ind = (indication or "").lower().strip()
         out = []
-        for r in self.rows:
-            if r.drug != drug:
-                continue
+        for r in self._by_drug.get(drug, ()):
             if r.indication == "any":
                 out.append(r)
             elif ind:
