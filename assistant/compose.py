@@ -33,6 +33,7 @@ __all__ = [
     "Statement",
     "compose_answer",
     "extract_statements",
+    "is_label",
     "render_references",
     "replace_markers",
     "strip_markers",
@@ -61,6 +62,9 @@ _FREQUENCY_Q_RE = re.compile(
 _FREQUENCY_ST_RE = re.compile(
     r"frequenc|prevalen|epidemiolog|\bpopulations?\b|\b1 in \d|\bcarr(?:y|iers?)\b|ancestry", re.I
 )
+# A heading that makes every line below it a frequency ("Population frequencies"); narrower
+# than the statement pattern, so "Special populations" does not count.
+_FREQUENCY_HEADING_RE = re.compile(r"frequenc|prevalen|epidemiolog", re.I)
 _TOPIC_WORDS = ("maintenance", "initial", "starting", "start", "ceiling", "maximum", "induction")
 
 # Which answer sections an intent reads first.
@@ -187,17 +191,41 @@ def _split_units(text: str) -> tuple[str, ...]:
     return tuple(units)
 
 
+def is_label(chunk: RetrievedChunk) -> bool:
+    """Is the chunk a passage of an imported drug label (SPL)?"""
+    return chunk.metadata.get("doc_kind") == "label"
+
+
+def _own_source_ids(chunk: RetrievedChunk) -> tuple[str, ...]:
+    ids: list[str] = []
+    for source in chunk.metadata.get("sources", ()):
+        sid = source.get("id") if isinstance(source, dict) else getattr(source, "id", None)
+        if sid and str(sid) not in ids:
+            ids.append(str(sid))
+    return tuple(ids)
+
+
 def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
-    """Every cited unit of every chunk; uncited text is never used (it cannot be cited)."""
+    """Every cited unit of every chunk; uncited text is never used (it cannot be cited).
+
+    A label is its own source and marks a paragraph once, after its last sentence, so an
+    unmarked unit of a label chunk is cited by the chunk's own sources: the marker is written
+    into ``raw``, so the unit is rendered with its ``[n]`` and the guard checks its numbers
+    against the label passage like any other cited sentence."""
     out: list[Statement] = []
     for rank, chunk in enumerate(chunks):
         path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
+        own = _own_source_ids(chunk) if is_label(chunk) else ()
         for order, unit in enumerate(_split_units(chunk.text)):
             ids: list[str] = []
             for m in MARKER_RE.finditer(unit):
                 ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
+            if not ids and own and " | " not in unit:
+                # (A table row without a figure is a header: alone it says nothing.)
+                unit = f"{unit} [@{'; '.join(own)}]"
+                ids = list(own)
             if not ids:
                 continue
             out.append(
@@ -245,7 +273,40 @@ def _about_drug(
     chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
     others = vocab.mentions(st.text, "drug") - {drug}
+    if is_label(st.chunk):
+        # A label lists its generic (a salt, "atorvastatin calcium") before the active moiety
+        # the question names; reduced to moieties, a single-drug label is about that one drug. A
+        # combination label's unnamed sentence stays its first drug's (it may be the other's).
+        asked = {drug, *_label_drugs((drug,))}
+        bases = _label_drugs(tuple(chunk_drugs))
+        primary = primary or (bool(bases) and bases[0] in asked)
     return primary and not others, False
+
+
+# Salt and hydrate words a label's generic name adds to the active moiety.
+_SALT_WORDS = frozenset(
+    """hydrochloride hcl dihydrochloride hydrobromide calcium sodium potassium magnesium
+    besylate besilate mesylate mesilate maleate tartrate bitartrate succinate sulfate sulphate
+    phosphate acetate citrate fumarate bromide chloride lactate gluconate nitrate oxalate
+    hyclate monohydrate dihydrate trihydrate hemihydrate sesquihydrate anhydrous""".split()
+)
+
+
+@lru_cache(maxsize=1024)
+def _label_drugs(drugs: tuple[str, ...]) -> tuple[str, ...]:
+    """A label's drug names reduced to their active moieties, first-listed first, without
+    repeats: ("placebrinol hydrochloride", "placebrinol") -> ("placebrinol",)."""
+    out: list[str] = []
+    for name in drugs:
+        words = name.split()
+        while len(words) > 1 and words[-1] in _SALT_WORDS:
+            words.pop()
+        base = " ".join(words)
+        # The moiety listed next to its salt is the authority ("x y-salt" + "x").
+        base = next((d for d in drugs if base.startswith(d + " ")), base)
+        if base not in out:
+            out.append(base)
+    return tuple(out)
 
 
 def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tuple[str, str]:
@@ -265,6 +326,13 @@ def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tu
         return "neutral", label
     ok = any(vocab.indication_matches(c, f) for c in chunk_inds for f in facets.indications)
     return ("neutral" if ok else "weak"), label
+
+
+def _frequency_heading(st: Statement) -> bool:
+    """Is the statement under a frequency heading below the document title ("TPMT, secondary
+    summary: roughly 0.3% homozygous deficient" sits under "Population frequencies")?"""
+    path = tuple(st.chunk.metadata.get("section_path") or st.chunk.section.split(" > "))
+    return any(_FREQUENCY_HEADING_RE.search(h) for h in path[1:])
 
 
 def _score(
@@ -307,7 +375,9 @@ def _score(
                     score += 0.5
         words = set(normalise(st.text))
         score += 0.2 * len(words & question_tokens)
-        if asks_frequency and _FREQUENCY_ST_RE.search(f"{st.group} {st.text}"):
+        if asks_frequency and (
+            _FREQUENCY_ST_RE.search(f"{st.group} {st.text}") or _frequency_heading(st)
+        ):
             score += 5.0
         hits = len(words & distinctive)
         strong = hits >= max(2, (len(distinctive) + 1) // 2)
