@@ -162,7 +162,7 @@ class Assistant:
             return cached[1]
         with self._vocab_lock:
             if self._vocab is None or self._vocab[0] != generation:
-                self._vocab = (generation, Vocabulary.from_chunks(self.retriever.chunks()))
+                self._vocab = (generation, self.retriever.vocabulary())
             return self._vocab[1]
 
     def passages_for(
@@ -248,6 +248,7 @@ class Assistant:
 
     # -- chain steps --------------------------------------------------------------------------
     def _prepare(self, state: _State) -> _State:
+        t0 = time.perf_counter()
         # Lone surrogates (a broken client) crash the tokenizer: make them "?" first.
         question = state.question.encode("utf-8", "replace").decode("utf-8").strip()
         if not question:
@@ -279,6 +280,7 @@ class Assistant:
             state.resolved = f"{question} (about {about})"
         if not facets.drugs:
             state.result = self._abstain(state, vocab)
+        state.timings["prepare"] = (time.perf_counter() - t0) * 1000
         return state
 
     def _retrieve(self, state: _State) -> _State:

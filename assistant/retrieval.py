@@ -2,6 +2,10 @@
 
 The lexical index is built once per index generation, kept in memory and persisted under
 ``<data_dir>/bm25/<generation>/`` so that a restart loads it instead of re-tokenising the corpus.
+The corpus vocabulary is persisted beside it, so a restart reads no chunk back in bulk: the
+chunks of each question's candidates are fetched by id and kept; only ``chunks()`` reads all.
+Dense hits come back from the store as ids when it can (``query_ids``) and are matched to the
+chunks in memory: reading 30 hits' text and metadata cost more than the vector search.
 The question is embedded at most once per retrieval: an LRU cache of query embeddings, keyed by
 the normalised query text, answers repeated questions (the app's reruns, the same question with
 another patient, a benchmark) without running the model, which dominates a warm ``ask``.
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
@@ -115,12 +120,41 @@ class Retrieval:
     lexical_hits: int = 0
 
 
+_ID_SAMPLE = 16  # persisted ids checked against the store before a loaded index is trusted
+
+
+def _format_key() -> str:
+    """Changes whenever the code that tokenises chunks or reads the vocabulary does, so a
+    persisted index or vocabulary written by older code is rebuilt rather than trusted."""
+    import hashlib
+
+    import assistant.vocabulary as vocabulary_module
+
+    digest = hashlib.sha256()
+    for module_file in (__file__, vocabulary_module.__file__):
+        try:
+            digest.update(Path(str(module_file)).read_bytes())
+        except OSError:
+            digest.update(str(module_file).encode())
+    return digest.hexdigest()[:16]
+
+
+_FORMAT_KEY = _format_key()
+_FORMAT_FILE = "format.txt"
+_VOCABULARY_FILE = "vocabulary.json"
+
+
 @dataclass
 class _Lexical:
+    """``ids[i]`` is BM25 document ``i``; ``by_id`` holds the chunks read so far (all of them
+    when ``complete``)."""
+
     generation: str
     bm25: Any
-    chunks: list[Chunk]
+    ids: list[str]
     by_id: dict[str, Chunk]
+    complete: bool = True
+    vocabulary: Vocabulary | None = None
 
 
 class HybridRetriever:
@@ -168,7 +202,49 @@ class HybridRetriever:
         return str(self.index.generation)
 
     def chunks(self) -> list[Chunk]:
-        return self._ensure_lexical().chunks
+        lexical = self._ensure_lexical()
+        if not lexical.complete:
+            with self._lock:
+                if not lexical.complete:
+                    by_id = {c.id: c for c in self.index.all_chunks()}
+                    lexical.by_id.update(by_id)
+                    lexical.complete = True
+        return [lexical.by_id[i] for i in lexical.ids if i in lexical.by_id]
+
+    def vocabulary(self) -> Vocabulary:
+        """The corpus vocabulary of the current generation, built once from every chunk and
+        persisted beside the lexical index, so a restart loads it instead of reading the
+        whole store back."""
+        lexical = self._ensure_lexical()
+        if lexical.vocabulary is not None:
+            return lexical.vocabulary
+        directory = self._bm25_dir(lexical.generation)
+        vocabulary = self._load_vocabulary(directory) if directory is not None else None
+        if vocabulary is None:
+            vocabulary = Vocabulary.from_chunks(self.chunks())
+            if directory is not None and lexical.ids and (directory / "chunk_ids.json").is_file():
+                _write_atomic(directory / _VOCABULARY_FILE, json.dumps(vocabulary.to_dict()))
+        lexical.vocabulary = vocabulary
+        return vocabulary
+
+    @staticmethod
+    def _load_vocabulary(directory: Path) -> Vocabulary | None:
+        path = directory / _VOCABULARY_FILE
+        if not path.is_file() or not _format_matches(directory):
+            return None
+        try:
+            return Vocabulary.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # damaged: rebuilt from the chunks
+
+    def _fetch(self, lexical: _Lexical, ids: Sequence[str]) -> None:
+        """Read the chunks of ``ids`` that are not in memory yet, in one store call."""
+        if lexical.complete:
+            return
+        missing = [i for i in ids if i not in lexical.by_id]
+        if missing:
+            for chunk in self.index.get(missing):  # type: ignore[attr-defined]
+                lexical.by_id[chunk.id] = chunk
 
     def _ensure_lexical(self) -> _Lexical:
         generation = self.generation
@@ -188,17 +264,12 @@ class HybridRetriever:
     def _load_or_build(self, generation: str) -> _Lexical:
         import bm25s
 
+        directory = self._bm25_dir(generation)
+        loaded = self._load(directory, generation) if directory is not None else None
+        if loaded is not None:
+            return loaded
         chunks = list(self.index.all_chunks())
         by_id = {c.id: c for c in chunks}
-        directory = self._bm25_dir(generation)
-        if directory is not None and (directory / "chunk_ids.json").is_file():
-            try:
-                ids = json.loads((directory / "chunk_ids.json").read_text(encoding="utf-8"))
-                if set(ids) == set(by_id) and len(ids) == len(chunks):
-                    bm25 = bm25s.BM25.load(str(directory), show_progress=False)
-                    return _Lexical(generation, bm25, [by_id[i] for i in ids], by_id)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache is rebuilt below, never trusted
         corpus_tokens = [
             lexical_tokens(" ".join((c.title, " ".join(c.section_path), c.text))) or ["_empty_"]
             for c in chunks
@@ -208,7 +279,41 @@ class HybridRetriever:
             bm25.index(corpus_tokens, show_progress=False)
         if directory is not None and chunks:
             self._persist(bm25, [c.id for c in chunks], directory)
-        return _Lexical(generation, bm25 if chunks else None, chunks, by_id)
+        return _Lexical(generation, bm25 if chunks else None, [c.id for c in chunks], by_id)
+
+    def _load(self, directory: Path, generation: str) -> _Lexical | None:
+        """The persisted index of this generation, when it still describes the store: same
+        number of chunks and a spread sample of its ids present. (The chunk ids are content
+        hashes, so a sampled id that exists is that chunk.) Without ``count``/``get`` on the
+        index, the ids are compared with the full chunk list as before."""
+        import bm25s
+
+        if not (directory / "chunk_ids.json").is_file() or not _format_matches(directory):
+            return None
+        try:
+            ids = json.loads((directory / "chunk_ids.json").read_text(encoding="utf-8"))
+            if not isinstance(ids, list) or not ids:
+                return None
+            if hasattr(self.index, "count") and hasattr(self.index, "get"):
+                if int(self.index.count()) != len(ids) or len(set(ids)) != len(ids):
+                    return None
+                step = max(1, len(ids) // _ID_SAMPLE)
+                sample = list(dict.fromkeys(ids[::step] + [ids[-1]]))
+                found = self.index.get(sample)
+                if len(found) != len(sample):
+                    return None
+                by_id = {c.id: c for c in found}
+                complete = False
+            else:
+                chunks = list(self.index.all_chunks())
+                by_id = {c.id: c for c in chunks}
+                if set(ids) != set(by_id) or len(ids) != len(chunks):
+                    return None
+                complete = True
+            bm25 = bm25s.BM25.load(str(directory), show_progress=False)
+            return _Lexical(generation, bm25, [str(i) for i in ids], by_id, complete)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a damaged cache is rebuilt, never trusted
 
     @staticmethod
     def _persist(bm25: Any, ids: list[str], directory: Path) -> None:
@@ -218,6 +323,7 @@ class HybridRetriever:
             tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
             bm25.save(str(tmp), show_progress=False)
             (tmp / "chunk_ids.json").write_text(json.dumps(ids), encoding="utf-8")
+            (tmp / _FORMAT_FILE).write_text(_FORMAT_KEY, encoding="utf-8")
             if directory.exists():
                 shutil.rmtree(directory, ignore_errors=True)
             os.replace(tmp, directory)
@@ -231,8 +337,36 @@ class HybridRetriever:
         if not tokens:
             return []
         scores = lexical.bm25.get_scores(tokens)
-        order = scores.argsort()[::-1][: self.candidates]
-        return [(lexical.chunks[i].id, float(scores[i])) for i in order if scores[i] > 0]
+        order = _top_positive(scores, self.candidates)
+        ranked = [(lexical.ids[i], float(scores[i])) for i in order]
+        self._fetch(lexical, [cid for cid, _ in ranked])
+        # A chunk the store no longer has (an ingest swapped generations) is left out; the
+        # caller notices the new generation and ranks again.
+        return [(cid, score) for cid, score in ranked if cid in lexical.by_id]
+
+    def _dense(self, lexical: _Lexical, embedding: list[float]) -> list[tuple[Chunk, float]]:
+        """Dense neighbours. When the store can answer with ids only, the chunks come from
+        memory (or one fetch by id): reading 30 hits' text and metadata back from Chroma cost
+        three times the vector search itself."""
+        query_ids = getattr(self.index, "query_ids", None)
+        if query_ids is None or not lexical.ids:
+            return list(self.index.query(embedding, self.candidates, None) or [])
+        hits = list(query_ids(embedding, self.candidates, None) or [])
+        missing = [cid for cid, _ in hits if cid not in lexical.by_id]
+        if missing:
+            # Not in memory: the index is still loading lazily, or an ingest has just swapped
+            # generations (the caller notices and asks again).
+            fetched = {c.id: c for c in self.index.get(missing)}  # type: ignore[attr-defined]
+            if not lexical.complete:
+                lexical.by_id.update(fetched)
+        else:
+            fetched = {}
+        out: list[tuple[Chunk, float]] = []
+        for cid, distance in hits:
+            chunk = lexical.by_id.get(cid) or fetched.get(cid)
+            if chunk is not None:
+                out.append((chunk, distance))
+        return out
 
     # -- retrieval ----------------------------------------------------------------------------
     def _coverage(
@@ -294,7 +428,7 @@ class HybridRetriever:
             # A follow-up ("and in pregnancy?") carries its drug only in the facets.
             dense_query = f"{' '.join(facets.drugs)} {' '.join(facets.indications)} {question}"
         embedding = self.embed_query(dense_query)
-        dense = list(self.index.query(embedding, self.candidates, None) or [])
+        dense = self._dense(lexical, embedding)
         for _retry in range(3):
             if self.generation == lexical.generation:
                 break
@@ -302,7 +436,7 @@ class HybridRetriever:
             # so one answer never mixes chunks of two generations.
             lexical = self._ensure_lexical()
             lexical_ranked = self._lexical_ranking(lexical, f"{question} {expansion}")
-            dense = list(self.index.query(embedding, self.candidates, None) or [])
+            dense = self._dense(lexical, embedding)
         t2 = time.perf_counter()
         timings["dense"] = (t2 - t1) * 1000
 
@@ -369,6 +503,39 @@ class HybridRetriever:
             best_distance=min(distances.values()) if distances else None,
             lexical_hits=len(lexical_ranked),
         )
+
+
+def _format_matches(directory: Path) -> bool:
+    try:
+        return (directory / _FORMAT_FILE).read_text(encoding="utf-8").strip() == _FORMAT_KEY
+    except OSError:
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # persistence is a start-up optimisation only
+
+
+def _top_positive(scores: Any, k: int) -> Any:
+    """Indices of the ``k`` highest positive scores, best first; equal scores put the higher
+    index first (what a descending full sort gave). Partitions instead of sorting every
+    document: at 100k chunks a full argsort alone cost ~8 ms per question."""
+    idx = np.flatnonzero(scores > 0)
+    if k <= 0 or idx.size == 0:
+        return idx[:0]
+    values = scores[idx]
+    if idx.size > k:
+        threshold = values[np.argpartition(values, idx.size - k)[idx.size - k]]
+        keep = values >= threshold  # ties at the threshold all compete in the sort below
+        idx, values = idx[keep], values[keep]
+    order = np.lexsort((-idx, -values))
+    return idx[order][:k]
 
 
 _COVER_QUERIES = {

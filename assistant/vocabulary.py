@@ -13,6 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
 
 from ingest.model import Chunk
 
@@ -296,6 +299,18 @@ _PHENOTYPE_WORDS = {
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _MAX_PHRASE = 4
+_FUZZY_CUTOFF = 0.82
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_LETTER_INDEX = {c: i for i, c in enumerate(_LETTERS)}
+
+
+def _letter_counts(word: str) -> list[int]:
+    counts = [0] * (len(_LETTERS) + 1)
+    for ch in word:
+        counts[_LETTER_INDEX.get(ch, len(_LETTERS))] += 1
+    return counts
+
+_FUZZY_CACHE_SIZE = 20000  # question words are few; the cache is cleared whole when full
 
 
 @lru_cache(maxsize=8192)
@@ -352,6 +367,12 @@ class Vocabulary:
     _aliases: dict[tuple[str, ...], _Alias] = field(default_factory=dict, repr=False)
     _fuzzy_drug_words: dict[str, str] = field(default_factory=dict, repr=False)
     _mention_cache: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    # the fuzzy drug words with their lengths and letter counts, so one vectorised pass finds
+    # the few words that could reach the cutoff before difflib scores them
+    _fuzzy_words: tuple[str, ...] = field(default=(), repr=False)
+    _fuzzy_lengths: Any = field(default=None, repr=False)
+    _fuzzy_counts: Any = field(default=None, repr=False)
+    _fuzzy_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Chunk]) -> Vocabulary:
@@ -390,6 +411,33 @@ class Vocabulary:
                 ind: tuple(sorted(docs, key=lambda d: (-len(docs[d]), d)))
                 for ind, docs in by_indication.items()
             },
+        )
+        vocab._build_aliases()
+        return vocab
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``from_chunks`` read from the corpus, as JSON-able data (aliases are derived
+        again on load), so a restart need not read every chunk back to rebuild it."""
+        return {
+            "drugs": sorted(self.drugs),
+            "indications": sorted(self.indications),
+            "sections_by_drug": {d: sorted(s) for d, s in sorted(self.sections_by_drug.items())},
+            "drugs_by_indication": {i: list(d) for i, d in sorted(self.drugs_by_indication.items())},
+            "brands": dict(sorted(self.brands.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
+        vocab = cls(
+            drugs=frozenset(str(d) for d in data["drugs"]),
+            indications=frozenset(str(i) for i in data["indications"]),
+            sections_by_drug={
+                str(d): frozenset(str(x) for x in s) for d, s in data["sections_by_drug"].items()
+            },
+            drugs_by_indication={
+                str(i): tuple(str(x) for x in d) for i, d in data["drugs_by_indication"].items()
+            },
+            brands={str(b): str(d) for b, d in data["brands"].items()},
         )
         vocab._build_aliases()
         return vocab
@@ -444,6 +492,13 @@ class Vocabulary:
             for key, alias in aliases.items()
             if alias.kind == "drug" and len(key) == 1 and len(key[0]) >= 5
         }
+        words = tuple(self._fuzzy_drug_words)
+        self._fuzzy_words = words
+        self._fuzzy_lengths = np.array([len(w) for w in words], dtype=np.int32)
+        self._fuzzy_counts = np.array([_letter_counts(w) for w in words], dtype=np.int32).reshape(
+            len(words), len(_LETTERS) + 1
+        )
+        self._fuzzy_cache = {}
 
     @staticmethod
     def _canonical_indication(indication: str) -> str:
@@ -536,8 +591,25 @@ class Vocabulary:
     def _fuzzy_drug(self, token: str) -> str | None:
         if len(token) < 5 or not token.isalpha():
             return None
-        match = difflib.get_close_matches(token, self._fuzzy_drug_words, n=1, cutoff=0.82)
-        return self._fuzzy_drug_words[match[0]] if match else None
+        try:
+            return self._fuzzy_cache[token]
+        except KeyError:
+            pass
+        # difflib keeps a word only if quick_ratio (2 * shared letters, counted with
+        # multiplicity, over both lengths) reaches the cutoff; that bound is computed for every
+        # word at once here, and only the survivors are scored: the same answer, far fewer
+        # SequenceMatchers. Characters outside a-z share one bucket, which only raises the bound.
+        candidates: list[str] = []
+        if self._fuzzy_words:
+            shared = np.minimum(self._fuzzy_counts, np.array(_letter_counts(token))).sum(axis=1)
+            bound = 2.0 * shared / (self._fuzzy_lengths + len(token))
+            candidates = [self._fuzzy_words[i] for i in np.flatnonzero(bound >= _FUZZY_CUTOFF)]
+        match = difflib.get_close_matches(token, candidates, n=1, cutoff=_FUZZY_CUTOFF)
+        found = self._fuzzy_drug_words[match[0]] if match else None
+        if len(self._fuzzy_cache) >= _FUZZY_CACHE_SIZE:
+            self._fuzzy_cache.clear()
+        self._fuzzy_cache[token] = found
+        return found
 
     # -- matching text against facets ---------------------------------------------------------
     def aliases_of(self, drug: str) -> tuple[str, ...]:

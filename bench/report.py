@@ -86,8 +86,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         n = p["chunks"]
         rows.append((f"{n} chunks: ask p50/p95/max", _lat(p["ask"]["latency"]) + " ms"))
         st = p["ask"]["stages"]
-        rows.append((f"{n} chunks: stage p50 lex/dense/fusion/compose/guard",
-                     " / ".join(_fmt(st[s]["p50_ms"]) for s in ("lexical", "dense", "fusion", "compose", "guard")) + " ms"))
+        names = [s for s in ("prepare", "lexical", "dense", "fusion", "compose", "guard", "other") if s in st]
+        rows.append((f"{n} chunks: stage p50 {'/'.join(names)}",
+                     " / ".join(_fmt(st[s]["p50_ms"]) for s in names) + " ms"))
         rows.append((f"{n} chunks: dense-only p50/p95/max", _lat(p["dense_only"]["latency"]) + " ms"))
         rows.append((f"{n} chunks: RSS / first ask / store write", f"{_fmt(p['rss_mb'], 'MB')} / {_fmt(p['first_ask_s'], 's')} / {_fmt(p['store_write_s'], 's')}"))
     base = results.get("baseline", {})

@@ -14,6 +14,7 @@ and scaled numbers are not re-encoded: the vector is that of the original senten
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ _MARKER_IDS = re.compile(r"@([A-Za-z0-9_.-]+)")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|\n+")
 _FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
+_PLACEHOLDER = "qqdrugplaceholderqq"
 _BRANDS = ("imuran", "azasan", "aza", "cellcept", "myfortic", "mmf", "cytoxan", "6-mp", "purinethol")
 
 _PREFIX = ("zor", "bel", "tam", "vix", "lor", "cen", "dap", "quen", "tol", "fen", "ral", "sev",
@@ -150,17 +152,46 @@ class SyntheticCorpus:
         self._real_drugs = re.compile(
             r"(?<![\w-])(" + "|".join(re.escape(d) for d in real) + r")(?![\w-])", re.IGNORECASE
         )
+        # Per sentence and factor, the re-attributed text with a placeholder for the drug: the
+        # regex work is done once per pair instead of once per chunk (100k chunks draw on a few
+        # hundred sentences). The placeholder is word characters, like every invented name, so
+        # number scaling sees the same neighbours as when the name itself was substituted.
+        self._templates: dict[tuple[int, int], str] = {}
+        self._docs: dict[int, tuple[int, int]] = {}
 
     def take(self, start: int, stop: int) -> list[tuple[Chunk, list[float]]]:
         return [self._one(i) for i in range(start, stop)]
 
+    def _template(self, sentence: int, factor: int) -> str:
+        key = (sentence, factor)
+        text = self._templates.get(key)
+        if text is None:
+            f = _FACTORS[factor]
+            text = self._templates[key] = _outside_markers(
+                self.pool.sentences[sentence].text,
+                lambda t: _scale_numbers(self._real_drugs.sub(_PLACEHOLDER, t), f),
+            )
+        return text
+
+    def _doc(self, doc: int) -> tuple[int, int]:
+        """(anchor sentence, factor index) of a document: the same for its 25 chunks."""
+        drawn = self._docs.get(doc)
+        if drawn is None:
+            doc_rng = np.random.default_rng((self.seed, 1_000_000_007, doc))
+            anchor = int(doc_rng.integers(len(self.pool.sentences)))
+            drawn = (anchor, int(doc_rng.integers(len(_FACTORS))))
+            if len(self._docs) > 4096:
+                self._docs.clear()
+            self._docs[doc] = drawn
+        return drawn
+
     def _one(self, i: int) -> tuple[Chunk, list[float]]:
         rng = np.random.default_rng((self.seed, i))
         doc = i // CHUNKS_PER_DOC
-        doc_rng = np.random.default_rng((self.seed, 1_000_000_007, doc))
         picks = rng.choice(len(self.pool.sentences), size=int(rng.integers(2, 5)), replace=False)
         parts = [self.pool.sentences[int(p)] for p in picks]
-        anchor = self.pool.sentences[int(doc_rng.integers(len(self.pool.sentences)))].chunk
+        anchor_index, factor = self._doc(doc)
+        anchor = self.pool.sentences[anchor_index].chunk
         real = doc % REAL_DOC_EVERY == 0
         if real:
             drugs = anchor.drugs
@@ -168,12 +199,8 @@ class SyntheticCorpus:
             title = f"{anchor.title} (formulary note {doc})"
         else:
             drug = fake_drug_name(doc // REAL_DOC_EVERY * (REAL_DOC_EVERY - 1) + doc % REAL_DOC_EVERY - 1)
-            factor = _FACTORS[int(doc_rng.integers(len(_FACTORS)))]
             drugs = (drug,)
-            text = " ".join(
-                _outside_markers(p.text, lambda t: _scale_numbers(self._real_drugs.sub(drug, t), factor))
-                for p in parts
-            )
+            text = " ".join(self._template(int(p), factor) for p in picks).replace(_PLACEHOLDER, drug)
             indication = anchor.indications[0] if anchor.indications else "general use"
             title = f"{drug.capitalize()} in {indication}"
         by_id: dict[str, SourceRef] = {}
@@ -202,6 +229,10 @@ class SyntheticCorpus:
             path=f"synthetic/syn-{doc:05d}.md",
             doc_kind=anchor.doc_kind,
         )
-        vec = self.pool.vectors[picks].mean(axis=0) + rng.normal(0.0, _NOISE_SIGMA, self.pool.vectors.shape[1])
-        vec = vec / (np.linalg.norm(vec) or 1.0)
+        # ndarray.mean and linalg.norm, spelled out: their per-call overhead was a third of
+        # the generation time (same float32 sum-then-divide, same sqrt of the dot product).
+        mean = np.add.reduce(self.pool.vectors[picks], axis=0)
+        np.true_divide(mean, len(picks), out=mean, casting="unsafe")
+        vec = mean + rng.normal(0.0, _NOISE_SIGMA, self.pool.vectors.shape[1])
+        vec = vec / (math.sqrt(vec.dot(vec)) or 1.0)
         return chunk, vec.astype(np.float32).tolist()

@@ -73,7 +73,7 @@ def test_quick_bench_throughputs_and_latencies_are_numbers(quick_run: tuple[dict
     warm = results["warm_ask"]
     assert _finite(_numbers(warm, "latency.p50_ms", "latency.p95_ms", "latency.max_ms"))
     # Every stage of the chain reports its time, so the split by stage is complete.
-    for stage in ("lexical", "dense", "fusion", "compose", "guard"):
+    for stage in ("prepare", "lexical", "dense", "fusion", "compose", "guard", "other"):
         assert warm["stages"][stage]["n"] > 0, stage
         assert _finite(_numbers(warm["stages"][stage], "p50_ms", "p95_ms"))
     assert _finite(_numbers(results["baseline"], "plain.p50_ms", "ratio_p50", "ratio_p95"))
@@ -123,6 +123,9 @@ def test_synthetic_chunks_are_stable_when_the_store_grows(embedder: Any, tmp_pat
     synth = SyntheticCorpus(pool)
     first, grown = synth.take(0, 30), synth.take(0, 60)
     assert [c.id for c, _ in first] == [c.id for c, _ in grown[:30]]
+    # A fresh generator (cold per-document and per-sentence caches) makes the same chunks.
+    fresh = SyntheticCorpus(pool).take(30, 60)
+    assert [(c, v) for c, v in fresh] == [(c, v) for c, v in grown[30:]]
     assert len({c.id for c, _ in grown}) == 60
     for chunk, vector in grown:
         assert abs(sum(x * x for x in vector) - 1.0) < 1e-3
