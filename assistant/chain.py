@@ -294,12 +294,12 @@ class Assistant:
         if not retrieval.chunks:
             state.result = self._abstain(state, self.vocabulary)
         elif state.facets.routes:
-            texts = [f"{c.title} {c.section} {c.text}" for c in retrieval.chunks]
+            texts = [f"{c.title}\n{c.section}\n{c.text}" for c in retrieval.chunks]
             missing = uncovered_routes(state.facets.routes, texts)
             if missing:
                 # Oral doses are no answer about eye drops: say what the sources do cover.
                 drug = state.facets.drug or "this drug"
-                given = " and ".join(given_routes(texts))
+                given = " and ".join(given_routes(texts, state.facets.drug))
                 covered = f"{given} dosing of {drug}" if given else f"dosing of {drug}"
                 state.result = self._abstain(
                     state,

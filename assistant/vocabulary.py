@@ -205,9 +205,19 @@ def uncovered_routes(routes: Iterable[str], texts: Iterable[str]) -> tuple[str, 
     return tuple(r for r in routes if r in _COVERED_RE and not _COVERED_RE[r].search(joined))
 
 
-def given_routes(texts: Iterable[str]) -> tuple[str, ...]:
-    """Oral/IV, as far as the passages say how the drug is given."""
-    joined = " ".join(texts)
+_SENTENCE_BREAK_RE = re.compile(r"(?<=[.;!?])\s+|\n+")
+
+
+def given_routes(texts: Iterable[str], drug: str | None = None) -> tuple[str, ...]:
+    """Oral/IV, as far as the passages say how ``drug`` is given.
+
+    With a drug, only sentences naming it as a whole word count: "prednisone after IV
+    methylprednisolone pulses" says nothing about how prednisolone is given."""
+    parts: Iterable[str] = texts
+    if drug:
+        named = re.compile(rf"(?<![\w-]){re.escape(drug)}(?![\w-])", re.IGNORECASE)
+        parts = (s for t in texts for s in _SENTENCE_BREAK_RE.split(t) if named.search(s))
+    joined = " ".join(parts)
     return tuple(name for name, rx in _GIVEN_RE.items() if rx.search(joined))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.vocabulary import Vocabulary, answer_section, classify_intent
+from assistant.vocabulary import Vocabulary, answer_section, classify_intent, given_routes
 
 CORPUS_DRUGS = [
     "azathioprine",
@@ -205,3 +205,10 @@ def test_allopurinol_as_the_only_drug_is_a_dose_question_not_an_interaction(
 )  # fmt: skip
 def test_monitoring_and_pregnancy_wordings_set_the_intent(question: str, intent: str) -> None:
     assert classify_intent(question) == intent
+
+
+def test_a_route_named_for_another_drug_is_not_reported_as_this_drugs_route() -> None:
+    texts = ["Prednisone after IV methylprednisolone pulses. Prednisolone 30 mg/day, tapered."]
+    assert given_routes(texts, "prednisolone") == ()
+    assert given_routes(texts + ["Prednisolone tablets by mouth."], "prednisolone") == ("oral",)
+    assert given_routes(texts) == ("IV",)
