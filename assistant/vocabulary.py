@@ -703,6 +703,8 @@ SECTION_ORDER = (
 )
 
 _SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # A label's "Indications and Usage" says what the drug is for, not how much to give.
+    ("Background", re.compile(r"indications? (and|&) usage")),
     ("Pharmacogenomics", re.compile(r"tpmt|nudt15|pharmacogen|genotyp|phenotyp|metaboli[sz]er")),
     ("Interactions", re.compile(r"interact|allopurinol|febuxostat|warfarin|vaccin")),
     (

@@ -212,3 +212,8 @@ def test_a_route_named_for_another_drug_is_not_reported_as_this_drugs_route() ->
     assert given_routes(texts, "prednisolone") == ()
     assert given_routes(texts + ["Prednisolone tablets by mouth."], "prednisolone") == ("oral",)
     assert given_routes(texts) == ("IV",)
+
+
+def test_a_labels_indications_and_usage_section_is_background_not_dosing() -> None:
+    assert answer_section(("Label: Examplix", "Indications and Usage")) == "Background"
+    assert answer_section(("Label: Examplix", "Dosage and Administration")) == "Dosing"
