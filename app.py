@@ -25,6 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
@@ -269,6 +270,22 @@ def load_llm(
         timeout_s=timeout_s,
         model_path=model_path,
     )
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up(_assistant: Any, key: str) -> threading.Thread:
+    """Load the embedding model and the lexical index while the clinician reads and types: the
+    model loads lazily, and without this the first answer alone waits ~10 s for it."""
+
+    def run() -> None:
+        try:
+            _assistant.passages_for("azathioprine dose")
+        except Exception:  # the first real question meets the failure and reports it
+            pass
+
+    thread = threading.Thread(target=run, name="dosewise-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource
@@ -644,6 +661,9 @@ if not messages and question is None:
     with st.container(horizontal=True):
         for j, q in enumerate(EXAMPLES):
             st.button(q, key=f"example-{j}", on_click=queue_question, args=(q,))
+
+if factory is None:  # retrieval only: never spends a configured LLM's time on a warm-up
+    warm_up(assistant, f"{store.mode}:{store.path}:{store.host}:{store.port}")
 
 if question is not None:
     messages.append({"role": "user", "content": question})

@@ -64,6 +64,10 @@ def _check_citations(body: str, sources: Sequence[SourceRef], path: str) -> None
         )
 
 
+# libyaml's safe loader when PyYAML was built with it: ~10× faster on front matter, same rules.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_markdown(data: bytes, path: str) -> Document:
     text = _decode(data, path)
     match = _FRONT_MATTER_RE.match(text)
@@ -72,7 +76,7 @@ def _load_markdown(data: bytes, path: str) -> Document:
             "missing YAML front matter (file must start with a '---' block)", path
         )
     try:
-        raw = yaml.safe_load(match.group(1))
+        raw = yaml.load(match.group(1), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""
