@@ -105,6 +105,9 @@ def dose_basis(q: Quantity) -> list[tuple[str, Decimal, Decimal]]:
     return []
 
 
+_CHECK_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class LimitTable:
     rows: tuple[LimitRow, ...]
@@ -136,6 +139,10 @@ class LimitTable:
                 out.append(r)
         return tuple(out)
 
+    @cached_property
+    def _checked(self) -> dict[tuple[object, ...], tuple[bool, str]]:
+        return {}
+
     def check(
         self,
         drug: str,
@@ -144,6 +151,22 @@ class LimitTable:
         weight_kg: Decimal | None = None,
     ) -> tuple[bool, str]:
         """(ok, reason) for one dose of ``drug``; see the module docstring for the rules."""
+        q = quantity
+        # The verdict depends on the normalised dose only, never on its text or position, and
+        # the same corpus doses recur in answer after answer: remember each one (bounded).
+        key = (drug, indication, weight_kg, q.kind, q.unit, q.low, q.high, q.per, q.per_count,
+               q.per_kg, q.per_m2)  # fmt: skip
+        cache = self._checked
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _CHECK_CACHE_SIZE:
+                cache.clear()
+            found = cache[key] = self._check(drug, q, indication, weight_kg)
+        return found
+
+    def _check(
+        self, drug: str, quantity: Quantity, indication: str | None, weight_kg: Decimal | None
+    ) -> tuple[bool, str]:
         rows = self.rows_for(drug, indication)
         if not rows:
             return True, f"no dose limit on file for {drug}"

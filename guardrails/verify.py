@@ -121,10 +121,12 @@ def _arithmetic(
     """(follows, explanation, derivation) when ``q`` is stated as a per-kg dose × a weight."""
     if q.kind != "dose" or q.unit != "mg" or q.per_kg or q.per_m2:
         return None
-    before = [c for c in clause_claims if c.span[1] <= q.span[0]]
-    per_kg = [c for c in before if c.kind == "dose" and c.per_kg and c.unit == "mg"]
+    # Most clauses hold no per-kg dose: test the cheap attribute first, positions after.
+    per_kg = [c for c in clause_claims
+              if c.per_kg and c.kind == "dose" and c.unit == "mg" and c.span[1] <= q.span[0]]  # fmt: skip
     if not per_kg:
         return None
+    before = [c for c in clause_claims if c.span[1] <= q.span[0]]
     base = per_kg[-1]
     if base.per != q.per or base.per_count != q.per_count:
         return None
