@@ -65,10 +65,12 @@ def test_front_matter_validates_against_ingest_schema(articles: list[Article]) -
         schema.validate_front_matter(art.meta, str(art.path))
 
 
-def test_front_matter_is_honest_draft_reviewed_today(articles: list[Article]) -> None:
+def test_front_matter_is_honest_draft_with_a_past_review_date(articles: list[Article]) -> None:
+    # No clinician has approved an article yet: anything but "draft" would be a false claim.
     for art in articles:
         assert art.meta["review_status"] == "draft", art.path.name
-        assert art.meta["last_reviewed"] == dt.date(2026, 11, 22), art.path.name
+        reviewed = art.meta["last_reviewed"]
+        assert isinstance(reviewed, dt.date) and reviewed <= dt.date.today(), art.path.name
         assert art.meta["audience"] == "clinician", art.path.name
 
 
