@@ -588,6 +588,10 @@ def _direct_statements(scored: list[_Scored], facets: QueryFacets) -> list[_Scor
         pool = [s for s in scored if s.statement.section == section]
         if dose_intent and section == "Dosing":
             pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
+        if facets.indications and not facets.broad_indication:
+            # The question names an indication: statements made for it lead; doses from a
+            # document about another indication must not stand in the direct answer beside them.
+            pool = [s for s in pool if s.indication_fit == "match"] or pool
         by_group: dict[str, list[_Scored]] = {}
         for s in pool:
             by_group.setdefault(s.label, []).append(s)

@@ -79,3 +79,20 @@ def test_usage_reference_question_has_every_key_number(real: Assistant) -> None:
     _assert_cited_and_verified(result, USAGE_NUMBERS)
     assert "1–2 mg/kg/day" in result.summary
     assert "### Pharmacogenomics" in result.answer and "### Duration" in result.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "dose", "foreign"),
+    [
+        ("CellCept dose after kidney transplant", "1000 mg twice daily", "3000 mg/day"),
+        ("mycophenolate mofetil dose heart transplant", "1500 mg twice daily", "3000 mg/day"),
+    ],
+)
+def test_a_transplant_question_leads_with_the_transplant_dose_not_lupus_nephritis_doses(
+    real: Assistant, question: str, dose: str, foreign: str
+) -> None:
+    result = real.ask(question)
+    assert result.status == "verified", result.answer
+    assert dose in result.summary
+    # The ALMS lupus nephritis induction target answers another question.
+    assert foreign not in result.summary
