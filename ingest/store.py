@@ -222,21 +222,33 @@ class Index:
             self._size = (col.name, int(col.count()))
         return self._size[1]
 
+    def _nearest(
+        self,
+        col: Any,
+        embedding: Sequence[float],
+        k: int,
+        where: dict[str, Any] | None,
+        include: list[str],
+    ) -> Any:
+        n = self._count_of(col)
+        if n == 0 or k <= 0:
+            return None
+        return col.query(
+            query_embeddings=[list(embedding)],
+            n_results=min(k, n),
+            where=where or None,
+            include=include,
+        )
+
     def query(
         self, embedding: Sequence[float], k: int, where: dict[str, Any] | None = None
     ) -> list[tuple[Chunk, float]]:
         """Nearest chunks with their cosine distance (0 = identical), best first."""
 
         def run(col: Any) -> list[tuple[Chunk, float]]:
-            n = self._count_of(col)
-            if n == 0 or k <= 0:
+            res = self._nearest(col, embedding, k, where, ["documents", "metadatas", "distances"])
+            if res is None:
                 return []
-            res = col.query(
-                query_embeddings=[list(embedding)],
-                n_results=min(k, n),
-                where=where or None,
-                include=["documents", "metadatas", "distances"],
-            )
             return [
                 (chunk_from_record(i, d, m), float(dist))
                 for i, d, m, dist in zip(
@@ -257,15 +269,9 @@ class Index:
         query's cost (9 of 12 ms for 30 hits), wasted when the caller holds the chunks."""
 
         def run(col: Any) -> list[tuple[str, float]]:
-            n = self._count_of(col)
-            if n == 0 or k <= 0:
+            res = self._nearest(col, embedding, k, where, ["distances"])
+            if res is None:
                 return []
-            res = col.query(
-                query_embeddings=[list(embedding)],
-                n_results=min(k, n),
-                where=where or None,
-                include=["distances"],
-            )
             return [
                 (str(i), float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
             ]
