@@ -17,12 +17,10 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,22 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--mute-audio",
-]
 PAGES = 8
 # 8 x 50 (the figure) took 687 s on the 2-core dev machine: Streamlit's post-run
 # gc.collect(2) (runner.postScriptGC) costs ~0.5 s per script run with torch and chromadb loaded,
@@ -112,26 +99,6 @@ def comparable(result_json: dict[str, Any]) -> dict[str, Any]:
     plain = json.loads(json.dumps(result_json, ensure_ascii=False, sort_keys=True))
     return {k: plain.get(k) for k in COMPARED_FIELDS}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)  # polling interval, not synchronisation: the loop checks the state
-    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
 
 
 @pytest.fixture(scope="module")
@@ -227,12 +194,7 @@ def server(
         wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, timeout_s=120)
         yield f"http://127.0.0.1:{port}/", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
 
 
 def _squash(text: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit_server import free_port, stop
 
 from assistant import Assistant
 from assistant.model import AnswerResult
@@ -168,16 +168,11 @@ def test_answers_during_an_ingest_come_from_the_old_or_the_new_index_never_a_mix
     assert all(key(live.ask(q)) == new[q] for q in questions)  # the live one moved on
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.mark.slow
 def test_app_server_on_loopback_serves_concurrent_requests(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DOSEWISE_DATA_DIR": str(tmp_path / "data"),
@@ -224,9 +219,4 @@ def test_app_server_on_loopback_serves_concurrent_requests(tmp_path: Path) -> No
         assert all(b"<html" in body.lower() for i, (_s, body) in enumerate(responses) if not i % 2)
         assert proc.poll() is None  # still up after the burst
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
