@@ -3,6 +3,8 @@ heading, even one whose own words name no frequency ("roughly 0.3% ... and 10% .
 
 from __future__ import annotations
 
+from typing import Any
+
 from assistant.compose import compose_answer
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import Vocabulary
@@ -24,46 +26,47 @@ def chunk(chunk_id: str, path: tuple[str, ...], text: str) -> RetrievedChunk:
     )
 
 
-def test_line_under_a_population_frequencies_heading_answers_how_common() -> None:
-    # Eight dosing-by-genotype lines that share the question's words outrank it otherwise.
-    genotype = "\n".join(
-        f"- Azathioprine, TPMT deficiency case {i}: start at {10 * i}% of the normal dose [@s1]."
+QUESTION = "How common is TPMT deficiency with azathioprine?"
+
+
+def _genotype_lines(dose: str = "the dose") -> str:
+    # Eight dosing-by-genotype lines that share the question's words: they outrank a frequency
+    # line unless its heading counts.
+    return "\n".join(
+        f"- Azathioprine, TPMT deficiency case {i}: start at {10 * i}% of {dose} [@s1]."
         for i in range(1, 9)
     )
+
+
+def _compose(chunks: list[Any]) -> Any:
+    vocab = Vocabulary.from_names(["azathioprine"])
+    composition = compose_answer(QUESTION, vocab.facets(QUESTION), chunks, vocab)
+    assert composition is not None
+    return composition
+
+
+def test_line_under_a_population_frequencies_heading_answers_how_common() -> None:
     chunks = [
-        chunk("a", (TITLE, "Genotype-guided dosing"), genotype),
+        chunk("a", (TITLE, "Genotype-guided dosing"), _genotype_lines("the normal dose")),
         chunk(
             "b",
             (TITLE, "Population frequencies"),
             "- TPMT, summary: roughly 0.3% homozygous deficient and 11% intermediate [@s1].",
         ),
     ]
-    vocab = Vocabulary.from_names(["azathioprine"])
-    question = "How common is TPMT deficiency with azathioprine?"
-    composition = compose_answer(question, vocab.facets(question), chunks, vocab)
-    assert composition is not None
+    composition = _compose(chunks)
     assert "roughly 0.3% homozygous deficient and 11% intermediate" in composition.body
 
 
 def test_a_special_populations_heading_is_not_a_frequency_heading() -> None:
     chunks = [
-        chunk(
-            "a",
-            (TITLE, "Dosing", "Intermediate metabolizer"),
-            "\n".join(
-                f"- Azathioprine, TPMT deficiency case {i}: start at {10 * i}% of the dose [@s1]."
-                for i in range(1, 9)
-            ),
-        ),
+        chunk("a", (TITLE, "Dosing", "Intermediate metabolizer"), _genotype_lines()),
         chunk(
             "b",
             (TITLE, "Special populations"),
             "- Azathioprine in renal impairment: lower doses may be needed [@s1].",
         ),
     ]
-    vocab = Vocabulary.from_names(["azathioprine"])
-    question = "How common is TPMT deficiency with azathioprine?"
-    composition = compose_answer(question, vocab.facets(question), chunks, vocab)
-    assert composition is not None
+    composition = _compose(chunks)
     first = composition.body.split("\n", 1)[0]
     assert "renal impairment" not in first
