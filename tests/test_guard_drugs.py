@@ -1,5 +1,6 @@
-"""The fast drug finder (exact match on lower-cased ASCII text) must find exactly what the
-case-insensitive alias regex finds, including multi-word names, hyphens, case and odd spacing."""
+"""The fast drug finder (exact match on lower-cased text) must find exactly what the
+case-insensitive alias regex finds, including multi-word names, hyphens, case, odd spacing and
+non-ASCII text."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails.drugs import _drugs_in, _drugs_in_by_regex, attached_drug, drugs_in
+import re
+
+from guardrails.drugs import (
+    _CASE_FOLD_TRAPS,
+    _drugs_in,
+    _drugs_in_by_regex,
+    attached_drug,
+    drugs_in,
+)
 
 EXTRA = frozenset({"placebrinol hydrochloride", "atorvastatin calcium", "co-trimoxazole"})
 PIECES = [
@@ -17,7 +26,7 @@ PIECES = [
     "Mycophenolate  mofetil", "mycophenolic", "acid", "folic", "Folic Acid", "acid-based",
     "placebrinol", "hydrochloride", "atorvastatin", "calcium", "co-trimoxazole", "mtx",
     "methotrexate's", "pre-azathioprine", "azathioprine-", "2 mg/kg", "[1]", "(", ")", ",", ".",
-    " ", "  ", "\n", "-", "_", "é", "ſ", "AZATHIOPRİNE", "\u212a", "ciclosporín",
+    " ", "  ", "\n", "-", "_", "é", "ſ", "AZATHIOPRİNE", "\u212a", "ciclosporín", "–", "µg", "×",
 ]  # fmt: skip
 
 
@@ -27,6 +36,24 @@ def test_fast_finder_finds_what_the_alias_regex_finds(pieces: list[str], joiner:
     text = joiner.join(pieces)
     for extra in (frozenset(), EXTRA, EXTRA | {"ciclosporín"}):
         assert _drugs_in.__wrapped__(text, extra) == _drugs_in_by_regex(text, extra)
+
+
+def test_the_case_fold_traps_are_every_character_lower_case_does_not_pair_as_ignorecase_does():
+    # Outside this list a non-ASCII character lower-cases to one non-ASCII character, pairs with
+    # no ASCII letter under IGNORECASE, and stays a word character (or not) when lower-cased.
+    word = re.compile(r"[\w-]")
+    traps = []
+    for code in range(0x80, 0x110000):
+        c = chr(code)
+        low = c.lower()
+        if (
+            len(low) != 1
+            or low.isascii()
+            or re.fullmatch("[a-z0-9_]", c, re.IGNORECASE)
+            or bool(word.match(c)) != bool(word.match(low))
+        ):
+            traps.append(c)
+    assert tuple(traps) == _CASE_FOLD_TRAPS
 
 
 def test_fast_finder_agrees_with_the_regex_on_every_corpus_article() -> None:
