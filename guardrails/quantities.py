@@ -113,24 +113,25 @@ _NUM_RE = re.compile(
 # ---------------------------------------------------------------------------------------------
 # Spans that hold digits but no claim. Replaced by spaces (same length keeps spans valid).
 
-# Compiled one by one for readability; used through _MASK_RE (MULTILINE: "^" is a line start).
-# (gate, pattern): a pattern only runs when its cheap gate (a substring of the lower-cased
-# text, or None for always) is present - most texts need two or three of the nine scans.
-_MASKS: list[tuple[str | None, re.Pattern[str]]] = [
-    ("[", re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
-    ("[", re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")),  # [1], [1, 2], [1–3]
-    ("-", re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),  # ISO dates
-    (None, re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:[-*+][ \t]+)?\d+(?:\.\d+)*[.)](?=\s)", re.M)),
-    ("verified", re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE)),
-    ("source", re.compile(r"\bSources?:\s*\d+", re.IGNORECASE)),
-    ("", re.compile(
+# Compiled one by one for readability; applied in this order. (gates, pattern): a pattern only
+# runs when one of its cheap gates (substrings of the lower-cased text) is present - most texts
+# need three of nine. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
+# start rather than by a MULTILINE "^" scan of every offset.
+_MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
+    (("[",), re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
+    (("[",), re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")),  # [1], [1, 2], [1–3]
+    (("-",), re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),  # ISO dates
+    (None, re.compile(r"[ \t]*(?:#{1,6}[ \t]*)?(?:[-*+][ \t]+)?\d+(?:\.\d+)*[.)](?=\s)")),
+    (("verified",), re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE)),
+    (("source",), re.compile(r"\bSources?:\s*\d+", re.IGNORECASE)),
+    (("table", "fig", "section", "chapter", "appendix", "box", "version", "step", "ref"), re.compile(
         r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
         re.IGNORECASE,
     )),
-    ("10", re.compile(rf"[x×]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
-    ("pmol", re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
+    # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
+    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
+    (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
 ]  # fmt: skip
-_LABEL_WORDS = ("table", "fig", "section", "chapter", "appendix", "box", "version", "step", "ref")
 
 
 def _blank(m: re.Match[str]) -> str:
@@ -139,16 +140,40 @@ def _blank(m: re.Match[str]) -> str:
 
 def _mask(text: str) -> str:
     lower = text.lower()
-    for gate, rx in _MASKS:
-        if gate is None or (gate in lower if gate else any(w in lower for w in _LABEL_WORDS)):
+    for gates, rx in _MASKS:
+        if gates is None:
+            text = _blank_at_line_starts(text, rx)
+        elif any(g in lower for g in gates):
             text = rx.sub(_blank, text)
     return text
+
+
+def _blank_at_line_starts(text: str, rx: re.Pattern[str]) -> str:
+    parts: list[str] = []
+    pos = 0
+    for start in _line_starts(text):
+        m = rx.match(text, start)
+        if m is not None and m.end() > m.start():
+            parts += [text[pos : m.start()], " " * (m.end() - m.start())]
+            pos = m.end()
+    return "".join(parts) + text[pos:] if parts else text
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    i = text.find("\n")
+    while i != -1:
+        starts.append(i + 1)
+        i = text.find("\n", i + 1)
+    return starts
 
 
 # ---------------------------------------------------------------------------------------------
 # Units. Each alternative is a named group; m.lastgroup indexes the table below.
 
-_SP = r"[ \t\u00a0\u202f]*"
+# Possessive: nothing that follows a run of these spaces starts with one, so giving spaces back
+# can never find a match; it only made every miss retry each alternative once per space.
+_SP = r"[ \t\u00a0\u202f]*+"
 _SUP8 = r"(?:\^\s*8|⁸|8)"
 # (regex, canonical unit, written unit key for UNIT_FACTORS or "", kind)
 _UNIT_SPECS: list[tuple[str, str, str, str]] = [
@@ -195,7 +220,7 @@ _UNIT_SPECS: list[tuple[str, str, str, str]] = [
     (r"courses?", "course", "", "count"),
 ]  # fmt: skip
 _UNIT_RE = re.compile(
-    rf"{_SP}-?{_SP}(?:"
+    rf"{_SP}-?+{_SP}(?:"
     + "|".join(f"(?P<u{i}>{spec[0]})" for i, spec in enumerate(_UNIT_SPECS))
     + r")(?![A-Za-z0-9²³])",
     re.IGNORECASE,
@@ -515,25 +540,35 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
     return out
 
 
-_DIGIT_RUN_RE = re.compile(r"\.?\d+")
+_DIGIT_RUN_RE = re.compile(r"\d+")
 # Prefixes of every number word, matched case-sensitively on the lower-cased text (cheaper than
 # an IGNORECASE alternation); the anchored number regex then confirms or rejects each hit.
-_WORD_START_RE = re.compile(
-    r"(?<![a-z])(?:one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for|sixt)"
+_WORD_START_RE = re.compile(r"one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for")
+_WORD_START_ANYCASE_RE = re.compile(
+    r"(?<![A-Za-z])(?:one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for)", re.I
 )
-_WORD_START_ANYCASE_RE = re.compile(_WORD_START_RE.pattern.replace("a-z", "A-Za-z"), re.I)
 
 
 def _candidates(masked: str) -> list[int]:
-    """Where a number may start: digit runs and number-word prefixes. Anchored matches at these
-    few places are much cheaper than letting the number regex scan every position."""
-    starts = [m.start() for m in _DIGIT_RUN_RE.finditer(masked)]
+    """Where a number may start: digit runs (with a leading ".") and number-word prefixes not
+    glued to a letter. Anchored matches at these few places are much cheaper than letting the
+    number regex scan every position."""
+    # A plain digit-run scan is faster than one for an optional "." first; the "." is checked
+    # after (it is never part of the previous run).
+    starts = [
+        s - 1 if s and masked[s - 1] == "." else s
+        for s in (m.start() for m in _DIGIT_RUN_RE.finditer(masked))
+    ]
     lower = masked.lower()
     if len(lower) == len(masked):
-        words = _WORD_START_RE.finditer(lower)
+        # The prefixes are all letters: a hit glued to a letter on its left is not a word start,
+        # and no word start lies inside it, so skipping it loses nothing.
+        starts += [
+            s for s in (m.start() for m in _WORD_START_RE.finditer(lower))
+            if not (s and "a" <= lower[s - 1] <= "z")
+        ]  # fmt: skip
     else:  # a few characters lower-case to two; positions would shift
-        words = _WORD_START_ANYCASE_RE.finditer(masked)
-    starts += [m.start() for m in words]
+        starts += [m.start() for m in _WORD_START_ANYCASE_RE.finditer(masked)]
     starts.sort()
     return starts
 
