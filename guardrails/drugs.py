@@ -37,6 +37,7 @@ _ALIASES: dict[str, str] = {
     "folic acid": "folic acid", "mesalazine": "mesalazine", "ribavirin": "ribavirin",
 }  # fmt: skip
 KNOWN_DRUGS = frozenset(_ALIASES.values())
+_START = itemgetter(0)  # of a (offset, name) mention
 
 
 @lru_cache(maxsize=64)
@@ -116,17 +117,19 @@ def nearest_drug_before(
     text: str, pos: int, extra: Iterable[str] = (), lo: int = 0
 ) -> str | None:
     """The drug named closest before ``pos`` (and at or after ``lo``) in ``text``."""
-    for start, name in reversed(_mentions(text, extra)):
-        if start < pos:
-            return name if start >= lo else None
-    return None
+    mentions = _mentions(text, extra)
+    i = bisect_left(mentions, pos, key=_START) - 1
+    if i < 0:
+        return None
+    start, name = mentions[i]
+    return name if start >= lo else None
 
 
 def drugs_between(text: str, lo: int, hi: int, extra: Iterable[str] = ()) -> frozenset[str]:
     """Drugs named in ``text[lo:hi]`` (searched once per whole text, then filtered)."""
     mentions = _mentions(text, extra)
-    first = bisect_left(mentions, lo, key=itemgetter(0))
-    last = bisect_left(mentions, hi, lo=first, key=itemgetter(0))
+    first = bisect_left(mentions, lo, key=_START)
+    last = bisect_left(mentions, hi, lo=first, key=_START)
     return frozenset(name for _, name in mentions[first:last])
 
 
@@ -140,7 +143,8 @@ def attached_drug(
     number; otherwise the drug named nearest before it, at or after ``lo`` (None if none)."""
     m = _OF_DRUG_RE.match(text, span[1])
     if m:
-        for start, name in _mentions(text, extra):
-            if start == m.end():
-                return name
+        mentions = _mentions(text, extra)
+        i = bisect_left(mentions, m.end(), key=_START)
+        if i < len(mentions) and mentions[i][0] == m.end():
+            return mentions[i][1]
     return nearest_drug_before(text, span[0], extra, lo)

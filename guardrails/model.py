@@ -7,8 +7,10 @@ deciding what to do with it (show, flag, withhold) belongs to the caller.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
+from typing import Any, TypeVar
 
 __all__ = [
     "AnswerVerdict",
@@ -18,7 +20,10 @@ __all__ = [
     "PatientContext",
     "Quantity",
     "Status",
+    "fast_constructor",
 ]
+
+_T = TypeVar("_T")
 
 
 class Status(str, enum.Enum):  # noqa: UP042 - str() stays "Status.X" for callers
@@ -132,3 +137,30 @@ class AnswerVerdict:
         if self.error:
             return "Guard failed: answer withheld"
         return f"{self.verified_count} of {len(self.claims)} numbers verified"
+
+
+def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A keyword-only constructor for a frozen dataclass without ``__post_init__`` that builds
+    the same object as ``cls(...)`` (equal, same hash and repr).
+
+    A frozen dataclass sets each field through ``object.__setattr__``: ~3.5 µs for a Quantity,
+    and the guard builds one per number and one verdict per claim. Setting the instance dict in
+    one step takes a quarter of that. A missing or unknown field raises TypeError, as ``cls``
+    would.
+    """
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        raise TypeError(f"{cls.__name__} needs its own __init__")
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}  # type: ignore[arg-type]
+    names = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+    new, set_attr = object.__new__, object.__setattr__
+
+    def construct(**values: Any) -> _T:
+        state = defaults | values
+        if state.keys() != names:
+            wrong = sorted(names ^ state.keys())
+            raise TypeError(f"{cls.__name__}: missing or unknown fields {', '.join(wrong)}")
+        obj = new(cls)
+        set_attr(obj, "__dict__", state)
+        return obj
+
+    return construct

@@ -39,7 +39,7 @@ from functools import lru_cache
 
 import pint
 
-from guardrails.model import Quantity
+from guardrails.model import Quantity, fast_constructor
 
 __all__ = [
     "UNIT_FACTORS",
@@ -71,6 +71,8 @@ UNIT_FACTORS: dict[str, tuple[str, Decimal]] = {
 }
 
 _HUNDRED = Decimal(100)
+_ONE = Decimal(1)
+_quantity = fast_constructor(Quantity)
 
 # ---------------------------------------------------------------------------------------------
 # Numbers
@@ -372,13 +374,20 @@ def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | Non
 
 
 def _qualifier(text: str, start: int) -> str | None:
-    window = " ".join(text[max(0, start - 40) : start].lower().split())
-    if not window:
+    before = text[max(0, start - 40) : start]
+    # Most numbers have no qualifier: decide that from the last word alone, which is the
+    # normalised window's last word, before building the window.
+    last = before.rsplit(None, 1)
+    if not last:
         return None
-    if window[-1] in _QUAL_SYMBOL_ENDS:
+    last_word = last[-1].lower()
+    if last_word[-1] in _QUAL_SYMBOL_ENDS:
         candidates = _QUAL_SYMBOLS
     else:
-        candidates = _QUAL_BY_LAST_WORD.get(window.rsplit(" ", 1)[-1].lstrip("([{\"'*"), [])
+        candidates = _QUAL_BY_LAST_WORD.get(last_word.lstrip("([{\"'*"), [])
+        if not candidates:
+            return None
+    window = " ".join(before.lower().split())
     for suffix, qual, wordy in candidates:
         if window.endswith(suffix):
             cut = len(window) - len(suffix)
@@ -420,7 +429,7 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
                 if m1 and rm2 and dm2 and dm2.group("dig") and _num_value(m1)[0] == 1:
                     high = _num_value(dm2)[0]
                     end = dm2.end()
-            q = Quantity(text=text[start:end], span=(start, end), low=low, high=high,
+            q = _quantity(text=text[start:end], span=(start, end), low=low, high=high,
                          unit="1 in", kind="ratio", raw_low=low, raw_high=high, raw_unit="1 in",
                          qualifier=_qualifier(text, start))  # fmt: skip
             return q, end
@@ -499,7 +508,7 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     # Trim trailing spaces an optional group may have swallowed, so the span is the claim.
     while end > start and text[end - 1] in " \t\u00a0\u202f":
         end -= 1
-    q = Quantity(
+    q = _quantity(
         text=text[start:end],
         span=(start, end),
         low=a * factor,
@@ -531,7 +540,7 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
         factor = UNIT_FACTORS[nxt.raw_unit][1] if nxt.raw_unit in UNIT_FACTORS else Decimal(1)
         raw_low = q.raw_low if q.raw_low is not None else q.low
         raw_high = q.raw_high if q.raw_high is not None else q.high
-        out[i] = Quantity(
+        out[i] = _quantity(
             text=q.text, span=q.span, low=raw_low * factor, high=raw_high * factor,
             unit=nxt.unit, per=nxt.per, per_kg=nxt.per_kg, per_m2=nxt.per_m2,
             qualifier=q.qualifier, kind=nxt.kind, raw_low=raw_low, raw_high=raw_high,

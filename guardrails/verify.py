@@ -49,6 +49,7 @@ from guardrails.model import (
     PatientContext,
     Quantity,
     Status,
+    fast_constructor,
 )
 from guardrails.quantities import (
     format_quantity,
@@ -64,6 +65,7 @@ _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
 _FROM_RE = re.compile(r"\(from \[(\d+)\]\)")
+_claim_verdict = fast_constructor(ClaimVerdict)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,31 @@ class _SourceClaim:
     drugs: frozenset[str]  # named in the source sentence
 
 
+_Key = tuple[object, ...]
+
+
+def _key(q: Quantity) -> _Key:
+    """What ``quantities_equivalent`` compares, but the qualifier: equal keys are equivalent
+    quantities when their qualifiers are compatible."""
+    return (q.low, q.high, q.unit, q.kind, None if q.per == "dose" else q.per, q.per_count,
+            q.per_kg, q.per_m2)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    claims: tuple[_SourceClaim, ...]
+    drugs: frozenset[str]  # named anywhere in the passage
+    by_key: dict[_Key, tuple[_SourceClaim, ...]]  # claims by _key, in text order
+
+    def equivalent(self, q: Quantity, key: _Key) -> Iterable[_SourceClaim]:
+        """The passage's quantities equivalent to ``q`` (whose ``_key`` is ``key``), in order."""
+        for src in self.by_key.get(key, ()):
+            if qualifiers_compatible(q.qualifier, src.q.qualifier):
+                yield src
+
+
 @lru_cache(maxsize=2048)
-def _index(text: str, extra: frozenset[str]) -> tuple[tuple[_SourceClaim, ...], frozenset[str]]:
+def _index(text: str, extra: frozenset[str]) -> _Indexed:
     """Quantities of a passage with the drugs named in their sentence; drugs of the passage."""
     out = []
     qs = parse_quantities(text)
@@ -81,7 +106,14 @@ def _index(text: str, extra: frozenset[str]) -> tuple[tuple[_SourceClaim, ...], 
     for q in qs:
         sent = next(((s, e) for _, _, s, e in spans if s <= q.span[0] < e), (0, len(text)))
         out.append(_SourceClaim(q, drugs_between(text, sent[0], sent[1], extra)))
-    return tuple(out), frozenset(n for _, n in drugs_in(text, extra))
+    by_key: dict[_Key, list[_SourceClaim]] = {}
+    for src in out:
+        by_key.setdefault(_key(src.q), []).append(src)
+    return _Indexed(
+        claims=tuple(out),
+        drugs=frozenset(n for _, n in drugs_in(text, extra)),
+        by_key={k: tuple(v) for k, v in by_key.items()},
+    )
 
 
 def _drug_ok(claim_drug: str | None, src: _SourceClaim, p: Passage, p_drugs: frozenset[str]) -> bool:
@@ -109,7 +141,7 @@ def _verdict(
     drug: str | None,
     **kw: object,
 ) -> ClaimVerdict:
-    return ClaimVerdict(claim=q, status=status, reason=reason, drug=drug, **kw)  # type: ignore[arg-type]
+    return _claim_verdict(claim=q, status=status, reason=reason, drug=drug, **kw)
 
 
 def _arithmetic(
@@ -170,38 +202,75 @@ def _limit_bound(q: Quantity, drug: str | None, limits: LimitTable | None) -> st
     return None
 
 
+@dataclass(frozen=True)
+class _Clause:
+    """What every claim of one clause shares: worked out once per clause, not once per claim."""
+
+    start: int
+    end: int
+    sentence: tuple[int, int]
+    claims: list[Quantity]
+    states_limit: bool
+    scope: tuple[Passage, ...]  # passages the clause may cite, in citation order
+    missing: tuple[int, ...]  # cited numbers that are not among the passages
+    sentence_drug: str | None  # the sentence's only drug, or ``drug`` when it names none
+
+
+def _clause(
+    answer: str,
+    span: tuple[int, int, int, int],
+    claims: list[Quantity],
+    passages: Sequence[Passage],
+    by_n: dict[int, Passage],
+    extra: frozenset[str],
+    drug: str | None,
+) -> _Clause:
+    cs, ce, ss, se = span
+    clause_text = answer[cs:ce]
+    cited = citations(clause_text) or citations(answer[ss:se])
+    if cited:
+        missing = tuple(sorted(n for n in cited if n not in by_n))
+        scope = tuple(by_n[n] for n in sorted(cited) if n in by_n)
+    else:
+        missing, scope = (), tuple(passages)
+    # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
+    # when the sentence names none (never a guess between several).
+    in_sentence = set(drugs_between(answer, ss, se, extra))
+    sentence_drug = in_sentence.pop() if len(in_sentence) == 1 else None if in_sentence else drug
+    return _Clause(
+        start=cs,
+        end=ce,
+        sentence=(ss, se),
+        claims=claims,
+        # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
+        # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
+        states_limit=bool(_LIMIT_WORD_RE.search(clause_text)),
+        scope=scope,
+        missing=missing,
+        sentence_drug=sentence_drug,
+    )
+
+
 def _check_claim(
     answer: str,
     q: Quantity,
-    clause: tuple[int, int, int, int],
-    claims_in_clause: list[Quantity],
+    clause: _Clause,
     passages: Sequence[Passage],
-    by_n: dict[int, Passage],
     extra: frozenset[str],
     derivation_drugs: Sequence[str],
     patient: PatientContext | None,
     limits: LimitTable | None,
-    drug: str | None,
     indication: str | None,
 ) -> ClaimVerdict:
-    cs, ce, ss, se = clause
-    clause_text = answer[cs:ce]
-    named = attached_drug(answer, q.span, extra, lo=cs)
-    # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
-    # when the sentence names none (never a guess between several).
-    limit_drug = named
-    if limit_drug is None:
-        in_sentence = set(drugs_between(answer, ss, se, extra))
-        limit_drug = in_sentence.pop() if len(in_sentence) == 1 else None if in_sentence else drug
+    named = attached_drug(answer, q.span, extra, lo=clause.start)
+    limit_drug = named if named is not None else clause.sentence_drug
 
-    arith = _arithmetic(answer, q, claims_in_clause, patient)
+    arith = _arithmetic(answer, q, clause.claims, patient)
     if arith is not None and not arith[0]:
         return _verdict(q, Status.OUT_OF_LIMITS, f"total does not follow: {arith[1]}", named)
 
     weight = patient.weight_kg if patient is not None else None
-    # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
-    # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
-    states_limit = bool(_LIMIT_WORD_RE.search(clause_text))
+    states_limit = clause.states_limit
     if limits is not None and limit_drug is not None and q.kind == "dose" and not states_limit:
         # No weight here: a general range ("typically 100–200 mg/day") is not a patient dose;
         # patient doses are limit-checked with the weight by the calculator.
@@ -209,22 +278,17 @@ def _check_claim(
         if not ok:
             return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
 
-    cited = citations(clause_text) or citations(answer[ss:se])
-    if cited:
-        missing = sorted(n for n in cited if n not in by_n)
-        scope = [by_n[n] for n in sorted(cited) if n in by_n]
-    else:
-        missing, scope = [], list(passages)
+    missing, scope = clause.missing, clause.scope
     check_drug = named if q.kind in _DRUG_BOUND_KINDS else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
+    key = _key(q)
     for p in scope:
-        srcs, p_drugs = _index(p.text, extra)
-        for src in srcs:
-            if quantities_equivalent(q, src.q):
-                if _drug_ok(check_drug, src, p, p_drugs):
-                    return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}]", named,
-                                    passage_n=p.n, source_span=src.q.span)  # fmt: skip
-                wrong_drug = wrong_drug or (p.n, src)
+        indexed = _index(p.text, extra)
+        for src in indexed.equivalent(q, key):
+            if _drug_ok(check_drug, src, p, indexed.drugs):
+                return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}]", named,
+                                passage_n=p.n, source_span=src.q.span)  # fmt: skip
+            wrong_drug = wrong_drug or (p.n, src)
 
     for d in _derived(q, named, passages, patient, limits, derivation_drugs):
         if d is not None:
@@ -242,7 +306,7 @@ def _check_claim(
         return _verdict(q, Status.DERIVED, bound, limit_drug)
 
     for p in scope:
-        for src in _index(p.text, extra)[0]:
+        for src in _index(p.text, extra).claims:
             s = src.q
             if not _same_numbers(q, s):
                 continue
@@ -267,7 +331,7 @@ def _check_claim(
         cited_txt = ", ".join(f"[{n}]" for n in missing)
         return _verdict(q, Status.UNSUPPORTED, f"cites {cited_txt}, not among the passages", named)
     for p in scope:
-        for src in _index(p.text, extra)[0]:
+        for src in _index(p.text, extra).claims:
             s = src.q
             if (s.low, s.high) == (q.high, q.low) and q.is_range and s.unit == q.unit:
                 return _verdict(q, Status.UNSUPPORTED, f"range ends swapped; [{p.n}] gives "
@@ -299,11 +363,9 @@ def _supported_in(
         p = by_n.get(n)
         if p is None:
             continue
-        srcs, p_drugs = _index(p.text, extra)
-        for src in srcs:
-            if quantities_equivalent(q, src.q) and _drug_ok(
-                drug if q.kind in _DRUG_BOUND_KINDS else None, src, p, p_drugs
-            ):
+        indexed = _index(p.text, extra)
+        for src in indexed.equivalent(q, _key(q)):
+            if _drug_ok(drug if q.kind in _DRUG_BOUND_KINDS else None, src, p, indexed.drugs):
                 return n, src.q.span
     return None
 
@@ -434,23 +496,27 @@ def _check(
             i += 1
         clause_of.append(spans[i] if i < len(spans) and spans[i][0] <= q.span[0] else whole)
     by_clause: dict[tuple[int, int, int, int], list[Quantity]] = {}
-    for q, clause in zip(claims, clause_of, strict=True):
-        by_clause.setdefault(clause, []).append(q)
+    for q, span in zip(claims, clause_of, strict=True):
+        by_clause.setdefault(span, []).append(q)
     lines = (
         _derivation_lines(answer, claims, passages, by_n, extra, patient, limits,
                           derivation_drugs)  # fmt: skip
         if patient is not None
         else {}
     )
+    scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
-    for i, (q, clause) in enumerate(zip(claims, clause_of, strict=True)):
+    for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):
         if i in lines:
             verdicts.append(lines[i])
             continue
-        in_clause = by_clause[clause]
+        clause = scopes.get(span)
+        if clause is None:
+            clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
+                                            drug)  # fmt: skip
         verdicts.append(
-            _check_claim(answer, q, clause, in_clause, passages, by_n, extra, derivation_drugs,
-                         patient, limits, drug, indication)  # fmt: skip
+            _check_claim(answer, q, clause, passages, extra, derivation_drugs, patient, limits,
+                         indication)  # fmt: skip
         )
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)

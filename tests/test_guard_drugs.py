@@ -4,13 +4,12 @@ non-ASCII text."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import re
 
 from guardrails.drugs import (
     _CASE_FOLD_TRAPS,

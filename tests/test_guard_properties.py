@@ -3,12 +3,16 @@ quantity then parsing it gives the same quantity back."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guardrails import (
+    ClaimVerdict,
+    LimitRow,
     Passage,
     Quantity,
     check_answer,
@@ -18,6 +22,7 @@ from guardrails import (
     quantities_equivalent,
     validate_patient,
 )
+from guardrails.model import Status, fast_constructor
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -94,3 +99,29 @@ def test_format_then_parse_round_trips(q):
     assert len(parsed) == (2 if q.per == "2 week" else 1), (text, parsed)
     assert quantities_equivalent(parsed[0], q), text
     assert parsed[0].qualifier == q.qualifier, text
+
+
+@FAST
+@given(CLINICAL_TEXT)
+def test_parsed_quantities_equal_the_dataclass_built_from_their_fields(text):
+    # The parser builds quantities with model.fast_constructor; they must be the very objects
+    # the dataclass constructor makes: equal, same hash, same repr, still frozen.
+    for q in parse_quantities(text):
+        rebuilt = Quantity(**vars(q))
+        assert q == rebuilt and hash(q) == hash(rebuilt) and repr(q) == repr(rebuilt)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            q.low = Decimal(0)  # type: ignore[misc]
+
+
+def test_fast_constructor_refuses_missing_unknown_and_post_init_fields():
+    make = fast_constructor(ClaimVerdict)
+    q = parse_quantities("2 mg")[0]
+    with pytest.raises(TypeError, match="status"):
+        make(claim=q, reason="x")
+    with pytest.raises(TypeError, match="colour"):
+        make(claim=q, status=Status.SUPPORTED, reason="x", colour="red")
+    assert make(claim=q, status=Status.SUPPORTED, reason="x") == ClaimVerdict(
+        claim=q, status=Status.SUPPORTED, reason="x"
+    )
+    with pytest.raises(TypeError, match="own __init__"):
+        fast_constructor(LimitRow)
