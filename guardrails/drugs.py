@@ -81,7 +81,7 @@ def _lower_case_re(extra: frozenset[str]) -> re.Pattern[str] | None:
 # lower-case to two characters ('İ') or to ASCII ('\u212a', the Kelvin sign), or IGNORECASE pairs
 # them with an ASCII letter ('ſ' with 's'). tests/test_guard_drugs.py derives this list from
 # every code point.
-_CASE_FOLD_TRAPS = ("\u0130", "\u0131", "\u017f", "\u212a")
+CASE_FOLD_TRAPS = ("\u0130", "\u0131", "\u017f", "\u212a")
 
 
 @lru_cache(maxsize=8192)
@@ -90,7 +90,7 @@ def _drugs_in(text: str, extra: frozenset[str]) -> tuple[tuple[int, str], ...]:
     # answer); matching lower-cased text exactly finds the same names 3x faster. Without the
     # traps above, lower-casing keeps every offset and every word boundary.
     fast = _lower_case_re(extra)
-    if fast is None or (not text.isascii() and any(c in text for c in _CASE_FOLD_TRAPS)):
+    if fast is None or (not text.isascii() and any(c in text for c in CASE_FOLD_TRAPS)):
         return _drugs_in_by_regex(text, extra)
     table = _drug_re(extra)[1]
     return tuple((m.start(), table[m.group(0)]) for m in fast.finditer(text.lower()))
@@ -141,7 +141,11 @@ def attached_drug(
 ) -> str | None:
     """The drug a number at ``span`` belongs to: "300 mg of allopurinol" names it after the
     number; otherwise the drug named nearest before it, at or after ``lo`` (None if none)."""
-    m = _OF_DRUG_RE.match(text, span[1])
+    # "of", "daily of", "/day of" after spaces: one character decides most numbers.
+    pos, size = span[1], len(text)
+    while pos < size and text[pos] in " \t":
+        pos += 1
+    m = _OF_DRUG_RE.match(text, span[1]) if pos < size and text[pos] in "oOdD/" else None
     if m:
         mentions = _mentions(text, extra)
         i = bisect_left(mentions, m.end(), key=_START)

@@ -107,7 +107,8 @@ _SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 # (NUDT15, 2.5's tail, pmol/8, 10^8) nor part of "IL-6".
 _NUM_RE = re.compile(
     r"(?<![\w.,/^#])(?<![A-Za-z0-9]\*)(?<![A-Za-z][-‐‑])"
-    rf"(?:(?P<frac>{_FRACTION})(?![A-Za-z])|(?P<word>{_WORDNUM})(?![A-Za-z])|(?P<dig>{_DIGITS}))"
+    # Digits first: the alternatives start with different characters, and most numbers are digits.
+    rf"(?:(?P<dig>{_DIGITS})|(?P<frac>{_FRACTION})(?![A-Za-z])|(?P<word>{_WORDNUM})(?![A-Za-z]))"
     rf"(?![\d^{_SUPERSCRIPTS}])",
     re.IGNORECASE,
 )
@@ -318,9 +319,11 @@ _TIME_UNITS = frozenset({"day", "week", "month", "year", "hour", "minute"})
 
 def _num_value(m: re.Match[str]) -> tuple[Decimal, str]:
     """(value, how it was written: 'dig' | 'word' | 'frac'); fractions are percentages."""
-    if m.group("dig") is not None:
-        return Decimal(m.group("dig").replace(",", "")), "dig"
-    if m.group("word") is not None:
+    how = m.lastgroup  # the three are alternatives with no named group inside
+    if how == "dig":
+        digits = m.group("dig")
+        return Decimal(digits.replace(",", "") if "," in digits else digits), "dig"
+    if how == "word":
         parts = re.split(r"[-\s]+", m.group("word").lower())
         total = sum(_TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0) for p in parts)
         return Decimal(total), "word"
@@ -340,6 +343,18 @@ def _read_unit(text: str, pos: int) -> tuple[str, str, str, int] | None:
     if canonical == "hour" and written.lower() == "h" and written != "h":
         return None
     return canonical, key, kind, m.end()
+
+
+_SPACES = " \t\u00a0\u202f"  # what _SP matches
+
+
+def _starts_per(text: str, pos: int) -> bool:
+    """Whether "/" or "per" may follow ``pos`` after spaces: both per-kg and per-m² need it,
+    and most doses have neither (a look at one character spares two regex misses)."""
+    size = len(text)
+    while pos < size and text[pos] in _SPACES:
+        pos += 1
+    return pos < size and text[pos] in "/pP"
 
 
 def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | None:
@@ -481,12 +496,13 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     per_kg = per_m2 = False
     consumed = 0
     if kind in ("dose", "percent", "lab", "count"):
-        kg = _PER_KG_RE.match(text, end)
-        if kg and kind == "dose":
-            per_kg, end = True, kg.end()
-        m2m = _PER_M2_RE.match(text, end)
-        if m2m and kind == "dose":
-            per_m2, end = True, m2m.end()
+        if kind == "dose" and _starts_per(text, end):
+            kg = _PER_KG_RE.match(text, end)
+            if kg:
+                per_kg, end = True, kg.end()
+            m2m = _PER_M2_RE.match(text, end) if _starts_per(text, end) else None
+            if m2m:
+                per_m2, end = True, m2m.end()
         got = _read_per(text, end, kind)
         if got is not None:
             per, per_count, end, consumed = got
@@ -498,8 +514,8 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     if per is not None and per.endswith("patient-year"):
         kind = "rate"
     qual_pos = start
-    every = _EVERY_BEFORE_RE.search(text, max(0, start - 8), start)
-    if kind == "duration" and every:
+    every = _EVERY_BEFORE_RE.search(text, max(0, start - 8), start) if kind == "duration" else None
+    if every:
         kind = "frequency"
         qual_pos = every.start()  # "up to every 2 weeks"
 

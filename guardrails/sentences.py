@@ -13,18 +13,24 @@ from functools import lru_cache
 
 __all__ = ["citations", "clauses", "sentences"]
 
-_SENT_END_RE = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z0-9\[(*#\-•])")
+# The white space after ".", "!" or "?" (group 1), or a run of line breaks. Matching the mark
+# itself rather than looking behind for it lets the scan skip ahead by first character; a line
+# break right after the mark is left to the second branch, which takes the breaks alone.
+_SENT_END_RE = re.compile(r"[.!?](?!\n)(\s+)(?=[A-Z0-9\[(*#\-•])|\n+")
 _CLAUSE_END_RE = re.compile(r";\s*")
 _MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[-–,;]\s*\d+)*)\s*\]")
 _MAX_CITED = 200  # a "[1–100000]" typo must not allocate a huge range
 
 
 def _split(text: str, rx: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
+    """Pieces of ``text[start:end]`` between matches of ``rx`` (of its group 1, where it has one
+    and that group took part)."""
     out = []
     pos = start
     for m in rx.finditer(text, start, end):
-        if m.start() > pos:
-            out.append((pos, m.start()))
+        cut = m.start(1) if rx.groups and m.start(1) >= 0 else m.start()
+        if cut > pos:
+            out.append((pos, cut))
         pos = m.end()
     if pos < end:
         out.append((pos, end))
@@ -42,6 +48,9 @@ def clauses(text: str) -> tuple[tuple[int, int, int, int], ...]:
     """(clause start, clause end, sentence start, sentence end) of each clause."""
     out = []
     for s, e in sentences(text):
+        if text.find(";", s, e) < 0:  # most sentences are one clause: no regex scan for them
+            out.append((s, e, s, e))
+            continue
         for cs, ce in _split(text, _CLAUSE_END_RE, s, e):
             out.append((cs, ce, s, e))
     return tuple(out)

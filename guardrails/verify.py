@@ -39,7 +39,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from guardrails.calculator import ROUNDING, derivation_for, derivations_for
-from guardrails.drugs import attached_drug, drugs_between, drugs_in
+from guardrails.drugs import CASE_FOLD_TRAPS, attached_drug, drugs_between, drugs_in
 from guardrails.limits import LimitTable, dose_basis
 from guardrails.model import (
     AnswerVerdict,
@@ -224,6 +224,7 @@ def _clause(
     by_n: dict[int, Passage],
     extra: frozenset[str],
     drug: str | None,
+    may_state_limit: bool,
 ) -> _Clause:
     cs, ce, ss, se = span
     clause_text = answer[cs:ce]
@@ -244,7 +245,7 @@ def _clause(
         claims=claims,
         # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
         # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
-        states_limit=bool(_LIMIT_WORD_RE.search(clause_text)),
+        states_limit=may_state_limit and bool(_LIMIT_WORD_RE.search(clause_text)),
         scope=scope,
         missing=missing,
         sentence_drug=sentence_drug,
@@ -504,6 +505,9 @@ def _check(
         if patient is not None
         else {}
     )
+    # Few answers say "limit": one look at the whole answer spares a search of every clause
+    # (IGNORECASE pairs 'ı' and 'İ' with 'i', which lower() does not: those answers search).
+    may_state_limit = "limit" in answer.lower() or any(c in answer for c in CASE_FOLD_TRAPS)
     scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
     for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):
@@ -513,7 +517,7 @@ def _check(
         clause = scopes.get(span)
         if clause is None:
             clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
-                                            drug)  # fmt: skip
+                                            drug, may_state_limit)  # fmt: skip
         verdicts.append(
             _check_claim(answer, q, clause, passages, extra, derivation_drugs, patient, limits,
                          indication)  # fmt: skip

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardrails.drugs import (
-    _CASE_FOLD_TRAPS,
+    CASE_FOLD_TRAPS,
     _drugs_in,
     _drugs_in_by_regex,
     attached_drug,
@@ -52,7 +52,7 @@ def test_the_case_fold_traps_are_every_character_lower_case_does_not_pair_as_ign
             or bool(word.match(c)) != bool(word.match(low))
         ):
             traps.append(c)
-    assert tuple(traps) == _CASE_FOLD_TRAPS
+    assert tuple(traps) == CASE_FOLD_TRAPS
 
 
 def test_fast_finder_agrees_with_the_regex_on_every_corpus_article() -> None:

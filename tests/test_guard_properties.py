@@ -4,6 +4,7 @@ quantity then parsing it gives the same quantity back."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from guardrails import (
     validate_patient,
 )
 from guardrails.model import Status, fast_constructor
+from guardrails.sentences import sentences
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -125,3 +127,24 @@ def test_fast_constructor_refuses_missing_unknown_and_post_init_fields():
     )
     with pytest.raises(TypeError, match="own __init__"):
         fast_constructor(LimitRow)
+
+
+_SENTENCE_PIECES = st.sampled_from(
+    [".", "!", "?", " ", "  ", "\n", "\n\n", "\t", "\u00a0", "A", "a", "1", "[", "(", "*", "#",
+     "-", "•", "2.5", "mg", ";", "; "]
+)  # fmt: skip
+# The definition in guardrails/sentences.py's docstring, as the look-behind regex it started as.
+_REFERENCE_SENTENCE_END = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z0-9\[(*#\-•])")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_SENTENCE_PIECES, max_size=40).map("".join))
+def test_sentences_split_where_the_reference_definition_splits(text):
+    expected, pos = [], 0
+    for m in _REFERENCE_SENTENCE_END.finditer(text):
+        if m.start() > pos:
+            expected.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        expected.append((pos, len(text)))
+    assert list(sentences(text)) == expected
