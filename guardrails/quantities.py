@@ -566,12 +566,12 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
 
 
 _DIGIT_RUN_RE = re.compile(r"\d+")
-# Prefixes of every number word, matched case-sensitively on the lower-cased text (cheaper than
-# an IGNORECASE alternation); the anchored number regex then confirms or rejects each hit.
-_WORD_START_RE = re.compile(r"one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for")
-_WORD_START_ANYCASE_RE = re.compile(
-    r"(?<![A-Za-z])(?:one|two|thr|fou|fiv|six|sev|eig|nin|ten|ele|twe|thi|fif|zer|for)", re.I
-)
+# Prefixes of every number word; the anchored number regex confirms or rejects each hit.
+_WORD_PREFIXES = (
+    "one", "two", "thr", "fou", "fiv", "six", "sev", "eig", "nin", "ten", "ele", "twe", "thi",
+    "fif", "zer", "for",
+)  # fmt: skip
+_WORD_START_ANYCASE_RE = re.compile(rf"(?<![A-Za-z])(?:{'|'.join(_WORD_PREFIXES)})", re.I)
 
 
 def _candidates(masked: str) -> list[int]:
@@ -586,12 +586,14 @@ def _candidates(masked: str) -> list[int]:
     ]
     lower = masked.lower()
     if len(lower) == len(masked):
-        # The prefixes are all letters: a hit glued to a letter on its left is not a word start,
-        # and no word start lies inside it, so skipping it loses nothing.
-        starts += [
-            s for s in (m.start() for m in _WORD_START_RE.finditer(lower))
-            if not (s and "a" <= lower[s - 1] <= "z")
-        ]  # fmt: skip
+        # str.find per prefix on the lower-cased text is cheaper than a regex scan of every
+        # offset; a prefix glued to a letter on its left is no word start.
+        for prefix in _WORD_PREFIXES:
+            i = lower.find(prefix)
+            while i >= 0:
+                if not (i and "a" <= lower[i - 1] <= "z"):
+                    starts.append(i)
+                i = lower.find(prefix, i + 1)
     else:  # a few characters lower-case to two; positions would shift
         starts += [m.start() for m in _WORD_START_ANYCASE_RE.finditer(masked)]
     starts.sort()

@@ -9,38 +9,85 @@ sentence cut at ``;``. ``[1]``, ``[1, 2]``, ``[1–3]`` cite passages 1, 1 and 2
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 __all__ = ["citations", "clauses", "sentences"]
 
-# The white space after ".", "!" or "?" (group 1), or a run of line breaks. Matching the mark
-# itself rather than looking behind for it lets the scan skip ahead by first character; a line
-# break right after the mark is left to the second branch, which takes the breaks alone.
-_SENT_END_RE = re.compile(r"[.!?](?!\n)(\s+)(?=[A-Z0-9\[(*#\-•])|\n+")
 _CLAUSE_END_RE = re.compile(r";\s*")
 _MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[-–,;]\s*\d+)*)\s*\]")
 _MAX_CITED = 200  # a "[1–100000]" typo must not allocate a huge range
 
 
 def _split(text: str, rx: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
-    """Pieces of ``text[start:end]`` between matches of ``rx`` (of its group 1, where it has one
-    and that group took part)."""
+    return _pieces(((m.start(), m.end()) for m in rx.finditer(text, start, end)), start, end)
+
+
+def _pieces(cuts: Iterable[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The non-empty stretches of ``[start, end)`` between ``cuts`` (in order, not overlapping)."""
     out = []
     pos = start
-    for m in rx.finditer(text, start, end):
-        cut = m.start(1) if rx.groups and m.start(1) >= 0 else m.start()
+    for cut, after in cuts:
         if cut > pos:
             out.append((pos, cut))
-        pos = m.end()
+        pos = after
     if pos < end:
         out.append((pos, end))
+    return out
+
+
+# What may start a sentence after ".", "!" or "?" and white space.
+_SENTENCE_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789[(*#-•")
+
+
+def _sentence_ends(text: str) -> list[tuple[int, int]]:
+    """The spans a sentence ends at, as ``re.finditer`` would find them for the definition
+    ``\\n+|(?<=[.!?])\\s+(?=[A-Z0-9\\[(*#\\-•])`` (tests check it against that regex).
+
+    A regex scan of every offset is the guard's dearest pass over a long answer; the few places
+    a sentence can end (line breaks and the marks) are found with ``str.find`` instead.
+    """
+    size = len(text)
+    # (position, is a line break); at a line break the line-break branch is the one tried first.
+    places = [(i, True) for i in _find_all(text, "\n")]
+    for mark in ".!?":
+        places += [(i + 1, False) for i in _find_all(text, mark)]
+    places.sort()
+    out: list[tuple[int, int]] = []
+    taken = 0
+    for pos, newline in places:
+        if pos < taken or pos >= size:
+            continue
+        if newline:
+            end = pos + 1
+            while end < size and text[end] == "\n":
+                end += 1
+        else:
+            if text[pos] == "\n" or not text[pos].isspace():
+                continue
+            end = pos + 1
+            while end < size and text[end].isspace():
+                end += 1
+            if end == size or text[end] not in _SENTENCE_START:
+                continue
+        out.append((pos, end))
+        taken = end
+    return out
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    out = []
+    i = text.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = text.find(needle, i + 1)
     return out
 
 
 @lru_cache(maxsize=4096)
 def sentences(text: str) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence in ``text``."""
-    return tuple(_split(text, _SENT_END_RE, 0, len(text)))
+    return tuple(_pieces(_sentence_ends(text), 0, len(text)))
 
 
 @lru_cache(maxsize=4096)

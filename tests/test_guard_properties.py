@@ -130,8 +130,8 @@ def test_fast_constructor_refuses_missing_unknown_and_post_init_fields():
 
 
 _SENTENCE_PIECES = st.sampled_from(
-    [".", "!", "?", " ", "  ", "\n", "\n\n", "\t", "\u00a0", "A", "a", "1", "[", "(", "*", "#",
-     "-", "•", "2.5", "mg", ";", "; "]
+    [".", "!", "?", " ", "  ", "\n", "\n\n", "\t", "\u00a0", "\r", "\x0b", "\x1c", "\u2003", "A",
+     "a", "É", "1", "٣", "[", "(", "*", "#", "-", "•", "2.5", "mg", ";", "; "]
 )  # fmt: skip
 # The definition in guardrails/sentences.py's docstring, as the look-behind regex it started as.
 _REFERENCE_SENTENCE_END = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z0-9\[(*#\-•])")
