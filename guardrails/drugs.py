@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from operator import itemgetter
 
+from guardrails.casefold import has_case_fold_trap, lowered
+
 __all__ = ["KNOWN_DRUGS", "attached_drug", "drugs_between", "drugs_in", "nearest_drug_before"]
 
 # alias -> generic
@@ -77,19 +79,12 @@ def _ascii_aliases(extra: frozenset[str]) -> tuple[str, ...] | None:
     return tuple(table)
 
 
-# The characters for which lower-casing is not what IGNORECASE does against ASCII names: they
-# lower-case to two characters ('İ') or to ASCII ('\u212a', the Kelvin sign), or IGNORECASE pairs
-# them with an ASCII letter ('ſ' with 's'). tests/test_guard_drugs.py derives this list from
-# every code point.
-CASE_FOLD_TRAPS = ("\u0130", "\u0131", "\u017f", "\u212a")
-
-
 @lru_cache(maxsize=8192)
 def _drugs_in(text: str, extra: frozenset[str]) -> tuple[tuple[int, str], ...]:
     aliases = _ascii_aliases(extra)
-    if aliases is None or (not text.isascii() and any(c in text for c in CASE_FOLD_TRAPS)):
+    if aliases is None or has_case_fold_trap(text):
         return _drugs_in_by_regex(text, extra)
-    return _drugs_in_by_find(text.lower(), aliases, _drug_re(extra)[1])
+    return _drugs_in_by_find(lowered(text), aliases, _drug_re(extra)[1])
 
 
 def _is_name_char(c: str) -> bool:
@@ -103,8 +98,8 @@ def _drugs_in_by_find(
 
     The IGNORECASE alternation of dozens of names, tried at every offset, is the guard's
     costliest scan of an answer; a C-level substring search per name is several times cheaper.
-    Without the traps above, lower-casing keeps every offset and pairs characters as IGNORECASE
-    does. As the regex: a name counts only between non-name characters, the longest name at an
+    Without a case-fold trap (:mod:`guardrails.casefold`), lower-casing keeps every offset and
+    pairs characters as IGNORECASE does. As the regex: a name counts only between non-name characters, the longest name at an
     offset wins, and matches do not overlap (the leftmost is kept).
     """
     size = len(lower)

@@ -39,6 +39,7 @@ from functools import lru_cache
 
 import pint
 
+from guardrails.casefold import lowered
 from guardrails.model import Quantity, fast_constructor
 
 __all__ = [
@@ -142,7 +143,7 @@ def _blank(m: re.Match[str]) -> str:
 
 
 def _mask(text: str) -> str:
-    lower = text.lower()
+    lower = lowered(text)
     for gates, rx in _MASKS:
         if gates is None:
             text = _blank_at_line_starts(text, rx)
@@ -574,24 +575,25 @@ _WORD_PREFIXES = (
 _WORD_START_ANYCASE_RE = re.compile(rf"(?<![A-Za-z])(?:{'|'.join(_WORD_PREFIXES)})", re.I)
 
 
-def _candidates(masked: str) -> list[int]:
-    """Where a number may start: digit runs (with a leading ".") and number-word prefixes not
-    glued to a letter. Anchored matches at these few places are much cheaper than letting the
-    number regex scan every position."""
+def _candidates(text: str, masked: str) -> list[int]:
+    """Where a number may start in ``masked`` (``text`` with spans blanked): digit runs (with a
+    leading ".") and number-word prefixes not glued to a letter. Anchored matches at these few
+    places are much cheaper than letting the number regex scan every position."""
     # A plain digit-run scan is faster than one for an optional "." first; the "." is checked
     # after (it is never part of the previous run).
     starts = [
         s - 1 if s and masked[s - 1] == "." else s
         for s in (m.start() for m in _DIGIT_RUN_RE.finditer(masked))
     ]
-    lower = masked.lower()
-    if len(lower) == len(masked):
+    lower = lowered(text)
+    if len(lower) == len(text):
         # str.find per prefix on the lower-cased text is cheaper than a regex scan of every
-        # offset; a prefix glued to a letter on its left is no word start.
+        # offset. Hits inside blanked spans are harmless (the number regex fails on blanks);
+        # a prefix glued to a letter on its left (in the masked text) is no word start.
         for prefix in _WORD_PREFIXES:
             i = lower.find(prefix)
             while i >= 0:
-                if not (i and "a" <= lower[i - 1] <= "z"):
+                if not (i and "a" <= masked[i - 1].lower() <= "z"):
                     starts.append(i)
                 i = lower.find(prefix, i + 1)
     else:  # a few characters lower-case to two; positions would shift
@@ -605,7 +607,7 @@ def _parse(text: str) -> tuple[Quantity, ...]:
     masked = _mask(text)
     found: list[Quantity] = []
     consumed = 0
-    for pos in _candidates(masked):
+    for pos in _candidates(text, masked):
         if pos < consumed:
             continue
         m = _NUM_RE.match(masked, pos)

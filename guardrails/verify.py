@@ -39,7 +39,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from guardrails.calculator import ROUNDING, derivation_for, derivations_for
-from guardrails.drugs import CASE_FOLD_TRAPS, attached_drug, drugs_between, drugs_in
+from guardrails.casefold import has_case_fold_trap, lowered
+from guardrails.drugs import attached_drug, drugs_between, drugs_in
 from guardrails.limits import LimitTable, dose_basis
 from guardrails.model import (
     AnswerVerdict,
@@ -507,7 +508,7 @@ def _check(
     )
     # Few answers say "limit": one look at the whole answer spares a search of every clause
     # (IGNORECASE pairs 'ı' and 'İ' with 'i', which lower() does not: those answers search).
-    may_state_limit = "limit" in answer.lower() or any(c in answer for c in CASE_FOLD_TRAPS)
+    may_state_limit = "limit" in lowered(answer) or has_case_fold_trap(answer)
     scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
     for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):

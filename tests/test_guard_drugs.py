@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from guardrails.casefold import CASE_FOLD_TRAPS
 from guardrails.drugs import (
-    CASE_FOLD_TRAPS,
     _drugs_in,
     _drugs_in_by_regex,
     _is_name_char,
