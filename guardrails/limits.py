@@ -112,7 +112,7 @@ _CHECK_CACHE_SIZE = 4096
 class LimitTable:
     rows: tuple[LimitRow, ...]
 
-    @property
+    @cached_property
     def drugs(self) -> frozenset[str]:
         return frozenset(r.drug for r in self.rows)
 

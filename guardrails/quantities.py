@@ -229,6 +229,7 @@ _UNIT_RE = re.compile(
     + r")(?![A-Za-z0-9²³])",
     re.IGNORECASE,
 )
+_UNIT_OF_GROUP = {f"u{i}": spec[1:] for i, spec in enumerate(_UNIT_SPECS)}
 # Case matters for these short units: "L" alone (not "l"), "U/L", "h".
 _CASE_SENSITIVE = {"L": "L"}
 
@@ -269,6 +270,7 @@ _PER_RE = re.compile(
     + ")",
     re.IGNORECASE,
 )
+_PER_INDEX_OF_GROUP = {f"p{i}": i for i in range(len(_PER_SPECS))}
 _PY_ONLY_RE = re.compile(_PER_SPECS[0][0], re.IGNORECASE)
 _UNIT_SINGULAR = {"days": "day", "weeks": "week", "months": "month", "hours": "hour", "h": "hour"}
 
@@ -338,7 +340,7 @@ def _read_unit(text: str, pos: int) -> tuple[str, str, str, int] | None:
     if m is None or m.lastgroup is None:
         return None
     written = m.group(m.lastgroup)
-    canonical, key, kind = _UNIT_SPECS[int(m.lastgroup[1:])][1:]
+    canonical, key, kind = _UNIT_OF_GROUP[m.lastgroup]
     if canonical == "mL" and key == "L" and written != "L" and written.lower() == "l":
         return None  # a lone lower-case "l" is prose, not litres
     if canonical == "hour" and written.lower() == "h" and written != "h":
@@ -349,13 +351,32 @@ def _read_unit(text: str, pos: int) -> tuple[str, str, str, int] | None:
 _SPACES = " \t\u00a0\u202f"  # what _SP matches
 
 
-def _starts_per(text: str, pos: int) -> bool:
-    """Whether "/" or "per" may follow ``pos`` after spaces: both per-kg and per-m² need it,
-    and most doses have neither (a look at one character spares two regex misses)."""
+def _next_char(text: str, pos: int) -> str:
+    """The character after the spaces at ``pos`` ("" at the end): the regexes below start with
+    spaces and then need one of a few characters, so a look at it spares most regex misses."""
     size = len(text)
     while pos < size and text[pos] in _SPACES:
         pos += 1
-    return pos < size and text[pos] in "/pP"
+    return text[pos] if pos < size else ""
+
+
+def _may_be_per_basis(text: str, pos: int, letters: str) -> bool:
+    """Whether a per-kg or per-m² basis may start at ``pos``: "per", or "/" and then one of
+    ``letters`` (what its unit starts with, with the letters IGNORECASE pairs with it: the
+    Kelvin sign with "k", "ſ" with "s"), each after optional spaces."""
+    size = len(text)
+    while pos < size and text[pos] in _SPACES:
+        pos += 1
+    if pos >= size:
+        return False
+    c = text[pos]
+    if c == "/":
+        nxt = _next_char(text, pos + 1)
+        return nxt != "" and nxt in letters
+    return c in "pP"
+
+
+_RANGE_SEP_STARTS = "-‐‑–—−tTaA"  # of _RANGE_SEP_RE after its spaces: dashes, "to", "and"
 
 
 def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | None:
@@ -368,7 +389,7 @@ def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | Non
     if m.lastgroup in ("every_n", "every_u", "py_n"):
         idx = next(i for i in range(len(_PER_SPECS)) if m.group(f"p{i}") is not None)
     else:
-        idx = int(m.lastgroup[1:])
+        idx = _PER_INDEX_OF_GROUP[m.lastgroup]
     per, count = _PER_SPECS[idx][1], _PER_SPECS[idx][2]
     if per == "every":
         n_txt = m.group("every_n").lower()
@@ -452,7 +473,7 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
 
     b: Decimal | None = None
     how_b = ""
-    sm = _RANGE_SEP_RE.match(text, pos)
+    sm = _RANGE_SEP_RE.match(text, pos) if _next_char(text, pos) in _RANGE_SEP_STARTS else None
     if sm and (
         sm.group(0).strip().lower() != "and" or _BETWEEN_BEFORE_RE.search(text, max(0, start - 12), start)
     ):
@@ -464,7 +485,7 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     unit = _read_unit(text, pos)
     if b is None and unit is not None:
         # "100 mg to 200 mg", "20 % to 50 %"
-        sm = _RANGE_SEP_RE.match(text, unit[3])
+        sm = _RANGE_SEP_RE.match(text, unit[3]) if _next_char(text, unit[3]) in _RANGE_SEP_STARTS else None
         if sm and sm.group(0).strip().lower() != "and":
             m2 = _NUM_RE.match(masked, sm.end())
             if m2 is not None:
@@ -497,11 +518,11 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     per_kg = per_m2 = False
     consumed = 0
     if kind in ("dose", "percent", "lab", "count"):
-        if kind == "dose" and _starts_per(text, end):
-            kg = _PER_KG_RE.match(text, end)
+        if kind == "dose":
+            kg = _PER_KG_RE.match(text, end) if _may_be_per_basis(text, end, "kK\u212a") else None
             if kg:
                 per_kg, end = True, kg.end()
-            m2m = _PER_M2_RE.match(text, end) if _starts_per(text, end) else None
+            m2m = _PER_M2_RE.match(text, end) if _may_be_per_basis(text, end, "mMsS\u017f") else None
             if m2m:
                 per_m2, end = True, m2m.end()
         got = _read_per(text, end, kind)

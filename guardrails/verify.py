@@ -213,8 +213,10 @@ class _Clause:
     claims: list[Quantity]
     states_limit: bool
     scope: tuple[Passage, ...]  # passages the clause may cite, in citation order
+    indexed: tuple[_Indexed, ...]  # the quantities of each passage in ``scope``
     missing: tuple[int, ...]  # cited numbers that are not among the passages
     sentence_drug: str | None  # the sentence's only drug, or ``drug`` when it names none
+    has_per_kg_dose: bool  # whether a total in it may be a per-kg dose × a weight
 
 
 def _clause(
@@ -248,8 +250,10 @@ def _clause(
         # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
         states_limit=may_state_limit and bool(_LIMIT_WORD_RE.search(clause_text)),
         scope=scope,
+        indexed=tuple(_index(p.text, extra) for p in scope),
         missing=missing,
         sentence_drug=sentence_drug,
+        has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
     )
 
 
@@ -267,7 +271,7 @@ def _check_claim(
     named = attached_drug(answer, q.span, extra, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
 
-    arith = _arithmetic(answer, q, clause.claims, patient)
+    arith = _arithmetic(answer, q, clause.claims, patient) if clause.has_per_kg_dose else None
     if arith is not None and not arith[0]:
         return _verdict(q, Status.OUT_OF_LIMITS, f"total does not follow: {arith[1]}", named)
 
@@ -284,12 +288,11 @@ def _check_claim(
     check_drug = named if q.kind in _DRUG_BOUND_KINDS else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
     key = _key(q)
-    for p in scope:
-        indexed = _index(p.text, extra)
+    for p, indexed in zip(scope, clause.indexed, strict=True):
         for src in indexed.equivalent(q, key):
             if _drug_ok(check_drug, src, p, indexed.drugs):
-                return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}]", named,
-                                passage_n=p.n, source_span=src.q.span)  # fmt: skip
+                return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
+                                      drug=named, passage_n=p.n, source_span=src.q.span)  # fmt: skip
             wrong_drug = wrong_drug or (p.n, src)
 
     for d in _derived(q, named, passages, patient, limits, derivation_drugs):
