@@ -15,7 +15,17 @@ from operator import itemgetter
 
 from guardrails.casefold import has_case_fold_trap, lowered
 
-__all__ = ["KNOWN_DRUGS", "attached_drug", "drugs_between", "drugs_in", "nearest_drug_before"]
+__all__ = [
+    "KNOWN_DRUGS",
+    "Mentions",
+    "attached_drug",
+    "attached_drug_in",
+    "drugs_among",
+    "drugs_between",
+    "drugs_in",
+    "mentions_in",
+    "nearest_drug_before",
+]
 
 # alias -> generic
 _ALIASES: dict[str, str] = {
@@ -141,11 +151,22 @@ def _drugs_in_by_regex(text: str, extra: frozenset[str]) -> tuple[tuple[int, str
     return tuple((m.start(), _alias_of(m.group(0), table)) for m in rx.finditer(text))
 
 
+Mentions = tuple[tuple[int, str], ...]  # (offset, generic name) of each drug mention, in order
+
+
+def mentions_in(text: str, extra: Iterable[str] = ()) -> Mentions:
+    """The drug mentions of ``text``, for callers that ask about many spans of one text."""
+    return _mentions(text, extra)
+
+
 def nearest_drug_before(
     text: str, pos: int, extra: Iterable[str] = (), lo: int = 0
 ) -> str | None:
     """The drug named closest before ``pos`` (and at or after ``lo``) in ``text``."""
-    mentions = _mentions(text, extra)
+    return _nearest_before(_mentions(text, extra), pos, lo)
+
+
+def _nearest_before(mentions: Mentions, pos: int, lo: int) -> str | None:
     i = bisect_left(mentions, pos, key=_START) - 1
     if i < 0:
         return None
@@ -155,7 +176,11 @@ def nearest_drug_before(
 
 def drugs_between(text: str, lo: int, hi: int, extra: Iterable[str] = ()) -> frozenset[str]:
     """Drugs named in ``text[lo:hi]`` (searched once per whole text, then filtered)."""
-    mentions = _mentions(text, extra)
+    return drugs_among(_mentions(text, extra), lo, hi)
+
+
+def drugs_among(mentions: Mentions, lo: int, hi: int) -> frozenset[str]:
+    """Drugs of ``mentions`` that start in ``[lo, hi)``."""
     first = bisect_left(mentions, lo, key=_START)
     last = bisect_left(mentions, hi, lo=first, key=_START)
     return frozenset(name for _, name in mentions[first:last])
@@ -169,14 +194,18 @@ def attached_drug(
 ) -> str | None:
     """The drug a number at ``span`` belongs to: "300 mg of allopurinol" names it after the
     number; otherwise the drug named nearest before it, at or after ``lo`` (None if none)."""
+    return attached_drug_in(text, _mentions(text, extra), span, lo)
+
+
+def attached_drug_in(text: str, mentions: Mentions, span: tuple[int, int], lo: int = 0) -> str | None:
+    """:func:`attached_drug` with the text's mentions already found (``mentions_in``)."""
     # "of", "daily of", "/day of" after spaces: one character decides most numbers.
     pos, size = span[1], len(text)
     while pos < size and text[pos] in " \t":
         pos += 1
     m = _OF_DRUG_RE.match(text, span[1]) if pos < size and text[pos] in "oOdD/" else None
     if m:
-        mentions = _mentions(text, extra)
         i = bisect_left(mentions, m.end(), key=_START)
         if i < len(mentions) and mentions[i][0] == m.end():
             return mentions[i][1]
-    return nearest_drug_before(text, span[0], extra, lo)
+    return _nearest_before(mentions, span[0], lo)

@@ -40,7 +40,14 @@ from functools import lru_cache
 
 from guardrails.calculator import ROUNDING, derivation_for, derivations_for
 from guardrails.casefold import has_case_fold_trap, lowered
-from guardrails.drugs import attached_drug, drugs_between, drugs_in
+from guardrails.drugs import (
+    Mentions,
+    attached_drug_in,
+    drugs_among,
+    drugs_between,
+    drugs_in,
+    mentions_in,
+)
 from guardrails.limits import LimitTable, dose_basis
 from guardrails.model import (
     AnswerVerdict,
@@ -226,6 +233,7 @@ def _clause(
     passages: Sequence[Passage],
     by_n: dict[int, Passage],
     extra: frozenset[str],
+    mentions: Mentions,
     drug: str | None,
     may_state_limit: bool,
 ) -> _Clause:
@@ -233,15 +241,16 @@ def _clause(
     clause_text = answer[cs:ce]
     cited = citations(clause_text) or citations(answer[ss:se])
     if cited:
-        missing = tuple(sorted(n for n in cited if n not in by_n))
-        scope = tuple(by_n[n] for n in sorted(cited) if n in by_n)
+        ordered = sorted(cited)
+        missing = tuple(n for n in ordered if n not in by_n)
+        scope = tuple(by_n[n] for n in ordered if n in by_n)
     else:
         missing, scope = (), tuple(passages)
     # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
     # when the sentence names none (never a guess between several).
-    in_sentence = set(drugs_between(answer, ss, se, extra))
+    in_sentence = set(drugs_among(mentions, ss, se))
     sentence_drug = in_sentence.pop() if len(in_sentence) == 1 else None if in_sentence else drug
-    return _Clause(
+    return _new_clause(
         start=cs,
         end=ce,
         sentence=(ss, se),
@@ -257,18 +266,22 @@ def _clause(
     )
 
 
+_new_clause = fast_constructor(_Clause)
+
+
 def _check_claim(
     answer: str,
     q: Quantity,
     clause: _Clause,
     passages: Sequence[Passage],
     extra: frozenset[str],
+    mentions: Mentions,
     derivation_drugs: Sequence[str],
     patient: PatientContext | None,
     limits: LimitTable | None,
     indication: str | None,
 ) -> ClaimVerdict:
-    named = attached_drug(answer, q.span, extra, lo=clause.start)
+    named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
 
     arith = _arithmetic(answer, q, clause.claims, patient) if clause.has_per_kg_dose else None
@@ -459,9 +472,9 @@ def _same_value(a: Quantity, b: Quantity) -> bool:
     )  # fmt: skip
 
 
-def _derivation_drugs(answer: str, drug: str | None, extra: frozenset[str]) -> list[str]:
+def _derivation_drugs(mentions: Mentions, drug: str | None) -> list[str]:
     """``drug`` first, then every other drug the answer names (derivations are lazy)."""
-    named = sorted({n for _, n in drugs_in(answer, extra)})
+    named = sorted({n for _, n in mentions})
     if drug:
         first = drug.lower().strip()
         return [first] + [n for n in named if n != first]
@@ -491,7 +504,8 @@ def _check(
         + (sorted(limits.drugs) if limits is not None else [])
         + ([drug.lower()] if drug else [])
     )
-    derivation_drugs = _derivation_drugs(answer, drug, extra)
+    mentions = mentions_in(answer, extra)
+    derivation_drugs = _derivation_drugs(mentions, drug)
     spans = clauses(answer)
     whole = (0, len(answer), 0, len(answer))
     clause_of: list[tuple[int, int, int, int]] = []
@@ -521,10 +535,10 @@ def _check(
         clause = scopes.get(span)
         if clause is None:
             clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
-                                            drug, may_state_limit)  # fmt: skip
+                                            mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
-            _check_claim(answer, q, clause, passages, extra, derivation_drugs, patient, limits,
-                         indication)  # fmt: skip
+            _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
+                         limits, indication)  # fmt: skip
         )
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
