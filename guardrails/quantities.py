@@ -295,6 +295,7 @@ _QUAL_SUFFIXES = sorted(
     key=lambda t: -len(t[0]),
 )  # fmt: skip
 _QUAL_SYMBOLS = [t for t in _QUAL_SUFFIXES if not t[2]]
+_QUAL_MAX_WORDS = max(len(t[0].split()) for t in _QUAL_SUFFIXES)
 _QUAL_SYMBOL_ENDS = frozenset(t[0][-1] for t in _QUAL_SYMBOLS)
 _QUAL_BY_LAST_WORD: dict[str, list[tuple[str, str, bool]]] = {}
 for _t in _QUAL_SUFFIXES:
@@ -412,19 +413,20 @@ def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | Non
 
 def _qualifier(text: str, start: int) -> str | None:
     before = text[max(0, start - 40) : start]
-    # Most numbers have no qualifier: decide that from the last word alone, which is the
-    # normalised window's last word, before building the window.
-    last = before.rsplit(None, 1)
-    if not last:
+    # The window is the 40 characters before the number with white space normalised; a suffix
+    # spans at most _QUAL_MAX_WORDS of its words, so only those are joined. Most numbers have
+    # no qualifier: the last word alone decides that.
+    words = before.rsplit(None, _QUAL_MAX_WORDS)
+    if not words:
         return None
-    last_word = last[-1].lower()
+    last_word = words[-1].lower()
     if last_word[-1] in _QUAL_SYMBOL_ENDS:
         candidates = _QUAL_SYMBOLS
     else:
         candidates = _QUAL_BY_LAST_WORD.get(last_word.lstrip("([{\"'*"), [])
         if not candidates:
             return None
-    window = " ".join(before.lower().split())
+    window = " ".join(words[1:] if len(words) > _QUAL_MAX_WORDS else words).lower()
     for suffix, qual, wordy in candidates:
         if window.endswith(suffix):
             cut = len(window) - len(suffix)
@@ -494,14 +496,14 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
                     b, how_b = _num_value(m2)
                     unit = unit2
 
-    hows = {how_a, how_b} - {""}
-    if "frac" in hows:
-        if unit is not None and unit[2] != "percent" or hows != {"frac"}:
+    if how_a == "frac" or how_b == "frac":
+        only_fractions = how_a == "frac" and how_b in ("", "frac")
+        if unit is not None and unit[2] != "percent" or not only_fractions:
             return None, m.end()
         unit = ("%", "", "percent", pos)
     if (
         unit is None
-        and "word" in hows
+        and how_a == "word"
         and b is None
         and not _WORD_AFTER_RE.match(text, pos)
         and not _WORD_BEFORE_RE.search(text, max(0, start - 12), start)
@@ -542,7 +544,7 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
         qual_pos = every.start()  # "up to every 2 weeks"
 
     consumed = min(consumed, end) if consumed else end
-    factor = UNIT_FACTORS[key][1] if key else Decimal(1)
+    factor = UNIT_FACTORS[key][1] if key else _ONE
     # Trim trailing spaces an optional group may have swallowed, so the span is the claim.
     while end > start and text[end - 1] in " \t\u00a0\u202f":
         end -= 1

@@ -24,6 +24,7 @@ from guardrails import (
     validate_patient,
 )
 from guardrails.model import Status, fast_constructor
+from guardrails.quantities import _QUAL_SUFFIXES, _qualifier
 from guardrails.sentences import sentences
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,3 +149,29 @@ def test_sentences_split_where_the_reference_definition_splits(text):
     if pos < len(text):
         expected.append((pos, len(text)))
     assert list(sentences(text)) == expected
+
+
+def _reference_qualifier(text: str, start: int) -> str | None:
+    # The qualifier rule as first written: the whole 40-character window, white space
+    # normalised, tried against every suffix.
+    window = " ".join(text[max(0, start - 40) : start].lower().split())
+    for suffix, qual, wordy in _QUAL_SUFFIXES:
+        if window.endswith(suffix):
+            cut = len(window) - len(suffix)
+            if not wordy or cut == 0 or not window[cut - 1].isalnum():
+                return qual
+    return None
+
+
+_QUALIFIER_PIECES = st.sampled_from(
+    ["up", "to", "not", "exceed", "maximum", "daily", "dose", "of", "at", "least", "about", "~",
+     "≤", "<", "=", "more", "than", "(", "*", "İ", "x", "setup", " ", "  ", "\n", "\t"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_QUALIFIER_PIECES, max_size=25).map(" ".join), st.sampled_from(["", " ", "\n"]))
+def test_qualifier_reads_what_the_whole_window_reads(before, gap):
+    text = before + gap + "2 mg"
+    start = len(text) - 4
+    assert _qualifier(text, start) == _reference_qualifier(text, start)
