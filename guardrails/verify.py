@@ -248,8 +248,8 @@ def _clause(
         missing, scope = (), tuple(passages)
     # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
     # when the sentence names none (never a guess between several).
-    in_sentence = set(drugs_among(mentions, ss, se))
-    sentence_drug = in_sentence.pop() if len(in_sentence) == 1 else None if in_sentence else drug
+    in_sentence = drugs_among(mentions, ss, se)
+    sentence_drug = next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
     return _new_clause(
         start=cs,
         end=ce,
@@ -259,7 +259,7 @@ def _clause(
         # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
         states_limit=may_state_limit and bool(_LIMIT_WORD_RE.search(clause_text)),
         scope=scope,
-        indexed=tuple(_index(p.text, extra) for p in scope),
+        indexed=tuple([_index(p.text, extra) for p in scope]),
         missing=missing,
         sentence_drug=sentence_drug,
         has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
@@ -302,7 +302,9 @@ def _check_claim(
     wrong_drug: tuple[int, _SourceClaim] | None = None
     key = _key(q)
     for p, indexed in zip(scope, clause.indexed, strict=True):
-        for src in indexed.equivalent(q, key):
+        for src in indexed.by_key.get(key, ()):
+            if not qualifiers_compatible(q.qualifier, src.q.qualifier):
+                continue  # equivalent only when the qualifiers agree (see _Indexed.equivalent)
             if _drug_ok(check_drug, src, p, indexed.drugs):
                 return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
                                       drug=named, passage_n=p.n, source_span=src.q.span)  # fmt: skip
