@@ -686,7 +686,8 @@ def quantities_equivalent(a: Quantity, b: Quantity) -> bool:
 
 def _fmt_decimal(d: Decimal) -> str:
     if d == d.to_integral_value():
-        return str(d.quantize(Decimal(1)))
+        # Not quantize(): it raises once the digits outnumber the context's precision (28).
+        return format(d.to_integral_value(), "f")
     return format(d.normalize(), "f")
 
 

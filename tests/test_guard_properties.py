@@ -175,3 +175,10 @@ def test_qualifier_reads_what_the_whole_window_reads(before, gap):
     text = before + gap + "2 mg"
     start = len(text) - 4
     assert _qualifier(text, start) == _reference_qualifier(text, start)
+
+
+def test_numbers_longer_than_decimal_precision_format_and_mutate_without_raising():
+    text = "1000000000000000000000000000 mg"  # 28 digits: ×10 outgrows Decimal's 28-digit context
+    (q,) = parse_quantities(text)
+    assert format_quantity(q) == text
+    assert all(m.mutated_text != text for m in mutate_answer(text))
