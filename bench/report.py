@@ -81,7 +81,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     for name in ("short", "long"):
         if name in guard:
             g = guard[name]
-            rows.append((f"guard, {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']})"))
+            spread = g.get("round_p50_ms")
+            rounds = f", round p50s {min(spread):.2f}–{max(spread):.2f} ms" if spread else ""
+            rows.append((f"guard, {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']}{rounds})"))
     for p in results.get("scale", {}).get("points", []):
         n = p["chunks"]
         rows.append((f"{n} chunks: ask p50/p95/max", _lat(p["ask"]["latency"]) + " ms"))

@@ -172,7 +172,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         assistant = sec._assistant(open_index(cfg, embedder), embedder, limits, opts.k, data)
         warm = _section(results, "warm_ask", log, lambda: sec.ask_latency(assistant, questions, rounds))
 
-        _section(results, "guard", log, lambda: sec.guard_section(chunks, limits, 20 if opts.quick else 200))
+        _section(results, "guard", log, lambda: sec.guard_section(chunks, limits, 20 if opts.quick else 200, 2 if opts.quick else 5))
 
         if warm is not None:
             _section(
