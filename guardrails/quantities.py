@@ -598,16 +598,32 @@ _WORD_PREFIXES = (
 _WORD_START_ANYCASE_RE = re.compile(rf"(?<![A-Za-z])(?:{'|'.join(_WORD_PREFIXES)})", re.I)
 
 
+_ASCII_RUN_RE = re.compile(r"[\x00-\x7f]+")
+
+
+def _digit_run_starts(text: str) -> list[int]:
+    """Where each run of ``\\d`` starts. A regex scan of every offset costs several times what
+    ``str.find`` of the ten ASCII digits does; the regex stays for texts with other decimal
+    digits ('٣'), which ``\\d`` also matches."""
+    if not text.isascii() and any(c.isdecimal() for c in _ASCII_RUN_RE.sub("", text)):
+        return [m.start() for m in _DIGIT_RUN_RE.finditer(text)]
+    at: list[int] = []
+    for digit in "0123456789":
+        i = text.find(digit)
+        while i >= 0:
+            at.append(i)
+            i = text.find(digit, i + 1)
+    at.sort()
+    return [i for k, i in enumerate(at) if k == 0 or at[k - 1] != i - 1]
+
+
 def _candidates(text: str, masked: str) -> list[int]:
     """Where a number may start in ``masked`` (``text`` with spans blanked): digit runs (with a
     leading ".") and number-word prefixes not glued to a letter. Anchored matches at these few
     places are much cheaper than letting the number regex scan every position."""
-    # A plain digit-run scan is faster than one for an optional "." first; the "." is checked
-    # after (it is never part of the previous run).
-    starts = [
-        s - 1 if s and masked[s - 1] == "." else s
-        for s in (m.start() for m in _DIGIT_RUN_RE.finditer(masked))
-    ]
+    # A digit run may start with "." ("0.5" is read from its first digit, ".5" from the dot);
+    # the "." is checked after (it is never part of the previous run).
+    starts = [s - 1 if s and masked[s - 1] == "." else s for s in _digit_run_starts(masked)]
     lower = lowered(text)
     if len(lower) == len(text):
         # str.find per prefix on the lower-cased text is cheaper than a regex scan of every

@@ -24,7 +24,7 @@ from guardrails import (
     validate_patient,
 )
 from guardrails.model import Status, fast_constructor
-from guardrails.quantities import _QUAL_SUFFIXES, _qualifier
+from guardrails.quantities import _QUAL_SUFFIXES, _digit_run_starts, _qualifier
 from guardrails.sentences import sentences
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -182,3 +182,15 @@ def test_numbers_longer_than_decimal_precision_format_and_mutate_without_raising
     (q,) = parse_quantities(text)
     assert format_quantity(q) == text
     assert all(m.mutated_text != text for m in mutate_answer(text))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789٣۵.,- aé–×²x"), max_size=60))
+def test_digit_runs_start_where_the_digit_regex_finds_them(text):
+    assert _digit_run_starts(text) == [m.start() for m in re.finditer(r"\d+", text)]
+
+
+def test_a_decimal_digit_is_what_the_digit_regex_matches():
+    # _digit_run_starts keeps the regex for any text holding a non-ASCII decimal digit.
+    digit = re.compile(r"\d")
+    assert all(chr(c).isdecimal() == bool(digit.match(chr(c))) for c in range(0x110000))
