@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from operator import itemgetter
 
-from guardrails.casefold import has_case_fold_trap, lowered
+from guardrails.textsearch import find_all, has_case_fold_trap, lowered
 
 __all__ = [
     "KNOWN_DRUGS",
@@ -108,15 +108,15 @@ def _drugs_in_by_find(
 
     The IGNORECASE alternation of dozens of names, tried at every offset, is the guard's
     costliest scan of an answer; a C-level substring search per name is several times cheaper.
-    Without a case-fold trap (:mod:`guardrails.casefold`), lower-casing keeps every offset and
-    pairs characters as IGNORECASE does. As the regex: a name counts only between non-name characters, the longest name at an
-    offset wins, and matches do not overlap (the leftmost is kept).
+    Without a case-fold trap (:mod:`guardrails.textsearch`), lower-casing keeps every offset and
+    pairs characters as IGNORECASE does. As the regex: a name counts only between non-name
+    characters, the longest name at an offset wins, and matches do not overlap (the leftmost is
+    kept).
     """
     size = len(lower)
     longest: dict[int, str] = {}
     for alias in aliases:
-        i = lower.find(alias)
-        while i >= 0:
+        for i in find_all(lower, alias):
             end = i + len(alias)
             if (
                 (i == 0 or not _is_name_char(lower[i - 1]))
@@ -124,7 +124,6 @@ def _drugs_in_by_find(
                 and len(alias) > len(longest.get(i, ""))
             ):
                 longest[i] = alias
-            i = lower.find(alias, i + 1)
     out: list[tuple[int, str]] = []
     taken = 0
     for i in sorted(longest):

@@ -39,8 +39,8 @@ from functools import lru_cache
 
 import pint
 
-from guardrails.casefold import lowered
 from guardrails.model import Quantity, fast_constructor
+from guardrails.textsearch import find_all, lowered
 
 __all__ = [
     "UNIT_FACTORS",
@@ -155,21 +155,12 @@ def _mask(text: str) -> str:
 def _blank_at_line_starts(text: str, rx: re.Pattern[str]) -> str:
     parts: list[str] = []
     pos = 0
-    for start in _line_starts(text):
+    for start in [0] + [i + 1 for i in find_all(text, "\n")]:
         m = rx.match(text, start)
         if m is not None and m.end() > m.start():
             parts += [text[pos : m.start()], " " * (m.end() - m.start())]
             pos = m.end()
     return "".join(parts) + text[pos:] if parts else text
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    i = text.find("\n")
-    while i != -1:
-        starts.append(i + 1)
-        i = text.find("\n", i + 1)
-    return starts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,29 +343,30 @@ def _read_unit(text: str, pos: int) -> tuple[str, str, str, int] | None:
 _SPACES = " \t\u00a0\u202f"  # what _SP matches
 
 
-def _next_char(text: str, pos: int) -> str:
-    """The character after the spaces at ``pos`` ("" at the end): the regexes below start with
-    spaces and then need one of a few characters, so a look at it spares most regex misses."""
+def _after_spaces(text: str, pos: int) -> int:
     size = len(text)
     while pos < size and text[pos] in _SPACES:
         pos += 1
-    return text[pos] if pos < size else ""
+    return pos
+
+
+def _next_char(text: str, pos: int) -> str:
+    """The character after the spaces at ``pos`` ("" at the end): the regexes below start with
+    spaces and then need one of a few characters, so a look at it spares most regex misses."""
+    pos = _after_spaces(text, pos)
+    return text[pos : pos + 1]
 
 
 def _may_be_per_basis(text: str, pos: int, letters: str) -> bool:
     """Whether a per-kg or per-m² basis may start at ``pos``: "per", or "/" and then one of
     ``letters`` (what its unit starts with, with the letters IGNORECASE pairs with it: the
     Kelvin sign with "k", "ſ" with "s"), each after optional spaces."""
-    size = len(text)
-    while pos < size and text[pos] in _SPACES:
-        pos += 1
-    if pos >= size:
-        return False
-    c = text[pos]
+    pos = _after_spaces(text, pos)
+    c = text[pos : pos + 1]
     if c == "/":
         nxt = _next_char(text, pos + 1)
         return nxt != "" and nxt in letters
-    return c in "pP"
+    return c != "" and c in "pP"
 
 
 _RANGE_SEP_STARTS = "-‐‑–—−tTaA"  # of _RANGE_SEP_RE after its spaces: dashes, "to", "and"
@@ -577,7 +569,7 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
         gap = _LIST_SEP_RE.fullmatch(text, q.span[1], nxt.span[0])
         if gap is None:
             continue
-        factor = UNIT_FACTORS[nxt.raw_unit][1] if nxt.raw_unit in UNIT_FACTORS else Decimal(1)
+        factor = UNIT_FACTORS[nxt.raw_unit][1] if nxt.raw_unit in UNIT_FACTORS else _ONE
         raw_low = q.raw_low if q.raw_low is not None else q.low
         raw_high = q.raw_high if q.raw_high is not None else q.high
         out[i] = _quantity(
@@ -607,12 +599,7 @@ def _digit_run_starts(text: str) -> list[int]:
     digits ('٣'), which ``\\d`` also matches."""
     if not text.isascii() and any(c.isdecimal() for c in _ASCII_RUN_RE.sub("", text)):
         return [m.start() for m in _DIGIT_RUN_RE.finditer(text)]
-    at: list[int] = []
-    for digit in "0123456789":
-        i = text.find(digit)
-        while i >= 0:
-            at.append(i)
-            i = text.find(digit, i + 1)
+    at = [i for digit in "0123456789" for i in find_all(text, digit)]
     at.sort()
     return [i for k, i in enumerate(at) if k == 0 or at[k - 1] != i - 1]
 
@@ -630,11 +617,9 @@ def _candidates(text: str, masked: str) -> list[int]:
         # offset. Hits inside blanked spans are harmless (the number regex fails on blanks);
         # a prefix glued to a letter on its left (in the masked text) is no word start.
         for prefix in _WORD_PREFIXES:
-            i = lower.find(prefix)
-            while i >= 0:
-                if not (i and "a" <= masked[i - 1].lower() <= "z"):
-                    starts.append(i)
-                i = lower.find(prefix, i + 1)
+            starts += [
+                i for i in find_all(lower, prefix) if not (i and "a" <= masked[i - 1].lower() <= "z")
+            ]
     else:  # a few characters lower-case to two; positions would shift
         starts += [m.start() for m in _WORD_START_ANYCASE_RE.finditer(masked)]
     starts.sort()

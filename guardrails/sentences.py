@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from guardrails.textsearch import find_all
+
 __all__ = ["citations", "clauses", "sentences"]
 
 _CLAUSE_END_RE = re.compile(r";\s*")
@@ -49,9 +51,9 @@ def _sentence_ends(text: str) -> list[tuple[int, int]]:
     """
     size = len(text)
     # (position, is a line break); at a line break the line-break branch is the one tried first.
-    places = [(i, True) for i in _find_all(text, "\n")]
+    places = [(i, True) for i in find_all(text, "\n")]
     for mark in ".!?":
-        places += [(i + 1, False) for i in _find_all(text, mark)]
+        places += [(i + 1, False) for i in find_all(text, mark)]
     places.sort()
     out: list[tuple[int, int]] = []
     taken = 0
@@ -72,15 +74,6 @@ def _sentence_ends(text: str) -> list[tuple[int, int]]:
                 continue
         out.append((pos, end))
         taken = end
-    return out
-
-
-def _find_all(text: str, needle: str) -> list[int]:
-    out = []
-    i = text.find(needle)
-    while i >= 0:
-        out.append(i)
-        i = text.find(needle, i + 1)
     return out
 
 

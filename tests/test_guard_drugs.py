@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails.casefold import CASE_FOLD_TRAPS
 from guardrails.drugs import (
     _drugs_in,
     _drugs_in_by_regex,
@@ -19,6 +18,7 @@ from guardrails.drugs import (
     attached_drug,
     drugs_in,
 )
+from guardrails.textsearch import CASE_FOLD_TRAPS
 
 EXTRA = frozenset({"placebrinol hydrochloride", "atorvastatin calcium", "co-trimoxazole"})
 PIECES = [
