@@ -439,9 +439,6 @@ def _distinctive(
     return frozenset(out)
 
 
-_GUARD_NAMES = {"ciclosporin": "cyclosporine"}  # guardrails' generic -> the vocabulary's
-
-
 def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     """Is the statement's first dose attached to a drug the question does not ask about?"""
     first = _DOSE_RE.search(text)
@@ -450,7 +447,6 @@ def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     named = attached_drug(text, first.span(), tuple(vocab.drugs))
     if named is None:
         return False
-    named = _GUARD_NAMES.get(named, named)
     return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from guardrails.lexicon import DRUG_ALIASES
+from guardrails.lexicon import INDICATION_ALIASES as _INDICATIONS
 from ingest.model import Chunk
 
 __all__ = [
@@ -46,95 +48,11 @@ INTENTS = (
     "general",
 )
 
-# alias -> canonical generic name. Canonical names are resolved against the corpus drug list,
-# so "mycophenolate" still finds a corpus that says "mycophenolate mofetil".
-DRUG_SYNONYMS: dict[str, str] = {
-    "azathioprine": "azathioprine",
-    "imuran": "azathioprine",
-    "azasan": "azathioprine",
-    "aza": "azathioprine",
-    "mycophenolate": "mycophenolate",
-    "mycophenolate mofetil": "mycophenolate",
-    "mycophenolic acid": "mycophenolate",
-    "cellcept": "mycophenolate",
-    "myfortic": "mycophenolate",
-    "mmf": "mycophenolate",
-    "mpa": "mycophenolate",
-    "cyclophosphamide": "cyclophosphamide",
-    "cytoxan": "cyclophosphamide",
-    "cyc": "cyclophosphamide",
-    "methotrexate": "methotrexate",
-    "mtx": "methotrexate",
-    "trexall": "methotrexate",
-    "otrexup": "methotrexate",
-    "allopurinol": "allopurinol",
-    "zyloprim": "allopurinol",
-    "febuxostat": "febuxostat",
-    "uloric": "febuxostat",
-    "mercaptopurine": "mercaptopurine",
-    "6-mp": "mercaptopurine",
-    "6mp": "mercaptopurine",
-    "purinethol": "mercaptopurine",
-    "purixan": "mercaptopurine",
-    "hydroxychloroquine": "hydroxychloroquine",
-    "plaquenil": "hydroxychloroquine",
-    "hcq": "hydroxychloroquine",
-    "prednisone": "prednisone",
-    "prednisolone": "prednisolone",
-    "tacrolimus": "tacrolimus",
-    "cyclosporine": "cyclosporine",
-    "ciclosporin": "cyclosporine",
-    "belimumab": "belimumab",
-    "voclosporin": "voclosporin",
-    "rituximab": "rituximab",
-    "warfarin": "warfarin",
-}
-
-# canonical indication -> aliases (lower-case phrases). Longer phrases win over shorter ones.
-INDICATION_ALIASES: dict[str, tuple[str, ...]] = {
-    "lupus nephritis": ("lupus nephritis", "ln", "nephritis", "renal lupus"),
-    "systemic lupus erythematosus": (
-        "systemic lupus erythematosus",
-        "systemic lupus",
-        "sle",
-        "lupus",
-    ),
-    "autoimmune hepatitis": ("autoimmune hepatitis", "aih"),
-    "rheumatoid arthritis": ("rheumatoid arthritis", "rheumatoid", "ra"),
-    "inflammatory bowel disease": (
-        "inflammatory bowel disease",
-        "ibd",
-        "crohn",
-        "crohns",
-        "crohn disease",
-        "ulcerative colitis",
-        "uc",
-        "colitis",
-    ),
-    "transplant rejection": (
-        "transplant rejection",
-        "organ rejection",
-        "rejection",
-        "transplant",
-        "transplantation",
-        "homotransplantation",
-        "renal homotransplantation",
-        "kidney transplant",
-        "renal transplant",
-        "allograft",
-    ),
-    "gout": ("gout", "hyperuricemia", "hyperuricaemia"),
-    "acute lymphoblastic leukemia": (
-        "acute lymphoblastic leukemia",
-        "acute lymphoblastic leukaemia",
-        "leukemia",
-        "leukaemia",
-    ),
-    "psoriasis": ("psoriasis",),
-    "dermatomyositis": ("dermatomyositis",),
-    "pemphigus": ("pemphigus", "pemphigus vulgaris"),
-    "vasculitis": ("vasculitis", "anca"),
-}
+# alias -> canonical generic name, and canonical indication -> aliases: the project's one table
+# (guardrails/lexicon.toml). Canonical drug names are resolved against the corpus drug list, so
+# "mycophenolate" still finds a corpus that says "mycophenolate mofetil".
+DRUG_SYNONYMS: Mapping[str, str] = DRUG_ALIASES
+INDICATION_ALIASES: Mapping[str, tuple[str, ...]] = _INDICATIONS
 
 # A thiopurine topic names no drug but is about the thiopurines the corpus covers.
 _THIOPURINE_TOPIC_RE = re.compile(

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from operator import itemgetter
 
+from guardrails.lexicon import DRUG_ALIASES
 from guardrails.textsearch import find_all, has_case_fold_trap, lowered
 
 __all__ = [
@@ -27,27 +28,8 @@ __all__ = [
     "nearest_drug_before",
 ]
 
-# alias -> generic
-_ALIASES: dict[str, str] = {
-    "azathioprine": "azathioprine", "imuran": "azathioprine", "aza": "azathioprine",
-    "mercaptopurine": "mercaptopurine", "6-mercaptopurine": "mercaptopurine",
-    "6-mp": "mercaptopurine", "purinethol": "mercaptopurine",
-    "thioguanine": "thioguanine", "tioguanine": "thioguanine",
-    "methotrexate": "methotrexate", "mtx": "methotrexate",
-    "prednisone": "prednisone", "prednisolone": "prednisolone",
-    "methylprednisolone": "methylprednisolone", "hydrocortisone": "hydrocortisone",
-    "budesonide": "budesonide", "dexamethasone": "dexamethasone",
-    "hydroxychloroquine": "hydroxychloroquine", "hcq": "hydroxychloroquine",
-    "mycophenolate": "mycophenolate", "mycophenolate mofetil": "mycophenolate",
-    "mycophenolic acid": "mycophenolate", "mmf": "mycophenolate", "cellcept": "mycophenolate",
-    "cyclophosphamide": "cyclophosphamide", "cyc": "cyclophosphamide",
-    "allopurinol": "allopurinol", "zyloprim": "allopurinol", "febuxostat": "febuxostat",
-    "tacrolimus": "tacrolimus", "cyclosporine": "ciclosporin", "ciclosporin": "ciclosporin",
-    "voclosporin": "voclosporin", "belimumab": "belimumab", "rituximab": "rituximab",
-    "anifrolumab": "anifrolumab", "leflunomide": "leflunomide", "sulfasalazine": "sulfasalazine",
-    "warfarin": "warfarin", "infliximab": "infliximab", "adalimumab": "adalimumab",
-    "folic acid": "folic acid", "mesalazine": "mesalazine", "ribavirin": "ribavirin",
-}  # fmt: skip
+# alias -> generic: the project's one drug table (lexicon.toml)
+_ALIASES: dict[str, str] = dict(DRUG_ALIASES)
 KNOWN_DRUGS = frozenset(_ALIASES.values())
 _START = itemgetter(0)  # of a (offset, name) mention
 

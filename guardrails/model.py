@@ -16,9 +16,11 @@ __all__ = [
     "AnswerVerdict",
     "ClaimVerdict",
     "Derivation",
+    "DoseStatement",
     "Passage",
     "PatientContext",
     "Quantity",
+    "Role",
     "Status",
     "fast_constructor",
 ]
@@ -71,6 +73,84 @@ class Quantity:
         return self.low != self.high
 
 
+class Role(str, enum.Enum):  # noqa: UP042 - str() stays "Role.X" for callers
+    """What a number in a dosing sentence does. Reductions come in two kinds that must never be
+    confused: *by* 30 % gives 70 % of the dose, *to* 30 % gives 30 % of it."""
+
+    INITIAL = "initial"  # starting or induction dose
+    MAINTENANCE = "maintenance"
+    USUAL = "usual"  # a dose or range the sentence gives no narrower role
+    MAXIMUM = "maximum"
+    STEP = "titration step"  # increase/taper by
+    REDUCTION_BY = "reduction by"
+    REDUCTION_TO = "reduction to"
+    TARGET = "target level"
+    INTERVAL = "interval"  # how often a dose is given or repeated
+    DURATION = "duration"
+    MONITORING = "monitoring interval"
+    THRESHOLD = "threshold"  # a lab value or kidney function that triggers an action
+    OUTCOME = "outcome figure"  # trial results, frequencies, risks: never a dose
+    UNKNOWN = "unknown"
+
+    @property
+    def is_dose(self) -> bool:
+        """Roles a calculator may multiply by a weight (a maximum only caps)."""
+        return self in _DOSE_ROLES
+
+
+_DOSE_ROLES = frozenset({Role.INITIAL, Role.MAINTENANCE, Role.USUAL})
+
+
+@dataclass(frozen=True)
+class DoseStatement:
+    """One dosing fact with its meaning typed: which drug, for what, for whom, in which role,
+    how much, how often, under which condition, said by which source.
+
+    ``span`` is the quantity's (start, end) in the passage text it was read from, ``sentence``
+    that sentence's. ``conditions`` are ``key:value`` strings: ``tpmt:intermediate``,
+    ``nudt15:poor``, ``comedication:allopurinol``, ``kidney:impaired``, ``liver:impaired``,
+    ``weight:<text>``. ``evidence`` is the source's kind: label, guideline, trial, cpic,
+    review, secondary summary, local document or other.
+    """
+
+    id: str
+    drugs: tuple[str, ...]  # generic names, the dosed drug first
+    role: Role
+    quantity: Quantity
+    indications: tuple[str, ...] = ()  # canonical names; () = any
+    population: str = "any"  # adult | pediatric | elderly | any
+    route: str = "any"  # oral | iv | subcutaneous | intramuscular | topical | any
+    frequency: str | None = None  # "daily", "twice daily", "weekly", "every 2 weeks", ...
+    conditions: tuple[str, ...] = ()
+    source_id: str = ""  # the document
+    section: str = ""
+    span: tuple[int, int] = (0, 0)
+    sentence: tuple[int, int] = (0, 0)
+    evidence: str = "other"
+    citation: str = ""  # the primary source id the sentence cites ([@id]), if any
+
+    @property
+    def drug(self) -> str | None:
+        return self.drugs[0] if self.drugs else None
+
+    def describe(self) -> str:
+        """"maintenance dose, lupus nephritis, kdigo-2024-ln [guideline]"."""
+        role = f"{self.role.value} dose" if self.role.is_dose else self.role.value
+        parts = [role]
+        if self.indications:
+            parts.append(", ".join(self.indications))
+        if self.population != "any":
+            parts.append(self.population)
+        if self.conditions:
+            parts.append("if " + " and ".join(self.conditions))
+        where = self.citation or self.source_id
+        if self.section:
+            where = f"{where}, {self.section}" if where else self.section
+        if where:
+            parts.append(where)
+        return ", ".join(parts) + f" [{self.evidence}]"
+
+
 @dataclass(frozen=True)
 class Passage:
     """A source passage an answer may cite, numbered as the answer cites it ([n])."""
@@ -80,6 +160,12 @@ class Passage:
     doc_id: str = ""
     section: str = ""
     drugs: tuple[str, ...] = ()
+    # What dose statements read when a sentence names none: the document's indications, the
+    # kind of each source id its [@id] markers name, and the document's kind (label, article,
+    # text/html/pdf for an imported document).
+    indications: tuple[str, ...] = ()
+    evidence: tuple[tuple[str, str], ...] = ()
+    doc_kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +202,9 @@ class ClaimVerdict:
     source_span: tuple[int, int] | None = None
     derivation: Derivation | None = None
     drug: str | None = None
+    # The source statement that supports the claim (its role, indication, source), if any.
+    statement: DoseStatement | None = None
+    role: Role | None = None  # the role the answer's own sentence gives the number
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from guardrails.model import (
     AnswerVerdict,
     ClaimVerdict,
     Derivation,
+    DoseStatement,
     Passage,
     PatientContext,
     Quantity,
@@ -65,6 +66,13 @@ from guardrails.quantities import (
     quantities_equivalent,
 )
 from guardrails.sentences import citations, clauses
+from guardrails.statements import (
+    ClaimContext,
+    claim_context,
+    indications_compatible,
+    roles_compatible,
+    statements_of,
+)
 from guardrails.textsearch import has_case_fold_trap, lowered
 
 __all__ = ["check_answer"]
@@ -132,6 +140,47 @@ def _drug_ok(claim_drug: str | None, src: _SourceClaim, p: Passage, p_drugs: fro
     if p.drugs:
         return claim_drug in p.drugs
     return not p_drugs or claim_drug in p_drugs
+
+
+@lru_cache(maxsize=2048)
+def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
+    return {st.span: st for st in statements_of(p)}
+
+
+def _same_drug(a: str, b: str) -> bool:
+    """One drug, whether or not its salt is named ("placebrinol hydrochloride" is placebrinol)."""
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+
+
+def _scope_mismatch(
+    q: Quantity,
+    claim_drug: str | None,
+    asked: str | None,
+    st: DoseStatement | None,
+    ctx: ClaimContext,
+) -> str | None:
+    """Why the source statement does not support the claim as the answer states it: another
+    drug, another role, indication or population (None when it does)."""
+    if st is None:
+        return None
+    dosed = st.drug
+    if claim_drug is not None and dosed is not None and q.kind == "dose":
+        if not _same_drug(dosed, claim_drug):
+            return f"gives this for {dosed}, not {claim_drug}"
+    if (
+        asked is not None
+        and claim_drug is not None
+        and not _same_drug(claim_drug, asked)
+        and not any(_same_drug(asked, d) for d in st.drugs)
+    ):
+        return f"gives this for {claim_drug} without {asked}, the drug asked about"
+    if not roles_compatible(ctx.role, st.role):
+        return f"gives this as the {st.role.value}, not the {ctx.role.value}"
+    if not indications_compatible(ctx.indications, st.indications):
+        return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
+    if "any" not in (ctx.population, st.population) and ctx.population != st.population:
+        return f"gives this for {st.population} patients, not {ctx.population}"
+    return None
 
 
 def _same_numbers(a: Quantity, b: Quantity) -> bool:
@@ -215,6 +264,7 @@ class _Clause:
     """What every claim of one clause shares: worked out once per clause, not once per claim."""
 
     start: int
+    sentence: tuple[int, int]
     claims: list[Quantity]
     states_limit: bool
     scope: tuple[Passage, ...]  # passages the clause may cite, in citation order
@@ -250,6 +300,7 @@ def _clause(
     sentence_drug = next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
     return _new_clause(
         start=cs,
+        sentence=(ss, se),
         claims=claims,
         # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
         # bounds, not doses: its numbers still need support, but are not dose-checked themselves.
@@ -276,6 +327,8 @@ def _check_claim(
     patient: PatientContext | None,
     limits: LimitTable | None,
     indication: str | None,
+    drug: str | None = None,
+    prev_end: int = 0,
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -294,8 +347,12 @@ def _check_claim(
             return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
 
     missing, scope = clause.missing, clause.scope
-    check_drug = named if q.kind in _DRUG_BOUND_KINDS else None
+    bound = q.kind in _DRUG_BOUND_KINDS
+    # A number that names no drug is about the drug asked (when the caller says which).
+    check_drug = (named if named is not None else drug) if bound else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
+    wrong_scope: tuple[int, _SourceClaim, str, DoseStatement] | None = None
+    ctx: ClaimContext | None = None
     key = _key(q)
     for p, indexed in zip(scope, clause.indexed, strict=True):
         # _Indexed.equivalent written out, and the verdict built directly: this is the path
@@ -303,10 +360,20 @@ def _check_claim(
         for src in indexed.by_key.get(key, ()):
             if not qualifiers_compatible(q.qualifier, src.q.qualifier):
                 continue
-            if _drug_ok(check_drug, src, p, indexed.drugs):
-                return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
-                                      drug=named, passage_n=p.n, source_span=src.q.span)  # fmt: skip
-            wrong_drug = wrong_drug or (p.n, src)
+            if not _drug_ok(check_drug, src, p, indexed.drugs):
+                wrong_drug = wrong_drug or (p.n, src)
+                continue
+            st = _statement_at(p).get(src.q.span) if bound else None
+            if st is not None:
+                if ctx is None:
+                    ctx = claim_context(answer, q, clause.sentence, prev_end)
+                why = _scope_mismatch(q, check_drug, drug, st, ctx)
+                if why is not None:
+                    wrong_scope = wrong_scope or (p.n, src, why, st)
+                    continue
+            return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
+                                  drug=named, passage_n=p.n, source_span=src.q.span,
+                                  statement=st, role=ctx.role if ctx else None)  # fmt: skip
 
     for d in _derived(q, named, passages, patient, limits, derivation_drugs):
         if d is not None:
@@ -340,10 +407,14 @@ def _check_claim(
             return _verdict(q, Status.UNIT_MISMATCH, f"[{p.n}] gives {s.text!r}", named,
                             passage_n=p.n, source_span=s.span)  # fmt: skip
 
+    if wrong_scope is not None:
+        n, src, why, st = wrong_scope
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] {why}", named, passage_n=n,
+                        source_span=src.q.span, statement=st)  # fmt: skip
     if wrong_drug is not None:
         n, src = wrong_drug
         where = ", ".join(sorted(src.drugs)) or "another drug"
-        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {named}",
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {check_drug}",
                         named, passage_n=n, source_span=src.q.span)  # fmt: skip
     if missing and not scope:
         cited_txt = ", ".join(f"[{n}]" for n in missing)
@@ -528,7 +599,12 @@ def _check(
     may_state_limit = "limit" in lowered(answer) or has_case_fold_trap(answer)
     scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
+    asked = drug.lower().strip() if drug else None
+    prev_end = 0
     for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):
+        # The previous number of the same sentence: a role cue before it is not this one's.
+        this_prev = prev_end if i and clause_of[i - 1][2] == span[2] else span[2]
+        prev_end = q.span[1]
         if i in lines:
             verdicts.append(lines[i])
             continue
@@ -538,7 +614,7 @@ def _check(
                                             mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
             _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
-                         limits, indication)  # fmt: skip
+                         limits, indication, asked, this_prev)  # fmt: skip
         )
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)

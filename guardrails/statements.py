@@ -1,0 +1,369 @@
+"""Dose statements: what each number in a passage doses, read from its sentence.
+
+``extract_statements(passage)`` turns every number of a passage into a :class:`DoseStatement`:
+the drug it belongs to, its role (initial, maintenance, maximum, titration step, reduction by or
+to, target, threshold, outcome...), indication, population, route, frequency, conditions
+(phenotype, co-medication, kidney or liver function) and the evidence kind of the source the
+sentence cites. The same reading of the answer's own sentence (``claim_context``) lets the guard
+verify a number only against statements of the same drug and a compatible role, indication and
+population.
+
+How a role is read, first rule that fires:
+
+1. The cue words between the previous number of the sentence and this one ("start at", "then",
+   "increase by", "to at most", "reduce by", "reduce to"); the one nearest the number wins.
+2. Cue words right after it ("3-5 mg/kg/day at first", "30 % of the usual dose", "maximum").
+3. Cue words earlier in the sentence, nearest first ("Start at 1 mg/kg/day (50-100 mg)": both
+   numbers are starting doses).
+4. For doses only, the section heading when it names exactly one phase ("Maintenance").
+5. The number's kind: a dose is ``usual``; a percentage an ``outcome figure`` in a sentence about
+   results or frequencies (flares, remission, risk, patients...), else ``unknown``; a duration or
+   frequency is a ``monitoring interval`` in a monitoring sentence, else ``duration`` or
+   ``interval``; a lab value a ``target level`` when the sentence says target/therapeutic/aim,
+   else a ``threshold``; anything else ``unknown``.
+
+Edge cases: "after induction" is maintenance, not induction; "reduce by 30-50 %" and "reduce to
+30-80 %" are different roles, and a percentage "of the usual dose" is a reduction *to*; a dose
+"reduced by 5 mg" is a titration step. Extraction never raises on text: a sentence it cannot read
+gives statements with role ``unknown``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
+from guardrails.lexicon import INDICATION_ALIASES
+from guardrails.model import DoseStatement, Passage, Quantity, Role
+from guardrails.quantities import parse_quantities
+from guardrails.sentences import sentences
+
+__all__ = [
+    "ClaimContext",
+    "claim_context",
+    "extract_statements",
+    "indications_compatible",
+    "roles_compatible",
+    "statements_of",
+]
+
+_F = re.IGNORECASE
+
+# Cue -> role, tried on the text before a number; the match ending nearest the number wins.
+_PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
+    (Role.MAINTENANCE, re.compile(r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
+                                  r"|subsequently|(?:after|following|post)[- ]induction|then)\b", _F)),
+    (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
+                              r"|first dose|at first)\b|(?<!after )(?<!following )(?<!post-)"
+                              r"(?<!post )\binduction\b", _F)),
+    (Role.MAXIMUM, re.compile(r"\b(?:max(?:imum|imal)?|at most|up to|not (?:to )?exceed\w*"
+                              r"|no more than|ceiling|cap(?:ped)? at|must not exceed"
+                              r"|should not exceed|do not exceed|highest)\b|≤|<=", _F)),
+    (Role.STEP, re.compile(r"\b(?:increase[sd]?|increments?|incremental|steps?|titrat\w*|raise[sd]?"
+                           r"|escalat\w*|taper\w*|decrease[sd]?|reduce[sd]?|reduction|lower\w*"
+                           r"|cut)\b[^.;:]{0,30}?\b(?:by|of)\s*$", _F)),
+    (Role.REDUCTION_TO, re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*|adjust\w*)\b"
+                                   r"[^.;:]{0,40}?\bto\s*$", _F)),
+)
+# A percentage before these words is the share of the dose to give.
+_OF_DOSE_RE = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:patient's\s+)?(?:usual|normal|standard|full|target"
+                         r"|starting|recommended|original|planned|calculated)?\s*(?:dose|dosage|"
+                         r"normal|usual|starting)|of\s+(?:the\s+)?(?:usual|normal|standard) )", _F)
+_REDUCTION_AFTER_RE = re.compile(r"\s*(?:dose\s+)?(?:reduction|decrease|lower dose|less)\b", _F)
+_BY_BEFORE_RE = re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0,40}?\bby\s*$"
+                           r"|\breduction of\s*$", _F)
+_SUFFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
+    (Role.INITIAL, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:at first|initially|to start|to begin"
+                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction)\b", _F)),
+    (Role.MAINTENANCE, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:for maintenance|as maintenance"
+                                  r"|thereafter|long[- ]term)\b", _F)),
+    (Role.MAXIMUM, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:maximum|max\b|at most|or less\b|at the most)", _F)),
+)
+_HEADING_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
+    (Role.MAINTENANCE, re.compile(r"\bmaintenance\b", _F)),
+    (Role.INITIAL, re.compile(r"\b(?:induction|initial|starting)\b", _F)),
+)
+_MONITORING_RE = re.compile(r"\b(?:monitor\w*|check\w*|blood counts?|cbc|fbc|full blood|complete "
+                            r"blood|tests?|testing|measure\w*|lfts?|liver (?:function|enzymes|tests)"
+                            r"|laborator\w*|labs|screen\w*|surveillance|follow-up|review)\b", _F)
+_OUTCOME_RE = re.compile(r"\b(?:flares?|remission|respon\w*|survival|relapse\w*|rates?|risk|incidence"
+                         r"|frequency|prevalen\w*|occur\w*|patients|population|carriers?|trial"
+                         r"|versus|vs|compared|achiev\w*|mortality|died|deaths?|events?)\b", _F)
+_TARGET_RE = re.compile(r"\b(?:target\w*|therapeutic|aim\w*|goal|trough|keep\w*|titrat\w* to)\b", _F)
+
+_PHENOTYPE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("intermediate", re.compile(r"\b(?:intermediate|heterozygous|reduced (?:activity|function))\b", _F)),
+    ("poor", re.compile(r"\b(?:poor|homozygous|deficien\w*|absent|low activity|no activity"
+                        r"|complete(?:ly)? (?:deficien\w*|lack\w*))\b", _F)),
+    ("normal", re.compile(r"\b(?:normal (?:metaboli[sz]er|activity|tpmt|nudt15)|wild[- ]type"
+                          r"|extensive metaboli[sz]er)\b", _F)),
+)
+_GENE_RE = re.compile(r"\b(TPMT|NUDT15)\b", _F)
+_COMED_CUE_RE = re.compile(r"\b(?:with|taking|receiv\w*|co-?administ\w*|concomitant\w*|combin\w*"
+                           r"|together|plus|alongside|on)\b", _F)
+_KIDNEY_RE = re.compile(r"\b(?:crcl|creatinine clearance|e?gfr|renal (?:impairment|insufficiency|"
+                        r"function|failure|disease)|kidney (?:function|impairment|disease|failure)"
+                        r"|dialysis|ckd|haemodialysis|hemodialysis)\b", _F)
+_LIVER_RE = re.compile(r"\b(?:hepatic (?:impairment|insufficiency|disease)|liver (?:impairment|"
+                       r"disease|failure)|cirrhosis)\b", _F)
+_POPULATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("pediatric", re.compile(r"\b(?:p(?:a)?ediatric\w*|child\w*|infant\w*|adolescent\w*|neonat\w*"
+                             r"|juvenile|kids?)\b", _F)),
+    ("elderly", re.compile(r"\b(?:elderly|older (?:adults?|patients?|people)|geriatric|aged? (?:65|70"
+                           r"|75)\b)", _F)),
+    ("adult", re.compile(r"\badults?\b", _F)),
+)
+_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("iv", re.compile(r"\b(?:intravenous\w*|infusion|i\.v\.|pulses?)\b|(?<!class )(?<!/)\bIV\b")),
+    ("subcutaneous", re.compile(r"\b(?:subcutaneous\w*|s\.c\.|subcut)\b|\bSC\b", _F)),
+    ("intramuscular", re.compile(r"\b(?:intramuscular\w*|i\.m\.)\b", _F)),
+    ("oral", re.compile(r"\b(?:oral\w*|by mouth|tablets?|capsules?|p\.o\.)\b|\bPO\b", _F)),
+)
+_MARKER_RE = re.compile(r"\[@([a-z0-9-]+)")
+_PER_WORDS = {"day": "daily", "week": "weekly", "month": "monthly"}
+_COUNT_WORDS = {2: "twice", 3: "three times", 4: "four times"}
+
+
+def _indication_re() -> tuple[re.Pattern[str], dict[str, str]]:
+    table = {alias: canonical for canonical, names in INDICATION_ALIASES.items() for alias in names}
+    alternation = "|".join(re.escape(a) for a in sorted(table, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", _F), table
+
+
+_INDICATION_RE, _INDICATION_TABLE = _indication_re()
+# "SLE" covers its nephritis: a lupus figure may support a lupus nephritis claim and back.
+_RELATED = {frozenset({"lupus nephritis", "systemic lupus erythematosus"})}
+
+
+def indications_in(text: str) -> tuple[str, ...]:
+    """Canonical indications named in ``text`` (short upper-case abbreviations only when written
+    in capitals: "RA", not the "ra" of a word)."""
+    out: list[str] = []
+    for m in _INDICATION_RE.finditer(text):
+        written = m.group(0)
+        if len(written) <= 3 and not written.isupper():
+            continue
+        name = _INDICATION_TABLE[written.lower()]
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def indications_compatible(claim: Iterable[str], source: Iterable[str]) -> bool:
+    """Is a source about an indication the claim names? Either side naming none is compatible."""
+    a, b = set(claim), set(source)
+    if not a or not b or a & b:
+        return True
+    return any(frozenset({x, y}) in _RELATED for x in a for y in b)
+
+
+_LOOSE = frozenset({Role.USUAL, Role.UNKNOWN})
+
+
+def roles_compatible(claim: Role, source: Role) -> bool:
+    """A claim whose sentence names a role needs a source with the same role, unless either
+    side names none (``usual``/``unknown``): a plain figure does not say which phase it is."""
+    return claim is source or claim in _LOOSE or source in _LOOSE
+
+
+def _nearest(cues: Iterable[tuple[Role, re.Pattern[str]]], window: str) -> Role | None:
+    best: tuple[int, Role] | None = None
+    for role, rx in cues:
+        for m in rx.finditer(window):
+            if best is None or m.end() > best[0]:
+                best = (m.end(), role)
+    return best[1] if best else None
+
+
+def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, heading: str) -> Role:
+    start, end = q.span
+    kind = q.kind
+    near = text[max(prev_end, sentence[0]):start]
+    after = text[end:min(sentence[1], end + 40)]
+    if kind == "percent":
+        if _BY_BEFORE_RE.search(near) or _REDUCTION_AFTER_RE.match(after):
+            return Role.REDUCTION_BY
+        if _OF_DOSE_RE.match(after) or re.search(r"\bto\s*$", near) and re.search(
+            r"\b(?:reduc|decreas|lower|cut|adjust|start)", near, _F
+        ):
+            return Role.REDUCTION_TO
+        sentence_text = text[sentence[0]:sentence[1]]
+        return Role.OUTCOME if _OUTCOME_RE.search(sentence_text) else Role.UNKNOWN
+    if kind == "dose":
+        if q.qualifier in ("up_to", "max"):
+            return Role.MAXIMUM
+        role = _nearest(_PREFIX_CUES, near)
+        if role is Role.REDUCTION_TO:
+            role = Role.STEP if re.search(r"\bby\s*$", near) else Role.USUAL
+        if role is None:
+            role = next((r for r, rx in _SUFFIX_CUES if rx.match(after)), None)
+        if role is None:
+            wide = text[sentence[0]:start]
+            role = _nearest(_PREFIX_CUES[:3], wide)  # start/maintenance/maximum carry on
+        if role is None and heading:
+            found = {r for r, rx in _HEADING_CUES if rx.search(heading)}
+            role = found.pop() if len(found) == 1 else None
+        return role or Role.USUAL
+    sentence_text = text[sentence[0]:sentence[1]]
+    if kind in ("duration", "frequency"):
+        if _MONITORING_RE.search(sentence_text):
+            return Role.MONITORING
+        return Role.DURATION if kind == "duration" else Role.INTERVAL
+    if kind == "lab":
+        return Role.TARGET if _TARGET_RE.search(sentence_text) else Role.THRESHOLD
+    return Role.UNKNOWN
+
+
+def _frequency(q: Quantity) -> str | None:
+    per = q.per
+    if per is None or per == "dose":
+        return None
+    if per[:1].isdigit():
+        return f"every {per}s"
+    word = _PER_WORDS.get(per, f"per {per}")
+    if q.per_count > 1:
+        if per == "day":
+            return f"{_COUNT_WORDS.get(q.per_count, f'{q.per_count} times')} daily"
+        return f"{_COUNT_WORDS.get(q.per_count, f'{q.per_count} times')} {word}"
+    return word
+
+
+def _first(table: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> str | None:
+    return next((name for name, rx in table if rx.search(text)), None)
+
+
+def _conditions(sentence: str, heading: str, dosed: str | None, others: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    genes = [g.lower() for g in _GENE_RE.findall(sentence)] or [
+        g.lower() for g in _GENE_RE.findall(heading)
+    ]
+    if genes:
+        for phenotype, rx in _PHENOTYPE_WORDS:
+            if rx.search(sentence):
+                out.extend(f"{gene}:{phenotype}" for gene in dict.fromkeys(genes))
+                break
+    if _COMED_CUE_RE.search(sentence):
+        out.extend(f"comedication:{d}" for d in sorted(set(others)) if d != dosed)
+    if _KIDNEY_RE.search(sentence):
+        out.append("kidney:impaired")
+    if _LIVER_RE.search(sentence):
+        out.append("liver:impaired")
+    return tuple(dict.fromkeys(out))
+
+
+def _statement_id(doc_id: str, section: str, sentence: str, q: Quantity, i: int) -> str:
+    digest = hashlib.sha1(f"{doc_id}\x1f{section}\x1f{sentence}\x1f{q.text}\x1f{i}".encode())
+    return f"{doc_id or 'text'}#{digest.hexdigest()[:10]}"
+
+
+def extract_statements(
+    text: str,
+    *,
+    doc_id: str = "",
+    section: str = "",
+    drugs: tuple[str, ...] = (),
+    indications: tuple[str, ...] = (),
+    evidence: Mapping[str, str] | None = None,
+    default_evidence: str = "other",
+) -> tuple[DoseStatement, ...]:
+    """Every number of ``text`` as a typed statement (see the module docstring).
+
+    ``drugs`` and ``indications`` are the document's (front matter, or found at import): used
+    when a sentence names none. ``evidence`` maps the source ids of ``[@id]`` markers to their
+    kind; a sentence without a marker gets ``default_evidence``.
+    """
+    extra = frozenset(d.lower() for d in drugs)
+    mentions = mentions_in(text, extra)
+    doc_indications = tuple(dict.fromkeys(indications_in(", ".join(indications)) or
+                                          tuple(i.lower() for i in indications)))
+    heading_indications = indications_in(section)
+    heading_population = _first(_POPULATIONS, section)
+    quantities = parse_quantities(text)
+    out: list[DoseStatement] = []
+    qi = 0
+    for s_start, s_end in sentences(text):
+        prev_end = s_start
+        sentence = text[s_start:s_end]
+        named = drugs_among(mentions, s_start, s_end)
+        sentence_indications = indications_in(sentence)
+        population = _first(_POPULATIONS, sentence) or heading_population or "any"
+        route = _first(_ROUTES, sentence) or "any"
+        markers = _MARKER_RE.findall(sentence)
+        citation = markers[0] if markers else ""
+        kind = (evidence or {}).get(citation, default_evidence) if citation else default_evidence
+        while qi < len(quantities) and quantities[qi].span[0] < s_end:
+            q = quantities[qi]
+            qi += 1
+            if q.span[0] < s_start:
+                continue
+            dosed = attached_drug_in(text, mentions, q.span, lo=s_start)
+            if dosed is None:
+                dosed = next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
+            role = _role(text, q, (s_start, s_end), prev_end, section)
+            prev_end = q.span[1]
+            others = sorted(named - {dosed}) if dosed else sorted(named)
+            out.append(
+                DoseStatement(
+                    id=_statement_id(doc_id, section, sentence, q, len(out)),
+                    drugs=((dosed,) if dosed else ()) + tuple(others),
+                    role=role,
+                    quantity=q,
+                    indications=sentence_indications or heading_indications or doc_indications,
+                    population=population,
+                    route=route,
+                    frequency=_frequency(q),
+                    conditions=_conditions(sentence, section, dosed, named),
+                    source_id=doc_id,
+                    section=section,
+                    span=q.span,
+                    sentence=(s_start, s_end),
+                    evidence=kind,
+                    citation=citation,
+                )
+            )
+    return tuple(out)
+
+
+_DEFAULT_EVIDENCE = {"label": "label", "article": "other"}
+
+
+@lru_cache(maxsize=2048)
+def statements_of(passage: Passage) -> tuple[DoseStatement, ...]:
+    """The statements of a passage (cached: the guard asks for the same passages often)."""
+    return extract_statements(
+        passage.text,
+        doc_id=passage.doc_id,
+        section=passage.section,
+        drugs=passage.drugs,
+        indications=passage.indications,
+        evidence=dict(passage.evidence),
+        default_evidence=_DEFAULT_EVIDENCE.get(passage.doc_kind, "local document")
+        if passage.doc_kind
+        else "other",
+    )
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """What an answer's own sentence says a number is: its role, and the indications and
+    population the sentence names (empty / "any" when it names none)."""
+
+    role: Role
+    indications: tuple[str, ...]
+    population: str
+
+
+def claim_context(
+    text: str, q: Quantity, sentence: tuple[int, int], prev_end: int
+) -> ClaimContext:
+    """The role, indications and population an answer gives the number ``q``."""
+    s = text[sentence[0]:sentence[1]]
+    return ClaimContext(
+        role=_role(text, q, sentence, prev_end, ""),
+        indications=indications_in(s),
+        population=_first(_POPULATIONS[:2], s) or "any",
+    )
