@@ -33,12 +33,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from itertools import combinations, product
 
-from guardrails.drugs import attached_drug, drugs_between, drugs_in
 from guardrails.errors import PatientInputError
 from guardrails.limits import LimitTable
-from guardrails.model import Derivation, Passage, PatientContext, Quantity
-from guardrails.quantities import format_quantity, parse_quantities
-from guardrails.sentences import sentences
+from guardrails.model import Derivation, Passage, PatientContext, Quantity, Role
+from guardrails.quantities import format_quantity
+from guardrails.statements import statements_of
 
 __all__ = [
     "MAX_WEIGHT_KG",
@@ -173,51 +172,56 @@ def _scaled(q: Quantity, lo: Decimal, hi: Decimal, *, per_kg: bool) -> Quantity:
                     raw_unit=q.unit, per_count=q.per_count)  # fmt: skip
 
 
-def _about_drug(
-    passage: Passage, span: tuple[int, int], sentence: tuple[int, int], drug: str
-) -> bool:
-    named = attached_drug(passage.text, span, (drug,), lo=sentence[0])
-    if named is not None:
-        return named == drug
-    if drug in drugs_between(passage.text, sentence[0], sentence[1], (drug,)):
-        return True
-    return drug in passage.drugs or (
-        not passage.drugs and any(n == drug for _, n in drugs_in(passage.text, (drug,)))
-    )
+def _same_drug(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+
+
+def _condition_holds(condition: str, patient: PatientContext) -> str | None:
+    """Why ``condition`` holds for this patient (the adjustment's label), or None."""
+    key, _, value = condition.partition(":")
+    if key in ("tpmt", "nudt15"):
+        phenotype = patient.tpmt if key == "tpmt" else patient.nudt15
+        if value == "intermediate" and phenotype == "intermediate":
+            return "intermediate TPMT/NUDT15 phenotype"
+        return None
+    if key == "comedication":
+        return f"co-medication with {value}" if value in patient.comedications else None
+    return None  # kidney, liver, weight bands: not part of the patient context yet
 
 
 def _inputs(
     passages: Sequence[Passage], patient: PatientContext, drug: str
 ) -> tuple[list[tuple[Quantity, int]], list[tuple[Quantity, int, str]]]:
-    """Base doses of ``drug`` and the percentage adjustments that apply to this patient."""
+    """Base doses of ``drug`` and the reductions that apply to this patient, from the passages'
+    dose statements: only dose roles are bases (never a titration step, a target, a threshold
+    or an outcome figure), and a reduction applies only when its condition holds."""
     bases: list[tuple[Quantity, int]] = []
     adjustments: list[tuple[Quantity, int, str]] = []
-    intermediate = "intermediate" in (patient.tpmt, patient.nudt15)
-    xo = [c for c in patient.comedications if c in _XO_INHIBITORS]
     for p in passages:
-        in_passage = {n for _, n in drugs_in(p.text, (drug,))}
-        intermediate_passage = bool(_INTERMEDIATE_RE.search(p.text))
-        all_qs = parse_quantities(p.text)
-        for s_start, s_end in sentences(p.text):
-            qs = [q for q in all_qs if s_start <= q.span[0] < s_end]
-            if not qs:
+        for st in statements_of(p):
+            q = st.quantity
+            if st.drug is None or not _same_drug(st.drug, drug):
                 continue
-            sentence = p.text[s_start:s_end]
-            named = drugs_between(p.text, s_start, s_end, (drug,))
-            reduces = bool(_REDUCE_RE.search(sentence))
-            for q in qs:
-                if q.kind == "dose" and q.unit == "mg" and not q.per_m2:
-                    if _about_drug(p, q.span, (s_start, s_end), drug):
-                        bases.append((q, p.n))
-                elif q.kind == "percent" and (drug in named or drug in p.drugs):
-                    if intermediate and (
-                        _INTERMEDIATE_RE.search(sentence) or (intermediate_passage and reduces)
-                    ):
-                        adjustments.append((q, p.n, "intermediate TPMT/NUDT15 phenotype"))
-                    for c in xo:
-                        if c in named or (c in in_passage and reduces):
-                            adjustments.append((q, p.n, f"co-medication with {c}"))
+            if q.kind == "dose" and q.unit == "mg" and not q.per_m2:
+                if st.role.is_dose and not st.conditions:
+                    bases.append((q, p.n))
+            elif q.kind == "percent" and st.role in (Role.REDUCTION_TO, Role.REDUCTION_BY):
+                for condition in st.conditions:
+                    why = _condition_holds(condition, patient)
+                    if why is not None:
+                        if st.role is Role.REDUCTION_BY:
+                            q = _remaining(q)
+                        adjustments.append((q, p.n, why))
+                        break
     return bases, adjustments
+
+
+def _remaining(q: Quantity) -> Quantity:
+    """"Reduce by 30–50 %" gives 50–70 % of the dose: the share that remains."""
+    lo, hi = _HUNDRED - q.high, _HUNDRED - q.low
+    text = f"(100 % − {q.text})"
+    return Quantity(text=text, span=q.span, low=lo, high=hi, unit="%", kind="percent",
+                    raw_low=lo, raw_high=hi, raw_unit="%")  # fmt: skip
 
 
 _Key = tuple[Decimal, Decimal, "str | None", bool, int]

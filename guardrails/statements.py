@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
@@ -325,6 +325,33 @@ def extract_statements(
                     citation=citation,
                 )
             )
+    return _carry_conditions(out, section, mentions_in(section, extra))
+
+
+_REDUCTIONS = frozenset({Role.REDUCTION_BY, Role.REDUCTION_TO})
+
+
+def _carry_conditions(
+    statements: list[DoseStatement], heading: str, heading_drugs: Iterable[tuple[int, str]]
+) -> tuple[DoseStatement, ...]:
+    """A reduction whose sentence names no condition keeps the one its passage is about: the
+    previous reduction's of the same drug ("With allopurinol, reduce to one-quarter. Others say
+    25 %."), else the heading's ("Allopurinol" over a list of reductions)."""
+    out: list[DoseStatement] = []
+    last: dict[str | None, tuple[str, ...]] = {}
+    for st in statements:
+        if st.role in _REDUCTIONS:
+            if st.conditions:
+                last[st.drug] = st.conditions
+            else:
+                inherited = last.get(st.drug) or _conditions(
+                    heading, heading, st.drug, [n for _, n in heading_drugs]
+                ) or tuple(
+                    f"comedication:{n}" for _, n in heading_drugs if n != st.drug
+                )
+                if inherited:
+                    st = replace(st, conditions=inherited)
+        out.append(st)
     return tuple(out)
 
 

@@ -347,9 +347,9 @@ def _check_claim(
             return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
 
     missing, scope = clause.missing, clause.scope
-    bound = q.kind in _DRUG_BOUND_KINDS
+    drug_bound = q.kind in _DRUG_BOUND_KINDS
     # A number that names no drug is about the drug asked (when the caller says which).
-    check_drug = (named if named is not None else drug) if bound else None
+    check_drug = (named if named is not None else drug) if drug_bound else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
     wrong_scope: tuple[int, _SourceClaim, str, DoseStatement] | None = None
     ctx: ClaimContext | None = None
@@ -363,13 +363,13 @@ def _check_claim(
             if not _drug_ok(check_drug, src, p, indexed.drugs):
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
-            st = _statement_at(p).get(src.q.span) if bound else None
+            st = _statement_at(p).get(src.q.span) if drug_bound else None
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
-                why = _scope_mismatch(q, check_drug, drug, st, ctx)
-                if why is not None:
-                    wrong_scope = wrong_scope or (p.n, src, why, st)
+                mismatch = _scope_mismatch(q, check_drug, drug, st, ctx)
+                if mismatch is not None:
+                    wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
             return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
                                   drug=named, passage_n=p.n, source_span=src.q.span,
@@ -408,8 +408,8 @@ def _check_claim(
                             passage_n=p.n, source_span=s.span)  # fmt: skip
 
     if wrong_scope is not None:
-        n, src, why, st = wrong_scope
-        return _verdict(q, Status.UNSUPPORTED, f"[{n}] {why}", named, passage_n=n,
+        n, src, mismatch, st = wrong_scope
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] {mismatch}", named, passage_n=n,
                         source_span=src.q.span, statement=st)  # fmt: skip
     if wrong_drug is not None:
         n, src = wrong_drug
