@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import replace
+from functools import cached_property, lru_cache
 
 from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
 from guardrails.lexicon import INDICATION_ALIASES
@@ -170,13 +170,24 @@ def roles_compatible(claim: Role, source: Role) -> bool:
     return claim is source or claim in _LOOSE or source in _LOOSE
 
 
-def _nearest(cues: Iterable[tuple[Role, re.Pattern[str]]], window: str) -> Role | None:
-    best: tuple[int, Role] | None = None
-    for role, rx in cues:
-        for m in rx.finditer(window):
-            if best is None or m.end() > best[0]:
-                best = (m.end(), role)
-    return best[1] if best else None
+def _combined(cues: tuple[tuple[Role, re.Pattern[str]], ...]) -> tuple[re.Pattern[str], dict[str, Role]]:
+    """One alternation of the cue patterns, a named group each: one scan of a window finds
+    every cue, and the last match is the one nearest the number."""
+    names = {f"c{i}": role for i, (role, _) in enumerate(cues)}
+    alternation = "|".join(f"(?P<c{i}>{rx.pattern})" for i, (_, rx) in enumerate(cues))
+    return re.compile(alternation, _F), names
+
+
+_ALL_PREFIX = _combined(_PREFIX_CUES)
+_PHASE_PREFIX = _combined(_PREFIX_CUES[:3])  # start/maintenance/maximum carry across a sentence
+
+
+def _nearest(combined: tuple[re.Pattern[str], dict[str, Role]], window: str) -> Role | None:
+    rx, names = combined
+    last = None
+    for last in rx.finditer(window):  # noqa: B007 - the last match is the nearest cue
+        pass
+    return names[last.lastgroup] if last is not None and last.lastgroup else None
 
 
 def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, heading: str) -> Role:
@@ -196,14 +207,14 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
     if kind == "dose":
         if q.qualifier in ("up_to", "max"):
             return Role.MAXIMUM
-        role = _nearest(_PREFIX_CUES, near)
+        role = _nearest(_ALL_PREFIX, near) if near.strip() else None
         if role is Role.REDUCTION_TO:
             role = Role.STEP if re.search(r"\bby\s*$", near) else Role.USUAL
         if role is None:
             role = next((r for r, rx in _SUFFIX_CUES if rx.match(after)), None)
         if role is None:
             wide = text[sentence[0]:start]
-            role = _nearest(_PREFIX_CUES[:3], wide)  # start/maintenance/maximum carry on
+            role = _nearest(_PHASE_PREFIX, wide)
         if role is None and heading:
             found = {r for r, rx in _HEADING_CUES if rx.search(heading)}
             role = found.pop() if len(found) == 1 else None
@@ -374,23 +385,35 @@ def statements_of(passage: Passage) -> tuple[DoseStatement, ...]:
     )
 
 
-@dataclass(frozen=True)
 class ClaimContext:
     """What an answer's own sentence says a number is: its role, and the indications and
-    population the sentence names (empty / "any" when it names none)."""
+    population the sentence names (empty / "any" when it names none). Each is read only when
+    a check needs it: most source statements are plain doses that any reading fits."""
 
-    role: Role
-    indications: tuple[str, ...]
-    population: str
+    def __init__(self, text: str, q: Quantity, sentence: tuple[int, int], prev_end: int) -> None:
+        self._text, self._q, self._sentence, self._prev_end = text, q, sentence, prev_end
+
+    @cached_property
+    def role(self) -> Role:
+        return _role(self._text, self._q, self._sentence, self._prev_end, "")
+
+    @cached_property
+    def indications(self) -> tuple[str, ...]:
+        return _sentence_indications(self._text[self._sentence[0]:self._sentence[1]])
+
+    @cached_property
+    def population(self) -> str:
+        s = self._text[self._sentence[0]:self._sentence[1]]
+        return _first(_POPULATIONS, s) or "any"
+
+
+@lru_cache(maxsize=4096)
+def _sentence_indications(sentence: str) -> tuple[str, ...]:
+    return indications_in(sentence)
 
 
 def claim_context(
     text: str, q: Quantity, sentence: tuple[int, int], prev_end: int
 ) -> ClaimContext:
-    """The role, indications and population an answer gives the number ``q``."""
-    s = text[sentence[0]:sentence[1]]
-    return ClaimContext(
-        role=_role(text, q, sentence, prev_end, ""),
-        indications=indications_in(s),
-        population=_first(_POPULATIONS[:2], s) or "any",
-    )
+    """The role, indications and population an answer gives the number ``q`` (read lazily)."""
+    return ClaimContext(text, q, sentence, prev_end)

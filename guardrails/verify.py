@@ -56,6 +56,7 @@ from guardrails.model import (
     Passage,
     PatientContext,
     Quantity,
+    Role,
     Status,
     fast_constructor,
 )
@@ -78,6 +79,7 @@ from guardrails.textsearch import has_case_fold_trap, lowered
 __all__ = ["check_answer"]
 
 _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
+_PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
 _FROM_RE = re.compile(r"\(from \[(\d+)\]\)")
@@ -153,11 +155,7 @@ def _same_drug(a: str, b: str) -> bool:
 
 
 def _scope_mismatch(
-    q: Quantity,
-    claim_drug: str | None,
-    asked: str | None,
-    st: DoseStatement | None,
-    ctx: ClaimContext,
+    q: Quantity, claim_drug: str | None, st: DoseStatement | None, ctx: ClaimContext
 ) -> str | None:
     """Why the source statement does not support the claim as the answer states it: another
     drug, another role, indication or population (None when it does)."""
@@ -167,18 +165,12 @@ def _scope_mismatch(
     if claim_drug is not None and dosed is not None and q.kind == "dose":
         if not _same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
-    if (
-        asked is not None
-        and claim_drug is not None
-        and not _same_drug(claim_drug, asked)
-        and not any(_same_drug(asked, d) for d in st.drugs)
-    ):
-        return f"gives this for {claim_drug} without {asked}, the drug asked about"
-    if not roles_compatible(ctx.role, st.role):
+    # The source side first: a plain source figure fits any reading of the claim.
+    if st.role not in _PLAIN_ROLES and not roles_compatible(ctx.role, st.role):
         return f"gives this as the {st.role.value}, not the {ctx.role.value}"
-    if not indications_compatible(ctx.indications, st.indications):
+    if st.indications and not indications_compatible(ctx.indications, st.indications):
         return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
-    if "any" not in (ctx.population, st.population) and ctx.population != st.population:
+    if st.population != "any" and ctx.population not in ("any", st.population):
         return f"gives this for {st.population} patients, not {ctx.population}"
     return None
 
@@ -367,13 +359,13 @@ def _check_claim(
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
-                mismatch = _scope_mismatch(q, check_drug, drug, st, ctx)
+                mismatch = _scope_mismatch(q, check_drug, st, ctx)
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
             return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
                                   drug=named, passage_n=p.n, source_span=src.q.span,
-                                  statement=st, role=ctx.role if ctx else None)  # fmt: skip
+                                  statement=st, role=ctx.role if ctx and st and st.role not in _PLAIN_ROLES else None)  # fmt: skip
 
     for d in _derived(q, named, passages, patient, limits, derivation_drugs):
         if d is not None:
@@ -552,6 +544,22 @@ def _derivation_drugs(mentions: Mentions, drug: str | None) -> list[str]:
     return named
 
 
+def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: str) -> list[ClaimVerdict]:
+    """An answer none of whose doses is about the drug asked is not an answer to the question,
+    however true its figures: each of them is unsupported. (A companion drug's dose beside the
+    asked drug's - prednisolone with azathioprine in autoimmune hepatitis - stays.)"""
+    bound = [v for v in verdicts if v.claim.kind in _DRUG_BOUND_KINDS]
+    if not bound or any(v.drug is None or _same_drug(v.drug, asked) for v in bound):
+        return verdicts
+    return [
+        _verdict(v.claim, Status.UNSUPPORTED, f"about {v.drug}, not {asked}, the drug asked about",
+                 v.drug, passage_n=v.passage_n, source_span=v.source_span)  # fmt: skip
+        if v.claim.kind in _DRUG_BOUND_KINDS and v.status.verified
+        else v
+        for v in verdicts
+    ]
+
+
 def _check(
     answer: str,
     passages: Sequence[Passage],
@@ -616,6 +624,8 @@ def _check(
             _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
                          limits, indication, asked, this_prev)  # fmt: skip
         )
+    if asked is not None:
+        verdicts = _about_the_asked_drug(verdicts, asked)
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
 
