@@ -9,13 +9,17 @@ per_kg_add, range_swap, range_widen, percent_change, number_in_words (a differen
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from guardrails.model import Quantity
-from guardrails.quantities import parse_quantities
+from guardrails.drugs import _OF_DRUG_RE, Mentions, _drug_re, mentions_in
+from guardrails.model import DoseStatement, Passage, Quantity, Role
+from guardrails.quantities import parse_quantities, quantities_equivalent
+from guardrails.sentences import sentences
+from guardrails.statements import indication_mentions, indications_compatible, statements_of
 
-__all__ = ["MUTATION_KINDS", "Mutant", "mutate_answer"]
+__all__ = ["MUTATION_KINDS", "SCOPE_KINDS", "Mutant", "mutate_answer", "scope_mutants"]
 
 MUTATION_KINDS = (
     "times10", "div10", "unit_swap", "per_day_week_swap", "per_kg_drop", "per_kg_add",
@@ -136,3 +140,103 @@ def mutate_answer(answer: str) -> list[Mutant]:
                 mutated = answer[:s] + new_seg + answer[e:]
                 mutants.append(Mutant(kind=kind, original=seg, mutated_text=mutated, span=(s, e)))
     return mutants
+
+
+# -- scope mutants: every number kept, what it is about changed ---------------------------------
+
+SCOPE_KINDS = ("drug_swap", "role_swap", "indication_swap")
+
+_ROLE_CUES = {
+    Role.INITIAL: "a starting dose of ",
+    Role.MAINTENANCE: "a maintenance dose of ",
+    Role.MAXIMUM: "a maximum of ",
+}
+_SWAP_DRUGS = ("azathioprine", "methotrexate", "mycophenolate", "allopurinol", "prednisone",
+               "cyclophosphamide", "hydroxychloroquine", "mercaptopurine")  # fmt: skip
+_SWAP_INDICATIONS = ("lupus nephritis", "transplant rejection", "rheumatoid arthritis",
+                     "autoimmune hepatitis", "inflammatory bowel disease", "gout")  # fmt: skip
+
+
+def scope_mutants(answer: str, passages: Sequence[Passage]) -> list[Mutant]:
+    """Mutants that keep every number but change what it doses: its drug (``drug_swap``: a
+    true figure of X put in a sentence about Y), its role (``role_swap``: a maintenance figure
+    stated as the starting dose or the maximum) or its indication (``indication_swap``: a
+    transplant dose stated for lupus). Only mutants the passages distinguish are made: no
+    statement of the passages gives the figure for the new drug, role or indication."""
+    extra = frozenset(d for p in passages for d in p.drugs)
+    mentions = mentions_in(answer, extra)
+    drug_rx = _drug_re(extra)[0]
+    statements = [st for p in passages for st in statements_of(p)]
+    bounds = sentences(answer)
+    out: list[Mutant] = []
+    for q in parse_quantities(answer):
+        if q.kind != "dose":
+            continue
+        same = [st for st in statements if quantities_equivalent(q, st.quantity)]
+        if not same:
+            continue
+        sentence = next(((s, e) for s, e in bounds if s <= q.span[0] < e), (0, len(answer)))
+        seg = answer[q.span[0] : q.span[1]]
+        out += _drug_swap(answer, q, seg, same, mentions, drug_rx, sentence[0])
+        out += _role_swap(answer, q, seg, same)
+        out += _indication_swap(answer, q, seg, same, sentence)
+    return out
+
+
+def _drug_swap(
+    answer: str, q: Quantity, seg: str, same: list[DoseStatement], mentions: Mentions,
+    drug_rx: re.Pattern[str], s_start: int,
+) -> list[Mutant]:  # fmt: skip
+    dosed = {st.drug for st in same}
+    other = next((d for d in _SWAP_DRUGS if d not in dosed), None)
+    if other is None:
+        return []
+    # The drug the figure is attached to: "300 mg of allopurinol" names it after the number.
+    after = _OF_DRUG_RE.match(answer, q.span[1])
+    before = [(i, name) for i, name in mentions if s_start <= i < q.span[0]]
+    if after and any(i == after.end() for i, _ in mentions):
+        before = [(after.end(), "")]
+    if before:
+        i = before[-1][0]
+        m = drug_rx.match(answer, i)
+        if m is None:
+            return []
+        mutated = answer[:i] + other + answer[m.end() :]
+    else:
+        mutated = answer[: q.span[0]] + f"{other} " + answer[q.span[0] :]
+    return [Mutant(kind="drug_swap", original=seg, mutated_text=mutated, span=q.span)]
+
+
+def _role_swap(answer: str, q: Quantity, seg: str, same: list[DoseStatement]) -> list[Mutant]:
+    roles = {st.role for st in same}
+    if not roles or not roles <= set(_ROLE_CUES):
+        return []  # a plain source figure fits any role: nothing to distinguish
+    new = next((r for r in _ROLE_CUES if r not in roles), None)
+    if new is None:
+        return []
+    mutated = answer[: q.span[0]] + _ROLE_CUES[new] + answer[q.span[0] :]
+    return [Mutant(kind="role_swap", original=seg, mutated_text=mutated, span=q.span)]
+
+
+def _indication_swap(
+    answer: str, q: Quantity, seg: str, same: list[DoseStatement], sentence: tuple[int, int]
+) -> list[Mutant]:
+    if any(not st.indications for st in same):
+        return []
+    new = next((i for i in _SWAP_INDICATIONS
+                if not any(indications_compatible((i,), st.indications) for st in same)), None)  # fmt: skip
+    if new is None:
+        return []
+    s_start, s_end = sentence
+    named = list(indication_mentions(answer[s_start:s_end]))
+    if named:
+        # Every indication the sentence names becomes the new one: a sentence naming both
+        # would fit the source's too.
+        pieces, pos = [], 0
+        for start, end in named:
+            pieces += [answer[s_start + pos : s_start + start], new]
+            pos = end
+        mutated = answer[:s_start] + "".join(pieces) + answer[s_start + pos :]
+    else:
+        mutated = answer[:s_start] + f"In {new}, " + answer[s_start:]
+    return [Mutant(kind="indication_swap", original=seg, mutated_text=mutated, span=q.span)]

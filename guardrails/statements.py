@@ -44,6 +44,8 @@ from guardrails.sentences import sentences
 
 __all__ = [
     "ClaimContext",
+    "indication_mentions",
+    "indications_in",
     "claim_context",
     "extract_statements",
     "indications_compatible",
@@ -137,6 +139,13 @@ def _indication_re() -> tuple[re.Pattern[str], dict[str, str]]:
 _INDICATION_RE, _INDICATION_TABLE = _indication_re()
 # "SLE" covers its nephritis: a lupus figure may support a lupus nephritis claim and back.
 _RELATED = {frozenset({"lupus nephritis", "systemic lupus erythematosus"})}
+
+
+def indication_mentions(text: str) -> Iterable[tuple[int, int]]:
+    """(start, end) of each indication named in ``text`` (as :func:`indications_in` reads)."""
+    for m in _INDICATION_RE.finditer(text):
+        if len(m.group(0)) > 3 or m.group(0).isupper():
+            yield m.span()
 
 
 def indications_in(text: str) -> tuple[str, ...]:

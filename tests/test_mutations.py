@@ -21,7 +21,7 @@ from guardrails import (
     mutate_answer,
     validate_patient,
 )
-from guardrails.mutations import MUTATION_KINDS
+from guardrails.mutations import MUTATION_KINDS, SCOPE_KINDS, scope_mutants
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
@@ -252,3 +252,34 @@ def test_corpus_answers_pass_and_their_mutants_are_blocked(limits, capsys):
             print("  ESCAPED", e)
     assert false_blocks == [] and escaped == []
     assert coincident <= total // 50  # coincidences stay rare (< 2 %)
+
+
+@pytest.mark.skipif(not CORPUS_CASES, reason="corpus/*.md not present")
+def test_scope_mutants_of_corpus_answers_are_blocked(limits, capsys):
+    """A true figure moved to another drug, role or indication (the passages distinguishing
+    them) is blocked; the unmutated answers pass (checked above)."""
+    by_kind: dict[str, list[int]] = {k: [0, 0] for k in SCOPE_KINDS}
+    escaped = []
+    for case in CORPUS_CASES:
+        for m in scope_mutants(case.answer, case.passages):
+            blocked = not run(case, limits, m.mutated_text).passed
+            by_kind[m.kind][0] += blocked
+            by_kind[m.kind][1] += 1
+            if not blocked:
+                escaped.append((m.kind, m.mutated_text[:120]))
+    with capsys.disabled():
+        print("\nscope mutants: " + ", ".join(f"{k} {c}/{n}" for k, (c, n) in by_kind.items()))
+    assert all(n >= 20 for _, n in by_kind.values()), by_kind
+    assert escaped == []
+
+
+def test_scope_mutants_keep_every_number_and_change_the_text():
+    case = Case("t", "Renal transplant: azathioprine 3–5 mg/kg/day at first [1].",
+                (Passage(1, "Renal transplant: azathioprine 3–5 mg/kg/day at first.",
+                         drugs=("azathioprine",)),))
+    kinds = {m.kind: m.mutated_text for m in scope_mutants(case.answer, case.passages)}
+    assert set(kinds) == set(SCOPE_KINDS)
+    for text in kinds.values():
+        assert "3–5 mg/kg/day" in text and text != case.answer
+    assert "a maintenance dose of 3–5" in kinds["role_swap"]
+    assert "lupus nephritis" in kinds["indication_swap"]
