@@ -329,7 +329,8 @@ def ask(
 
 
 def _read_passages(path: str) -> tuple[Passage, ...]:
-    """Passages as JSON (a list) or JSONL, each {n, text[, doc_id, section, drugs]}."""
+    """Passages as JSON (a list) or JSONL, each {n, text[, doc_id, section, drugs,
+    indications, doc_kind]}."""
     import json
     from pathlib import Path
 
@@ -348,6 +349,8 @@ def _read_passages(path: str) -> tuple[Passage, ...]:
                 doc_id=str(item.get("doc_id", "")),
                 section=str(item.get("section", "")),
                 drugs=tuple(item.get("drugs", ())),
+                indications=tuple(item.get("indications", ())),
+                doc_kind=str(item.get("doc_kind", "")),
             )
         )
     return tuple(passages)

@@ -391,16 +391,7 @@ class Assistant:
 
     # -- LLM path ----------------------------------------------------------------------------------
     def _llm_passages(self, state: _State) -> tuple[Passage, ...]:
-        return tuple(
-            Passage(
-                n=i,
-                text=rc.text,
-                doc_id=rc.doc_id,
-                section=rc.section,
-                drugs=tuple(rc.metadata.get("drugs", ())),
-            )
-            for i, rc in enumerate(state.chunks[: self.k], start=1)
-        )
+        return tuple(rc.passage(i) for i, rc in enumerate(state.chunks[: self.k], start=1))
 
     @staticmethod
     def _llm_inputs(state: _State, passages: Sequence[Passage]) -> dict[str, str]:

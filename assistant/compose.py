@@ -507,16 +507,7 @@ def _patientise(text: str, audience: str) -> str:
 
 
 def passages_for(cited: Sequence[CitedSource]) -> tuple[Passage, ...]:
-    return tuple(
-        Passage(
-            n=c.n,
-            text=c.chunk.text,
-            doc_id=c.chunk.doc_id,
-            section=c.chunk.section,
-            drugs=tuple(c.chunk.metadata.get("drugs", ())),
-        )
-        for c in cited
-    )
+    return tuple(c.chunk.passage(c.n) for c in cited)
 
 
 @dataclass

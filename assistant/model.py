@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardrails.model import Passage
+
 __all__ = ["AnswerResult", "Citation", "ClaimView", "RetrievedChunk"]
 
 
@@ -17,6 +19,21 @@ class RetrievedChunk:
     text: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def passage(self, n: int) -> Passage:
+        """This chunk as the guard's passage [n], with what its dose statements read: the
+        document's drugs, indications and kind, and the kind of each source it cites."""
+        m = self.metadata
+        return Passage(
+            n=n,
+            text=self.text,
+            doc_id=self.doc_id,
+            section=self.section,
+            drugs=tuple(m.get("drugs", ())),
+            indications=tuple(m.get("indications", ())),
+            evidence=tuple((s.id, s.kind) for s in m.get("sources", ()) if hasattr(s, "kind")),
+            doc_kind=str(m.get("doc_kind", "")),
+        )
 
 
 @dataclass(frozen=True)

@@ -134,10 +134,10 @@ def passages_from_result(result: Any) -> dict[int, str]:
 
 def guard_passages(result: Any) -> tuple[Passage, ...]:
     """The passages the chain gave the guard for this answer, rebuilt from the result."""
-    drugs = {r.text: tuple(r.metadata.get("drugs", ())) for r in getattr(result, "retrieved", ())}
+    chunks = {r.text: r for r in getattr(result, "retrieved", ())}
     return tuple(
-        Passage(n=c.n, text=c.excerpt, doc_id=c.doc_id, section=c.section,
-                drugs=drugs.get(c.excerpt, ()))
+        chunks[c.excerpt].passage(c.n) if c.excerpt in chunks
+        else Passage(n=c.n, text=c.excerpt, doc_id=c.doc_id, section=c.section)
         for c in sorted(getattr(result, "citations", ()), key=lambda c: c.n)
     )
 
@@ -334,20 +334,18 @@ def passages_for_question(assistant: Any, question: str) -> tuple[tuple[Passage,
         ranked = [c for c in chunks if c is not None][:k]
     else:
         ranked = list(result.retrieved[:k])
-    ps = tuple(
-        Passage(n=i, text=r.text, doc_id=r.doc_id, section=r.section,
-                drugs=tuple(r.metadata.get("drugs", ())))
-        for i, r in enumerate(ranked, start=1)
-    )
+    ps = tuple(r.passage(i) for i, r in enumerate(ranked, start=1))
     return ps, result
 
 
-def _mutants(answer: str, cap: int | None) -> list[Any]:
-    """The guard's mutants of an answer; with ``cap``, an even spread over mutation kinds
-    (round-robin, deterministic) so long answers do not dominate the run's time."""
+def _mutants(answer: str, cap: int | None, passages: Sequence[Passage] = ()) -> list[Any]:
+    """The guard's mutants of an answer (number mutants, and scope mutants that move a true
+    figure to another drug, role or indication the passages distinguish); with ``cap``, an
+    even spread over mutation kinds (round-robin, deterministic) so long answers do not
+    dominate the run's time."""
     from guardrails import mutations
 
-    mutants = list(mutations.mutate_answer(answer))
+    mutants = list(mutations.mutate_answer(answer)) + mutations.scope_mutants(answer, passages)
     if cap is None or len(mutants) <= cap:
         return mutants
     by_kind: dict[str, list[Any]] = {}
@@ -384,7 +382,7 @@ def _guard_on_answers(
         out.append(score_guard(a.id, "answers_file", "original", a.expect, a.answer, passages,
                                limits=limits, drug=result.drug))
         if mutate and a.expect == "pass":
-            for m in _mutants(a.answer, cap):
+            for m in _mutants(a.answer, cap, passages):
                 out.append(score_guard(f"{a.id}~{m.kind}", "mutation", m.kind, "block",
                                        m.mutated_text, passages, limits=limits, drug=result.drug,
                                        detail=_detail(m, a.answer)))
@@ -406,7 +404,7 @@ def _guard_on_gold(
         kw = {"patient": patient, "limits": limits, "drug": result.drug}
         body = answer_body(result)
         out.append(score_guard(item.id, "gold_verified", "original", "pass", body, passages, **kw))
-        for m in _mutants(body, cap):
+        for m in _mutants(body, cap, passages):
             out.append(score_guard(f"{item.id}~{m.kind}", "mutation", m.kind, "block",
                                    m.mutated_text, passages, detail=_detail(m, body), **kw))
     return out
@@ -423,7 +421,7 @@ def run_eval(
     limits: Any = None,
     k: int | None = None,
     mutate: bool = True,
-    max_mutants_per_answer: int | None = 8,
+    max_mutants_per_answer: int | None = 13,  # one of each mutation kind
     write: bool = True,
 ) -> EvalResult:
     t0 = time.perf_counter()
