@@ -132,6 +132,9 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print the stats as
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    from ingest.statements import StatementStore
+
+    info["statements"] = StatementStore.in_dir(settings.data_dir).stats()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -142,6 +145,13 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print the stats as
     typer.echo(f"documents: {info['documents']}  chunks: {info['chunks']}")
     for drug, counts in info["per_drug"].items():
         typer.echo(f"  {drug}: {counts['documents']} documents, {counts['chunks']} chunks")
+    st = info["statements"]
+    typer.echo(
+        f"dose statements: {st['statements']} ({100 * st['unknown_share']:.1f} % with an unknown "
+        f"role), {st['drugs_with_statements']} drugs"
+    )
+    for role, n in st["by_role"].items():
+        typer.echo(f"  {role}: {n}")
 
 
 @app.command("eval")
@@ -175,7 +185,7 @@ def eval_(
     q_files = list(questions or [])
     a_files = list(answers or [])
     if not q_files and not a_files:
-        q_files = [str(packaged / "gold.jsonl")]
+        q_files = [str(packaged / "gold.jsonl"), str(packaged / "conversations.jsonl")]
         a_files = [str(packaged / "gold_answers.jsonl")]
     out_dir = Path(out) if out else settings.data_dir / "eval"
     missing = [f for f in q_files + a_files if not Path(f).is_file()]

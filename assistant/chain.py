@@ -36,6 +36,8 @@ from assistant.vocabulary import QueryFacets, Vocabulary, given_routes, uncovere
 from guardrails import calculate, check_answer, validate_patient
 from guardrails.errors import PatientInputError
 from guardrails.model import AnswerVerdict, Passage, PatientContext
+from ingest.lexicon import default_lexicon
+from ingest.statements import StatementStore
 
 __all__ = ["MAX_DRAFT_CHARS", "MAX_QUESTION_CHARS", "Assistant", "History", "Turn", "as_turns"]
 
@@ -68,6 +70,7 @@ class Turn:
     drug: str | None = None
     indication: str | None = None
     intent: str = "general"
+    uncovered_drugs: tuple[str, ...] = ()
 
 
 History = Sequence[Any]  # Turn | AnswerResult | (question, AnswerResult) | mapping with those keys
@@ -79,9 +82,11 @@ def as_turns(history: History) -> tuple[Turn, ...]:
         if isinstance(item, Turn):
             turns.append(item)
         elif isinstance(item, AnswerResult):
-            turns.append(Turn(item.question, item.drug, item.indication))
+            turns.append(Turn(item.question, item.drug, item.indication,
+                              uncovered_drugs=item.uncovered_drugs))  # fmt: skip
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], AnswerResult):
-            turns.append(Turn(str(item[0]), item[1].drug, item[1].indication))
+            turns.append(Turn(str(item[0]), item[1].drug, item[1].indication,
+                              uncovered_drugs=item[1].uncovered_drugs))  # fmt: skip
         elif isinstance(item, Mapping):
             turns.append(
                 Turn(
@@ -89,6 +94,7 @@ def as_turns(history: History) -> tuple[Turn, ...]:
                     item.get("drug"),
                     item.get("indication"),
                     str(item.get("intent", "general")),
+                    tuple(item.get("uncovered_drugs") or ()),
                 )
             )
     return tuple(turns)
@@ -127,8 +133,17 @@ class Assistant:
         llm_timeout_s: float = 60.0,
         backend_name: str | None = None,
         compose_pool: int = 24,
+        lexicon: Any = None,
+        statements: Any = None,
     ) -> None:
+        """``lexicon`` recognises drug names the index does not cover (default: the shared
+        :func:`ingest.lexicon.default_lexicon`); ``statements`` is the index's
+        :class:`ingest.statements.StatementStore` (default: the one in ``data_dir``)."""
         self.index = index
+        self._lexicon = lexicon
+        if statements is None and data_dir is not None:
+            statements = StatementStore.in_dir(data_dir)
+        self.statements = statements
         self.embedder = embedder
         self.limits = limits
         self.llm = llm
@@ -265,8 +280,9 @@ class Assistant:
         except PatientInputError as exc:
             return self._reject(state, str(exc))
         vocab = self.vocabulary
-        facets = vocab.facets(question)
+        facets = self._recognise(vocab.facets(question), question, vocab)
         facets = _inherit(facets, state.history)
+        facets = self._with_statements(facets)
         if not facets.drugs:
             # "How common is TPMT deficiency?", "how long is LN maintenance?": no drug named,
             # but a thiopurine topic or a corpus indication says which drugs it is about.
@@ -282,6 +298,47 @@ class Assistant:
             state.result = self._abstain(state, vocab)
         state.timings["prepare"] = (time.perf_counter() - t0) * 1000
         return state
+
+    @property
+    def lexicon(self) -> Any:
+        if self._lexicon is None:
+            self._lexicon = default_lexicon()
+        return self._lexicon
+
+    def _recognise(self, facets: QueryFacets, question: str, vocab: Vocabulary) -> QueryFacets:
+        """Drugs the question names that the index does not cover, from the drug lexicon
+        ("vancomycin", "Eliquis"): such a question abstains naming them, and a follow-up that
+        names one is a new topic, never the previous drug's."""
+        try:
+            named = self.lexicon.drugs_in(question)
+        except Exception:  # noqa: BLE001 - a broken lexicon must not stop an answer
+            return facets
+        known = set(facets.drugs) | set(facets.uncovered_drugs)
+        new = tuple(
+            d for d in named
+            if d not in known and vocab._resolve_drug(d) is None
+            and not any(d in vocab.aliases_of(k) for k in facets.drugs)
+        )  # fmt: skip
+        return replace(facets, uncovered_drugs=facets.uncovered_drugs + new) if new else facets
+
+    def _with_statements(self, facets: QueryFacets) -> QueryFacets:
+        """A drug with chunks but not one dose statement in the index is not covered."""
+        if self.statements is None or not facets.drugs:
+            return facets
+        try:
+            counts = self.statements.drug_counts()
+        except Exception:  # noqa: BLE001 - statements are an aid here, not a precondition
+            return facets
+        if not counts:
+            return facets
+        missing = tuple(d for d in facets.drugs if not any(_same_drug(d, c) for c in counts))
+        if not missing:
+            return facets
+        return replace(
+            facets,
+            drugs=tuple(d for d in facets.drugs if d not in missing),
+            uncovered_drugs=facets.uncovered_drugs + missing,
+        )
 
     def _retrieve(self, state: _State) -> _State:
         if state.result is not None or state.facets is None:
@@ -551,6 +608,7 @@ class Assistant:
             resolved_question=state.resolved,
             drug=facets.drug,
             indication=facets.indication,
+            uncovered_drugs=facets.uncovered_drugs,
         )
 
     def _blocked(self, state: _State, verdict: AnswerVerdict | None) -> AnswerResult:
@@ -625,6 +683,9 @@ def _inherit(facets: QueryFacets, history: tuple[Turn, ...]) -> QueryFacets:
     if facets.drugs or facets.uncovered_drugs or not history:
         return facets
     for turn in reversed(history):
+        if turn.uncovered_drugs and not turn.drug:
+            # The conversation moved to a drug the sources do not cover: stay there.
+            return replace(facets, uncovered_drugs=turn.uncovered_drugs)
         if turn.drug:
             indications = facets.indications or ((turn.indication,) if turn.indication else ())
             intent = facets.intent
@@ -632,6 +693,10 @@ def _inherit(facets: QueryFacets, history: tuple[Turn, ...]) -> QueryFacets:
                 intent = turn.intent if turn.intent != "general" else "dose"
             return replace(facets, drugs=(turn.drug,), indications=indications, intent=intent)
     return facets
+
+
+def _same_drug(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
 
 def _first_paragraph(text: str) -> str:

@@ -78,6 +78,9 @@ class AnswerResult:
     resolved_question: str = ""
     drug: str | None = None
     indication: str | None = None
+    # Drugs the question named that the index does not cover (the answer abstained on them):
+    # a follow-up inherits them, never an earlier drug.
+    uncovered_drugs: tuple[str, ...] = ()
     followups: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieved: tuple[RetrievedChunk, ...] = ()

@@ -23,6 +23,7 @@ from ingest.embeddings import Embedder
 from ingest.errors import IngestLockedError
 from ingest.loaders import DEFAULT_MAX_BYTES, load_corpus
 from ingest.model import Chunk, Document, IngestReport, StoreConfig
+from ingest.statements import StatementStore, statements_for_chunk
 from ingest.store import Index, chunk_fingerprint, open_index
 
 __all__ = ["format_summary", "run_ingest"]
@@ -117,7 +118,8 @@ def run_ingest(
         ) from None
     try:
         return _ingest_locked(
-            list(paths), config, embedder, chunk_size, progress, max_bytes, started, list(labels)
+            list(paths), config, embedder, chunk_size, progress, max_bytes, started, list(labels),
+            data,
         )
     finally:
         lock.release()
@@ -132,6 +134,7 @@ def _ingest_locked(
     max_bytes: int,
     started: float,
     labels: list[str | Path] | None = None,
+    data_dir: str | Path = "data",
 ) -> IngestReport:
     docs, skipped = load_corpus(paths, max_bytes=max_bytes, labels=labels or ())
     chunks = [c for d in docs for c in chunk_document(d, chunk_size)]
@@ -165,6 +168,12 @@ def _ingest_locked(
     kept_from_skipped = [cid for ids in held.values() for cid in ids]
     removed = len(stored) - len(keep) - updated - len(kept_from_skipped)
 
+    # Statements first: every chunk the new generation can return must have its rows.
+    store = StatementStore.in_dir(data_dir)
+    fingerprints = {c.id: chunk_fingerprint(c) for c in chunks}
+    need = store.missing(fingerprints.values())
+    store.add([(fingerprints[c.id], statements_for_chunk(c)) for c in chunks
+               if fingerprints[c.id] in need])  # fmt: skip
     generation = index.generation
     if added or updated or removed:
         pairs = _embed(embedder, to_write, progress)
@@ -173,6 +182,9 @@ def _ingest_locked(
             pairs,
             documents=len(docs) + len(held),
         )
+    live = set(fingerprints.values()) | {stored[cid][0] for cid in kept_from_skipped}
+    if added or updated or removed or need or store.generation() != str(generation):
+        store.set_live(generation, live)
     return IngestReport(
         files_seen=len(docs) + len(skipped),
         chunks_added=added,

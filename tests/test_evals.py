@@ -482,6 +482,25 @@ def test_fast_gold_subset_meets_thresholds(real_assistant: object, tmp_path: Pat
     assert failures == [], failures
 
 
+CONVERSATIONS = REPO / "evals" / "conversations.jsonl"
+
+
+def test_conversations_never_answer_with_the_previous_drug(real_assistant: object, tmp_path: Path) -> None:
+    """A drug named mid-conversation is answered about that drug, or abstains naming it; the
+    previous drug's doses never come back (every case of evals/conversations.jsonl)."""
+    empty = _write(tmp_path, "none.jsonl", [])
+    result = run_eval([CONVERSATIONS], [empty], tmp_path / "out", assistant=real_assistant,
+                      progress=False, mutate=False, write=False)  # fmt: skip
+    assert not result.issues and not [i.id for i in result.items if i.error]
+    overall = result.summary["overall"]
+    assert overall["out_of_corpus_abstained"] == 1.0
+    assert overall["must_not_contain_violations"] == 0
+    assert overall["unverified_numbers_shown"] == 0
+    assert overall["key_number_recall"] >= 0.9
+    uncovered = [i for i in result.items if "uncovered" in i.tags]
+    assert len(uncovered) >= 10 and all(i.status == "abstained" for i in uncovered)
+
+
 def test_baseline_answers_with_top_passages_and_corpus_doc_ids(
     real_assistant: object, tmp_path: Path
 ) -> None:
