@@ -153,6 +153,9 @@ def claim_markdown(claim: ClaimView) -> str:
     line = (
         f"- {icon} **{escape_md(claim.text)}** · {escape_md(claim.status.replace('_', ' '))}{where}"
     )
+    if claim.statement:
+        # What the number doses, as its source states it: "maintenance dose, lupus nephritis, ..."
+        line += f"\n    - {escape_md(claim.statement)}"
     if claim.derivation:
         steps = [s.strip() for s in claim.derivation.split(";") if s.strip()]
         line += "".join(f"\n    - {escape_md(s)}" for s in steps)

@@ -433,7 +433,11 @@ def check(
             "claims": [
                 {"text": c.claim.text, "span": list(c.claim.span), "status": c.status.value,
                  "citation_n": c.passage_n, "reason": c.reason,
-                 "derivation": c.derivation.explanation if c.derivation else ""}
+                 "derivation": c.derivation.explanation if c.derivation else "",
+                 "drug": c.statement.drug if c.statement else c.drug,
+                 "role": c.statement.role.value if c.statement else "",
+                 "statement_id": c.statement.id if c.statement else "",
+                 "statement": c.statement.describe() if c.statement else ""}
                 for c in verdict.claims
             ],
         }, indent=2, ensure_ascii=False))

@@ -554,6 +554,10 @@ class Assistant:
                 span=v.claim.span,
                 derivation=v.derivation.explanation if v.derivation else "",
                 reason=v.reason,
+                drug=v.statement.drug if v.statement else (v.derivation.drug if v.derivation else v.drug),
+                role=v.statement.role.value if v.statement else "",
+                statement_id=v.statement.id if v.statement else "",
+                statement=v.statement.describe() if v.statement else "",
             )
             for v in verdict.claims
         )

@@ -58,6 +58,11 @@ class ClaimView:
     span: tuple[int, int]
     derivation: str = ""
     reason: str = ""
+    # What the number doses, from the source statement that supports it.
+    drug: str | None = None
+    role: str = ""  # "maintenance", "initial", ... (the statement's; "" when none supports it)
+    statement_id: str = ""
+    statement: str = ""  # "maintenance dose, lupus nephritis, kdigo-2024-ln, Dosing [guideline]"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,10 @@ class AnswerResult:
                     "citation_n": c.citation_n,
                     "span": list(c.span),
                     "derivation": c.derivation,
+                    "drug": c.drug,
+                    "role": c.role,
+                    "statement_id": c.statement_id,
+                    "statement": c.statement,
                 }
                 for c in self.claims
             ],

@@ -192,6 +192,10 @@ def test_patient_weight_produces_a_derived_daily_dose(app: AppTest) -> None:
     numbers = next(e for e in app.expander if e.label.startswith("Numbers ("))
     numbers_text = "\n".join(texts(numbers.markdown))
     assert "derived" in numbers_text and "72" in numbers_text
+    # Each supported number says what it doses, as its source states it.
+    supported = [c for c in result.claims if c.status == "supported" and c.statement]
+    assert supported and all(c.role and c.drug == "azathioprine" for c in supported)
+    assert f"{supported[0].role} dose" in numbers_text and "guideline" in numbers_text
 
 
 def test_example_and_follow_up_buttons_ask_their_question(app: AppTest) -> None:

@@ -39,6 +39,17 @@ def test_supported_answer_passes_with_exit_0(tmp_path: Path) -> None:
     data = json.loads(out)
     assert data["passed"] and data["drug"] == "azathioprine"
     assert [c["status"] for c in data["claims"]] == ["supported"]
+    (claim,) = data["claims"]
+    # What the number doses, from the statement that supports it.
+    assert claim["drug"] == "azathioprine" and claim["role"] == "maintenance"
+    assert claim["statement_id"] and "lupus nephritis" in claim["statement"]
+
+
+def test_figure_stated_in_another_role_is_blocked(tmp_path: Path) -> None:
+    code, out = _check(tmp_path, "Starting dose: 2 mg/kg/day [1].", "--json")
+    assert code == 1
+    (claim,) = json.loads(out)["claims"]
+    assert claim["status"] == "unsupported" and "maintenance" in claim["reason"]
 
 
 def test_invented_number_is_blocked_with_exit_1(tmp_path: Path) -> None:
