@@ -17,7 +17,9 @@ How a role is read, first rule that fires:
    numbers are starting doses).
 4. For doses only, the section heading when it names exactly one phase ("Maintenance").
 5. The number's kind: a dose is ``usual``; a percentage an ``outcome figure`` in a sentence about
-   results or frequencies (flares, remission, risk, patients...), else ``unknown``; a duration or
+   results or frequencies (flares, remission, risk, patients...) or in a results section of a
+   label (clinical studies, adverse reactions, pharmacology: its table cells too), else
+   ``unknown``; a duration or
    frequency is a ``monitoring interval`` in a monitoring sentence, else ``duration`` or
    ``interval``; a lab value a ``target level`` when the sentence says target/therapeutic/aim,
    else a ``threshold``; anything else ``unknown``.
@@ -75,6 +77,7 @@ _PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
 _OF_DOSE_RE = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:patient's\s+)?(?:usual|normal|standard|full|target"
                          r"|starting|recommended|original|planned|calculated)?\s*(?:dose|dosage|"
                          r"normal|usual|starting)|of\s+(?:the\s+)?(?:usual|normal|standard) )", _F)
+_TO_RE = re.compile(r"\bto(?:\s+(?:about|approximately|around|roughly|~))?\s*$", _F)
 _REDUCTION_AFTER_RE = re.compile(r"\s*(?:dose\s+)?(?:reduction|decrease|lower dose|less)\b", _F)
 _BY_BEFORE_RE = re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0,40}?\bby\s*$"
                            r"|\breduction of\s*$", _F)
@@ -94,7 +97,11 @@ _MONITORING_RE = re.compile(r"\b(?:monitor\w*|check\w*|blood counts?|cbc|fbc|ful
                             r"|laborator\w*|labs|screen\w*|surveillance|follow-up|review)\b", _F)
 _OUTCOME_RE = re.compile(r"\b(?:flares?|remission|respon\w*|survival|relapse\w*|rates?|risk|incidence"
                          r"|frequency|prevalen\w*|occur\w*|patients|population|carriers?|trial"
-                         r"|versus|vs|compared|achiev\w*|mortality|died|deaths?|events?)\b", _F)
+                         r"|versus|vs|compared|achiev\w*|mortality|died|deaths?|events?|people|ancestry|admissions?)\b", _F)
+# Sections whose figures are results, frequencies or kinetics, never doses (label layouts).
+_RESULTS_SECTION_RE = re.compile(r"\b(?:clinical studies|adverse (?:reactions|events|effects)|clinical "
+                                 r"pharmacology|pharmacokinetics|pharmacodynamics|nonclinical|"
+                                 r"toxicology|overdosage|clinical trials? experience|results)\b", _F)
 _TARGET_RE = re.compile(r"\b(?:target\w*|therapeutic|aim\w*|goal|trough|keep\w*|titrat\w* to)\b", _F)
 
 _PHENOTYPE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -207,12 +214,14 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
     if kind == "percent":
         if _BY_BEFORE_RE.search(near) or _REDUCTION_AFTER_RE.match(after):
             return Role.REDUCTION_BY
-        if _OF_DOSE_RE.match(after) or re.search(r"\bto\s*$", near) and re.search(
+        if _OF_DOSE_RE.match(after) or _TO_RE.search(near) and re.search(
             r"\b(?:reduc|decreas|lower|cut|adjust|start)", near, _F
         ):
             return Role.REDUCTION_TO
         sentence_text = text[sentence[0]:sentence[1]]
-        return Role.OUTCOME if _OUTCOME_RE.search(sentence_text) else Role.UNKNOWN
+        if _OUTCOME_RE.search(sentence_text) or _RESULTS_SECTION_RE.search(heading):
+            return Role.OUTCOME
+        return Role.UNKNOWN
     if kind == "dose":
         if q.qualifier in ("up_to", "max"):
             return Role.MAXIMUM
@@ -235,6 +244,8 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
         return Role.DURATION if kind == "duration" else Role.INTERVAL
     if kind == "lab":
         return Role.TARGET if _TARGET_RE.search(sentence_text) else Role.THRESHOLD
+    if _RESULTS_SECTION_RE.search(heading) or _OUTCOME_RE.search(sentence_text):
+        return Role.OUTCOME  # a trial or adverse-reaction table cell, a frequency, a rate
     return Role.UNKNOWN
 
 
