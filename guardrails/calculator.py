@@ -3,19 +3,19 @@ found in the passages, every step written out.
 
 Rules, explicit because a clinician reads the result:
 
-- Only numbers found in the passages are used; nothing is assumed. A per-kg dose is used when
-  the drug named nearest before it in its sentence is ``drug`` (or, when the sentence names no
-  drug, the passage is about ``drug``).
+- Only numbers found in the passages are used; nothing is assumed. The passages are read as dose
+  statements (:mod:`guardrails.statements`): a base is a statement of ``drug`` whose role is a
+  dose (initial, maintenance, usual) and that states no condition; a titration step, target,
+  threshold, maximum or outcome figure is never multiplied by a weight.
 - ``2 mg/kg/day × 72 kg = 144 mg/day``: products in ``Decimal``, rounded half-up to 0.1 mg
   (:data:`ROUNDING`; per-kg results to 0.01 mg/kg) only at the end of each derivation. A range
   result is always low–high: the smallest and largest product of the ends, so 144 mg/day ×
   "one-third to one-quarter" is 36–48 mg/day, never 48–36.
-- Adjustments: percentages (and fractions: "one-third" = 33.33…%) in passage sentences that
-  mention both ``drug`` and the trigger - "intermediate" for an intermediate TPMT or NUDT15
-  phenotype, "allopurinol"/"febuxostat" for that co-medication - or that say "reduce"/"of the
-  usual dose" in a passage naming the trigger, are applied to each base dose
-  (per-kg and absolute): ``150 mg/day × 25 % = 37.5 mg/day``. When several apply, each is shown
-  alone and all together.
+- Adjustments: percentage statements of ``drug`` with the role *reduction to* (applied as
+  written) or *reduction by* (applied as what remains: by 30–50 % gives 50–70 %), whose condition
+  holds for this patient - an intermediate TPMT or NUDT15 phenotype, a co-medication the patient
+  takes - are applied to each base dose (per-kg and absolute): ``150 mg/day × 25 % = 37.5
+  mg/day``. When several apply, each is shown alone and all together.
 - Poor metabolizers get no computed dose (sources advise an alternative agent or drastic,
   specialist-led reduction), and no weight means no per-kg derivation.
 - Every result is checked against the limit table; ``within_limits``/``limit_note`` say how.
@@ -34,6 +34,7 @@ from functools import lru_cache, partial
 from itertools import combinations, product
 
 from guardrails.errors import PatientInputError
+from guardrails.lexicon import DRUG_ALIASES
 from guardrails.limits import LimitTable
 from guardrails.model import Derivation, Passage, PatientContext, Quantity, Role
 from guardrails.quantities import format_quantity
@@ -70,14 +71,6 @@ for _canon, _aliases in {
 }.items():  # fmt: skip
     for _alias in _aliases:
         _PHENOTYPES[_alias] = _canon
-
-_COMED_ALIASES = {"zyloprim": "allopurinol", "aloprim": "allopurinol", "uloric": "febuxostat"}
-_XO_INHIBITORS = ("allopurinol", "febuxostat")
-_REDUCE_RE = re.compile(
-    r"reduc|lower|decreas|start(?:ing)? (?:at|dose)|of the (?:usual|normal|standard|target|full)",
-    re.IGNORECASE,
-)
-_INTERMEDIATE_RE = re.compile(r"\bintermediate\b|\bheterozygous\b|\breduced (?:TPMT|NUDT15)", re.I)
 
 
 def _phenotype(value: object, gene: str) -> str:
@@ -137,7 +130,7 @@ def _comedications(value: object) -> tuple[str, ...]:
             raise PatientInputError(f"Co-medication names must be text, got {item!r}.")
         name = item.strip().lower()
         if name:
-            name = _COMED_ALIASES.get(name, name)
+            name = DRUG_ALIASES.get(name, name)  # brands and abbreviations: the one drug table
             if name not in out:
                 out.append(name)
     return tuple(out)

@@ -62,7 +62,7 @@ _PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
                                   r"|subsequently|(?:after|following|post)[- ]induction|then)\b", _F)),
     (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
-                              r"|first dose|at first)\b|(?<!after )(?<!following )(?<!post-)"
+                              r"|first dose(?! reduc)|at first)\b|(?<!after )(?<!following )(?<!post-)"
                               r"(?<!post )\binduction\b", _F)),
     (Role.MAXIMUM, re.compile(r"\b(?:max(?:imum|imal)?|at most|up to|not (?:to )?exceed\w*"
                               r"|no more than|ceiling|cap(?:ped)? at|must not exceed"
@@ -102,6 +102,18 @@ _OUTCOME_RE = re.compile(r"\b(?:flares?|remission|respon\w*|survival|relapse\w*|
 _RESULTS_SECTION_RE = re.compile(r"\b(?:clinical studies|adverse (?:reactions|events|effects)|clinical "
                                  r"pharmacology|pharmacokinetics|pharmacodynamics|nonclinical|"
                                  r"toxicology|overdosage|clinical trials? experience|results)\b", _F)
+_ULN_RE = re.compile(r"\s*(?:[×x*]\s*(?:the\s+)?(?:ULN|upper limit)|times (?:the )?(?:ULN|upper limit))", _F)
+_COMPARISON_RE = re.compile(r"(?:\b(?:above|below|exceeds?|over|under|less than|greater than|more than"
+                            r"|at or (?:above|below)|falls? (?:below|to)|rises? (?:above|to))|[<>≤≥])\s*$", _F)
+_DOSING_SECTION_RE = re.compile(r"\bdos(?:e|es|ing|age)\b", _F)
+
+
+def _results_section(heading: str) -> bool:
+    """A results section ("Adverse Reactions > Clinical Trials Experience"), not a dosing one
+    that names them ("Dosage Modifications for Adverse Reactions")."""
+    return bool(_RESULTS_SECTION_RE.search(heading)) and not _DOSING_SECTION_RE.search(heading)
+
+
 _TARGET_RE = re.compile(r"\b(?:target\w*|therapeutic|aim\w*|goal|trough|keep\w*|titrat\w* to)\b", _F)
 
 _PHENOTYPE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -219,7 +231,7 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
         ):
             return Role.REDUCTION_TO
         sentence_text = text[sentence[0]:sentence[1]]
-        if _OUTCOME_RE.search(sentence_text) or _RESULTS_SECTION_RE.search(heading):
+        if _OUTCOME_RE.search(sentence_text) or _results_section(heading):
             return Role.OUTCOME
         return Role.UNKNOWN
     if kind == "dose":
@@ -244,7 +256,9 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
         return Role.DURATION if kind == "duration" else Role.INTERVAL
     if kind == "lab":
         return Role.TARGET if _TARGET_RE.search(sentence_text) else Role.THRESHOLD
-    if _RESULTS_SECTION_RE.search(heading) or _OUTCOME_RE.search(sentence_text):
+    if _ULN_RE.match(after) or (kind == "number" and _COMPARISON_RE.search(near)):
+        return Role.THRESHOLD  # "ALT above 5 × ULN", "if platelets fall below 100"
+    if _results_section(heading) or _OUTCOME_RE.search(sentence_text):
         return Role.OUTCOME  # a trial or adverse-reaction table cell, a frequency, a rate
     return Role.UNKNOWN
 

@@ -88,3 +88,48 @@ def test_statements_are_backfilled_for_an_index_built_before_them(
 def test_a_missing_store_reads_as_empty(tmp_path: Path) -> None:
     store = StatementStore.in_dir(tmp_path / "nothing")
     assert store.stats()["statements"] == 0 and store.drug_counts() == {}
+
+
+# -- every document kind --------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _statements_of(paths: list[Path], labels: list[Path] = []) -> list[Any]:  # noqa: B006
+    from ingest.chunking import chunk_document
+    from ingest.loaders import load_corpus
+    from ingest.statements import statements_for_chunk
+
+    docs, skipped = load_corpus(paths, labels=labels)
+    assert not skipped
+    return [(c, st) for d in docs for c in chunk_document(d, 900) for st in statements_for_chunk(c)]
+
+
+def test_label_statements_read_their_loinc_sections_and_table_rows() -> None:
+    found = _statements_of([], [REPO / "tests" / "fixtures" / "spl" / "examplix_plr.xml"])
+    by = {(c.section.split(" > ")[-1][:12], st.quantity.text): st for c, st in found}
+    assert by[("2.2 Dosage M", "100 mg once daily")].role.value == "initial"  # "starting" row
+    assert by[("2.2 Dosage M", "75 mg once daily")].role.value == "usual"  # a dose level
+    assert by[("2.2.1 Liver ", "5")].role.value == "threshold"  # ALT above 5 × ULN
+    renal = by[("2.3 Dosage i", "50 mg once daily")]
+    assert "kidney:impaired" in renal.conditions
+    assert all(st.evidence == "label" for _, st in found)
+    trials = [st for c, st in found if "Clinical Trials" in c.section]
+    assert trials and all(st.role.value == "outcome figure" for st in trials)
+
+
+def test_imported_text_and_html_get_statements_as_local_documents(tmp_path: Path) -> None:
+    (tmp_path / "protocol.txt").write_text(
+        "Vancomycin protocol\n\nLoading dose: vancomycin 25 mg/kg IV once. Maintenance: 15 mg/kg "
+        "every 12 hours. Do not exceed 2 g per dose.\n", encoding="utf-8")
+    (tmp_path / "gent.html").write_text(
+        "<html><body><h1>Gentamicin</h1><h2>Dosing</h2><p>Start gentamicin at 5 mg/kg once daily."
+        "</p><h2>Monitoring</h2><p>Check a trough level after 24 hours; target below 1 mg/L.</p>"
+        "</body></html>", encoding="utf-8")
+    found = _statements_of([tmp_path])
+    roles = {st.quantity.text: st.role.value for _, st in found}
+    assert roles["25 mg/kg"] == "initial"
+    assert roles["15 mg/kg every 12 hours"] == "maintenance"
+    assert roles["2 g per dose"] == "maximum"
+    assert roles["5 mg/kg once daily"] == "initial"
+    assert all(st.evidence == "local document" for _, st in found)
