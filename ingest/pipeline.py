@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -168,15 +169,20 @@ def _ingest_locked(
     kept_from_skipped = [cid for ids in held.values() for cid in ids]
     removed = len(stored) - len(keep) - updated - len(kept_from_skipped)
 
-    # Statements first: every chunk the new generation can return must have its rows.
+    # Statements before the flip: every chunk the new generation can return must have its
+    # rows. They are read in a thread while the model embeds (mostly outside the GIL).
     store = StatementStore.in_dir(data_dir)
     fingerprints = {c.id: chunk_fingerprint(c) for c in chunks}
     need = store.missing(fingerprints.values())
-    store.add([(fingerprints[c.id], statements_for_chunk(c)) for c in chunks
-               if fingerprints[c.id] in need])  # fmt: skip
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        extracted = pool.submit(
+            lambda: [(fingerprints[c.id], statements_for_chunk(c)) for c in chunks
+                     if fingerprints[c.id] in need]  # fmt: skip
+        )
+        pairs = _embed(embedder, to_write, progress) if (added or updated or removed) else []
+        store.add(extracted.result())
     generation = index.generation
     if added or updated or removed:
-        pairs = _embed(embedder, to_write, progress)
         generation = index.write_generation(
             keep + kept_from_skipped,
             pairs,
