@@ -419,29 +419,27 @@ with st.sidebar:
     tpmt = st.selectbox("TPMT phenotype", PHENOTYPES, index=None, placeholder="not given")
     nudt15 = st.selectbox("NUDT15 phenotype", PHENOTYPES, index=None, placeholder="not given")
     comeds = st.multiselect("Co-medications", COMEDICATIONS, placeholder="none")
+    egfr = st.number_input(
+        "eGFR (mL/min/1.73 m²)", value=None, step=1.0, format="%.0f", placeholder="not given",
+        help="Kidney function; the sources' kidney-function rules are shown for this patient.",
+    )
+    age = st.number_input("Age (years)", value=None, step=1.0, format="%.0f", placeholder="not given")
 
     patient = None
     patient_label = ""
-    if weight is not None or tpmt or nudt15 or comeds:
+    if weight is not None or tpmt or nudt15 or comeds or egfr is not None or age is not None:
         try:
             weight_dec = None if weight is None else Decimal(str(weight))
         except InvalidOperation:
             weight_dec = None
         try:
-            patient = validate_patient(weight_dec, tpmt, nudt15, tuple(comeds))
+            patient = validate_patient(weight_dec, tpmt, nudt15, tuple(comeds), egfr=egfr,
+                                       age_years=age)  # fmt: skip
         except PatientInputError as exc:
             st.error(f"{exc} This patient context is not used.", icon=":material/person_alert:")
         else:
-            bits = []
-            if patient.weight_kg is not None:
-                bits.append(f"{patient.weight_kg} kg")
-            if patient.tpmt:
-                bits.append(f"TPMT {patient.tpmt}")
-            if patient.nudt15:
-                bits.append(f"NUDT15 {patient.nudt15}")
-            if patient.comedications:
-                bits.append("with " + ", ".join(patient.comedications))
-            patient_label = ", ".join(bits)
+            # Say what was understood ("TPMT poor" for "absent activity"), not what was typed.
+            patient_label = patient.describe()
             st.caption(f"In use: {patient_label}")
 
     st.subheader("Index")

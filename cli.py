@@ -241,15 +241,29 @@ def bench_(
 
 
 def _patient_values(
-    weight_kg: float | None, tpmt: str | None, nudt15: str | None, comed: list[str] | None
+    weight_kg: float | None,
+    tpmt: str | None,
+    nudt15: str | None,
+    comed: list[str] | None,
+    egfr: float | None = None,
+    crcl: float | None = None,
+    age: float | None = None,
 ) -> dict[str, object] | None:
     values: dict[str, object] = {
         "weight_kg": None if weight_kg is None else str(weight_kg),
         "tpmt": tpmt,
         "nudt15": nudt15,
         "comedications": tuple(comed or ()),
+        "egfr": None if egfr is None else str(egfr),
+        "crcl": None if crcl is None else str(crcl),
+        "age_years": None if age is None else str(age),
     }
     return values if any(values.values()) else None
+
+
+_EGFR_HELP = "Kidney function: eGFR in mL/min/1.73 m²."
+_CRCL_HELP = "Kidney function: creatinine clearance in mL/min."
+_AGE_HELP = "Patient age in years."
 
 
 def _open_assistant(settings: Settings) -> object:
@@ -293,6 +307,9 @@ def ask(
     comed: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--comed", help="Co-medication, e.g. allopurinol (repeatable)."
     ),
+    egfr: float = typer.Option(None, "--egfr", help=_EGFR_HELP),
+    crcl: float = typer.Option(None, "--crcl", help=_CRCL_HELP),
+    age: float = typer.Option(None, "--age", help=_AGE_HELP),
     audience: str = typer.Option("clinician", "--audience", help="clinician | patient"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     audit: bool = typer.Option(True, help="Append the answer to the audit log."),
@@ -315,7 +332,7 @@ def ask(
     except (AssistantError, IngestError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    patient = _patient_values(weight_kg, tpmt, nudt15, comed)
+    patient = _patient_values(weight_kg, tpmt, nudt15, comed, egfr, crcl, age)
     result = assistant.ask(question, patient=patient, audience=audience)  # type: ignore[attr-defined]
     if audit:
         from assistant.audit import AuditLog
@@ -377,6 +394,9 @@ def check(
     tpmt: str = typer.Option(None, "--tpmt", help="TPMT phenotype."),
     nudt15: str = typer.Option(None, "--nudt15", help="NUDT15 phenotype."),
     comed: list[str] = typer.Option(None, "--comed", help="Co-medication (repeatable)."),  # noqa: B008
+    egfr: float = typer.Option(None, "--egfr", help=_EGFR_HELP),
+    crcl: float = typer.Option(None, "--crcl", help=_CRCL_HELP),
+    age: float = typer.Option(None, "--age", help=_AGE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Run the dose guard on an answer: every number must be supported by the passage it cites.
@@ -394,7 +414,7 @@ def check(
     except OSError as exc:
         typer.echo(f"error: cannot read the answer file: {exc}", err=True)
         raise typer.Exit(2) from None
-    values = _patient_values(weight_kg, tpmt, nudt15, comed)
+    values = _patient_values(weight_kg, tpmt, nudt15, comed, egfr, crcl, age)
     try:
         patient = validate_patient(**values) if values else None  # type: ignore[arg-type]
     except PatientInputError as exc:

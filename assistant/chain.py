@@ -659,6 +659,9 @@ def _safe_check(answer: str, passages: Sequence[Passage], *args: Any) -> AnswerV
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")
 
 
+_PATIENT_KEYS = ("weight_kg", "tpmt", "nudt15", "comedications", "egfr", "crcl", "age_years")
+
+
 def _patient(value: Any) -> PatientContext | None:
     if value is None:
         return None
@@ -666,19 +669,20 @@ def _patient(value: Any) -> PatientContext | None:
         return value
     if isinstance(value, Mapping):
         # "is None"/empty, not falsy: a weight of 0 is bad input to reject, not an absent patient.
-        if all(
-            value.get(k) in (None, "", [], ())
-            for k in ("weight_kg", "tpmt", "nudt15", "comedications")
-        ):
+        if all(value.get(k) in (None, "", [], ()) for k in _PATIENT_KEYS):
             return None
         return validate_patient(
             value.get("weight_kg"),
             value.get("tpmt"),
             value.get("nudt15"),
             tuple(value.get("comedications") or ()),
+            egfr=value.get("egfr"),
+            crcl=value.get("crcl"),
+            age_years=value.get("age_years"),
         )
     raise PatientInputError(
-        "Patient context must be weight, TPMT/NUDT15 status and co-medications."
+        "Patient context must be weight, TPMT/NUDT15 status, co-medications, kidney function "
+        "and age."
     )
 
 

@@ -811,6 +811,11 @@ def compose_answer(
     if not any(name == "Dosing" for name in order) and patient is not None:
         derivations = _patient_block(builder, patient, derive, direct, scored, facets)
 
+    lead = _patient_lead(builder, patient, scored, derivations, facets)
+    if lead is not None:
+        # The patient in front of the clinician comes first: what changes for them, cited.
+        builder.lines[0:0] = [lead, ("", ())]
+
     if audience == "patient":
         builder.add("")
         builder.add("_Do not change a dose on your own: talk to your doctor or pharmacist first._")
@@ -905,6 +910,79 @@ def _patient_block(
     return derivations
 
 
+_POOR_RE = re.compile(r"\b(?:poor|deficien\w*|homozygous|absent|no (?:TPMT|NUDT15) activity)\b", re.I)
+_INTERMEDIATE_WORD_RE = re.compile(r"\b(?:intermediate|heterozygous)\b", re.I)
+_KIDNEY_WORDS_RE = re.compile(r"\b(?:renal|kidney|CrCl|creatinine clearance|e?GFR|dialysis|CKD)\b", re.I)
+_ELDERLY_RE = re.compile(r"\b(?:elderly|older (?:adults|patients|people)|geriatric)\b", re.I)
+_CKD3_EGFR = 60  # mL/min/1.73 m²: below it (CKD stage 3 or worse) kidney rules lead the answer
+
+
+def _best(scored: list[_Scored], keep: Any) -> Statement | None:
+    hits = [s for s in scored if keep(s.statement)]
+    return max(hits, key=lambda s: s.score).statement if hits else None
+
+
+def _patient_lead(
+    builder: _Builder,
+    patient: Any,
+    scored: list[_Scored],
+    derivations: Sequence[Derivation],
+    facets: QueryFacets,
+) -> tuple[str, tuple[str, ...]] | None:
+    """The first bold line for this patient, when the patient changes the action: a poor or
+    intermediate TPMT/NUDT15 phenotype (for a drug the sources give phenotype rules for), a
+    co-medication the sources adjust for, kidney function below 60, old age; else the dose for
+    this patient's weight. Each is a cited source sentence (or the calculator's own line); a
+    patient change with no source sentence says so, with no number."""
+    if patient is None:
+        return None
+    who = patient.describe() if hasattr(patient, "describe") else ""
+    def line(st: Statement, why: str) -> tuple[str, tuple[str, ...]]:
+        builder.used_statements.append(st)
+        return f"**For this patient ({why}): {_sentence(builder.statement(st))}**", (st.key,)
+
+    for gene in ("tpmt", "nudt15"):
+        phenotype = getattr(patient, gene, None)
+        if phenotype not in ("poor", "intermediate"):
+            continue
+        gene_rx = re.compile(rf"\b{gene}\b", re.I)
+        if not any(gene_rx.search(s.statement.text) for s in scored):
+            continue  # the sources give this drug no phenotype rule: the gene does not matter
+        word = _POOR_RE if phenotype == "poor" else _INTERMEDIATE_WORD_RE
+        st = _best(scored, lambda t, rx=gene_rx, w=word: bool(rx.search(t.text) and w.search(t.text)))
+        label = f"{gene.upper()} {phenotype} metaboliser"
+        if st is not None:
+            text, keys = line(st, label)
+            adjusted = [d for d in derivations if _triggers(d)]
+            if phenotype == "intermediate" and adjusted:
+                text = text[:-2] + f" {adjusted[0].explanation}.**"
+            return text, keys
+        return (f"**For this patient ({label}): the sources retrieved give no dose for this "
+                "phenotype; see Pharmacogenomics below.**", ())  # fmt: skip
+    for comed in getattr(patient, "comedications", ()) or ():
+        st = _best(scored, lambda t, c=comed: t.section == "Interactions" and c in t.text.lower())
+        if st is not None:
+            return line(st, f"with {comed}")
+    kidney = getattr(patient, "kidney_function", None)
+    if kidney is not None and kidney < _CKD3_EGFR:
+        st = _best(scored, lambda t: bool(_KIDNEY_WORDS_RE.search(t.text)))
+        measure = "eGFR" if getattr(patient, "egfr", None) is not None else "CrCl"
+        if st is not None:
+            return line(st, f"{measure} {kidney}")
+        drug = facets.drug or "this drug"
+        return (f"**For this patient ({measure} {kidney}): the sources retrieved give no "
+                f"kidney-function rule for {drug}; check the label before dosing.**", ())  # fmt: skip
+    age = getattr(patient, "age_years", None)
+    if age is not None and age >= 65:
+        st = _best(scored, lambda t: bool(_ELDERLY_RE.search(t.text)))
+        if st is not None:
+            return line(st, f"{age} years")
+    plain = [d for d in derivations if not _triggers(d)]
+    if plain:
+        return f"**For this patient ({who}): {plain[0].explanation}.**", ()
+    return None
+
+
 _TRIGGER_RE = re.compile(r"^for ([^:]+):")
 
 
@@ -915,7 +993,7 @@ def _triggers(d: Derivation) -> tuple[str, ...]:
 def _pick_derivations(
     found: Sequence[Derivation], base_ns: Sequence[int], weight: Any
 ) -> tuple[Derivation, ...]:
-    """The patient doses worth a line: the weight-based dose of up to three headline doses, and
+    """The patient doses worth a line: the weight-based dose of the first headline dose, and
     for the first headline dose each adjustment alone (two alternatives at most, e.g. 25 % and
     one-third to one-quarter) and all together. Only results within the dose limits."""
     usable = [d for d in found if d.passage_n in base_ns and d.within_limits and d.inputs]
@@ -934,7 +1012,7 @@ def _pick_derivations(
     plain = [d for d in usable if not _triggers(d) and weighted(d)]
     seen_results: set[str] = set()
     for d in sorted(plain, key=base_rank):
-        if d.result.text not in seen_results and len(picked) < 3:
+        if d.result.text not in seen_results and len(picked) < 1:
             picked.append(d)
             seen_results.add(d.result.text)
     adjusted = [d for d in usable if _triggers(d)]

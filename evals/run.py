@@ -85,6 +85,9 @@ def patient_mapping(spec: PatientSpec | None) -> dict[str, Any] | None:
         "tpmt": spec.tpmt,
         "nudt15": spec.nudt15,
         "comedications": list(spec.comedications),
+        "egfr": spec.egfr,
+        "crcl": spec.crcl,
+        "age_years": spec.age_years,
     }
 
 
@@ -93,7 +96,8 @@ def patient_context(spec: PatientSpec | None) -> PatientContext | None:
     if spec is None:
         return None
     return validate_patient(
-        _decimal_or_raw(spec.weight_kg), spec.tpmt, spec.nudt15, tuple(spec.comedications)
+        _decimal_or_raw(spec.weight_kg), spec.tpmt, spec.nudt15, tuple(spec.comedications),
+        egfr=spec.egfr, crcl=spec.crcl, age_years=spec.age_years,
     )
 
 

@@ -37,6 +37,9 @@ class PatientSpec(BaseModel):
     tpmt: str | None = None
     nudt15: str | None = None
     comedications: list[str] = Field(default_factory=list)
+    egfr: float | int | str | None = None  # mL/min/1.73 m²
+    crcl: float | int | str | None = None  # mL/min
+    age_years: float | int | str | None = None
 
 
 class Expected(BaseModel):

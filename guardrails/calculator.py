@@ -62,10 +62,12 @@ for _canon, _aliases in {
                "homozygous wild-type", "normal activity", "high activity"),
     "intermediate": ("intermediate", "im", "intermediate metabolizer", "intermediate metaboliser",
                      "heterozygous", "het", "reduced", "reduced activity",
-                     "possible intermediate metabolizer", "intermediate activity"),
+                     "possible intermediate metabolizer", "intermediate activity",
+                     "heterozygote", "carrier", "partial deficiency", "partially deficient"),
     "poor": ("poor", "pm", "poor metabolizer", "poor metaboliser", "homozygous",
              "homozygous variant", "deficient", "absent", "low", "absent activity",
-             "low or deficient activity"),
+             "low or deficient activity", "low activity", "no activity", "deficiency",
+             "complete deficiency", "homozygous deficient", "tpmt deficient", "null"),
     "unknown": ("unknown", "not tested", "untested", "not known", "pending", "", "?", "n/a",
                 "indeterminate"),
 }.items():  # fmt: skip
@@ -136,15 +138,48 @@ def _comedications(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _bounded(value: object, what: str, unit: str, low: Decimal, high: Decimal) -> Decimal | None:
+    """A positive number in a plausible range ("45", 45, "45 mL/min"), or None when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise PatientInputError(f"{what} must be a number of {unit}, got {value!r}.")
+    text = value.strip() if isinstance(value, str) else repr(value) if isinstance(value, float) else value
+    if isinstance(text, str):
+        text = re.sub(r"\s*(?:ml/min(?:/1\.73\s*m(?:2|²))?|years?|y|yrs?)\s*$", "", text, flags=re.I)
+    try:
+        number = Decimal(text)  # type: ignore[arg-type]
+    except (InvalidOperation, TypeError, ValueError):
+        raise PatientInputError(f"{what} must be a number of {unit}, got {value!r}.") from None
+    if not number.is_finite() or not low <= number <= high:
+        raise PatientInputError(
+            f"{what} {value!r} is outside {low}–{high} {unit}; check the value and its unit."
+        )
+    return number
+
+
 def validate_patient(
-    weight_kg: object, tpmt: object, nudt15: object, comedications: object
+    weight_kg: object,
+    tpmt: object,
+    nudt15: object,
+    comedications: object,
+    *,
+    egfr: object = None,
+    crcl: object = None,
+    age_years: object = None,
 ) -> PatientContext:
-    """A checked :class:`PatientContext`; :class:`PatientInputError` says what to fix."""
+    """A checked :class:`PatientContext`; :class:`PatientInputError` says what to fix.
+
+    Kidney function as eGFR (mL/min/1.73 m², 1–200) or creatinine clearance (mL/min, 1–250),
+    age in years (0–120)."""
     return PatientContext(
         weight_kg=_weight(weight_kg),
         tpmt=_phenotype(tpmt, "TPMT"),
         nudt15=_phenotype(nudt15, "NUDT15"),
         comedications=_comedications(comedications),
+        egfr=_bounded(egfr, "eGFR", "mL/min/1.73 m²", Decimal(1), Decimal(200)),
+        crcl=_bounded(crcl, "Creatinine clearance", "mL/min", Decimal(1), Decimal(250)),
+        age_years=_bounded(age_years, "Age", "years", Decimal(0), Decimal(120)),
     )
 
 

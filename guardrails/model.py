@@ -174,6 +174,32 @@ class PatientContext:
     tpmt: str | None = None  # normal | intermediate | poor | unknown
     nudt15: str | None = None  # normal | intermediate | poor | unknown
     comedications: tuple[str, ...] = ()
+    egfr: Decimal | None = None  # mL/min/1.73 m²
+    crcl: Decimal | None = None  # creatinine clearance, mL/min
+    age_years: Decimal | None = None
+
+    @property
+    def kidney_function(self) -> Decimal | None:
+        """eGFR, else creatinine clearance: the number a kidney-function rule compares."""
+        return self.egfr if self.egfr is not None else self.crcl
+
+    def describe(self) -> str:
+        """"72 kg, TPMT poor, eGFR 25 mL/min/1.73 m², 70 years, with allopurinol"."""
+        bits = []
+        if self.weight_kg is not None:
+            bits.append(f"{self.weight_kg} kg")
+        for gene, value in (("TPMT", self.tpmt), ("NUDT15", self.nudt15)):
+            if value and value != "unknown":
+                bits.append(f"{gene} {value}")
+        if self.egfr is not None:
+            bits.append(f"eGFR {self.egfr} mL/min/1.73 m²")
+        if self.crcl is not None:
+            bits.append(f"CrCl {self.crcl} mL/min")
+        if self.age_years is not None:
+            bits.append(f"{self.age_years} years")
+        if self.comedications:
+            bits.append("with " + ", ".join(self.comedications))
+        return ", ".join(bits)
 
 
 @dataclass(frozen=True)
