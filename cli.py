@@ -185,7 +185,7 @@ def eval_(
     q_files = list(questions or [])
     a_files = list(answers or [])
     if not q_files and not a_files:
-        q_files = [str(packaged / "gold.jsonl"), str(packaged / "conversations.jsonl")]
+        q_files = [str(packaged / f) for f in ("gold.jsonl", "conversations.jsonl", "patients.jsonl")]
         a_files = [str(packaged / "gold_answers.jsonl")]
     out_dir = Path(out) if out else settings.data_dir / "eval"
     missing = [f for f in q_files + a_files if not Path(f).is_file()]

@@ -281,6 +281,7 @@ class Assistant:
             return self._reject(state, str(exc))
         vocab = self.vocabulary
         facets = self._recognise(vocab.facets(question), question, vocab)
+        facets = _also_takes(facets, question, state.history)
         facets = _inherit(facets, state.history)
         facets = self._with_statements(facets)
         if not facets.drugs:
@@ -684,6 +685,28 @@ def _patient(value: Any) -> PatientContext | None:
         "Patient context must be weight, TPMT/NUDT15 status, co-medications, kidney function "
         "and age."
     )
+
+
+_ALSO_TAKES_RE = re.compile(
+    r"\b(?:also|too|as well|additionally|now|already)\b.{0,40}\b(?:takes?|taking|on|receiv\w*|"
+    r"started|using|prescribed|given)\b|\b(?:takes?|taking|on|receiv\w*|started|using)\b.{0,40}"
+    r"\b(?:also|too|as well)\b|^\s*(?:and\s+)?(?:with|on|plus)\s+\S+\s*\??\s*$",
+    re.IGNORECASE,
+)
+
+
+def _also_takes(facets: QueryFacets, question: str, history: tuple[Turn, ...]) -> QueryFacets:
+    """"She also takes allopurinol", "and with febuxostat?": the interaction of the
+    conversation's drug with the one named, not the new drug's own dosing."""
+    named = facets.drugs + facets.uncovered_drugs
+    if len(named) != 1 or not history or not _ALSO_TAKES_RE.search(question):
+        return facets
+    current = next((t for t in reversed(history) if t.drug), None)
+    if current is None or current.drug is None or current.drug == named[0]:
+        return facets
+    indications = facets.indications or ((current.indication,) if current.indication else ())
+    return replace(facets, drugs=(current.drug,), uncovered_drugs=(), intent="interaction",
+                   indications=indications)  # fmt: skip
 
 
 def _inherit(facets: QueryFacets, history: tuple[Turn, ...]) -> QueryFacets:

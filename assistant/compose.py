@@ -812,7 +812,9 @@ def compose_answer(
         derivations = _patient_block(builder, patient, derive, direct, scored, facets)
 
     lead = _patient_lead(builder, patient, scored, derivations, facets)
-    if lead is not None:
+    if lead is not None and (lead[1] or notes):
+        # A lead without a source sentence (a derivation, "no rule found") goes with the other
+        # extras when the guard rejects one of them: the chain then answers without them.
         # The patient in front of the clinician comes first: what changes for them, cited.
         builder.lines[0:0] = [lead, ("", ())]
 
@@ -966,17 +968,18 @@ def _patient_lead(
     kidney = getattr(patient, "kidney_function", None)
     if kidney is not None and kidney < _CKD3_EGFR:
         st = _best(scored, lambda t: bool(_KIDNEY_WORDS_RE.search(t.text)))
-        measure = "eGFR" if getattr(patient, "egfr", None) is not None else "CrCl"
+        measure = ("eGFR {} mL/min/1.73 m²" if getattr(patient, "egfr", None) is not None
+                   else "CrCl {} mL/min").format(kidney)  # fmt: skip
         if st is not None:
-            return line(st, f"{measure} {kidney}")
+            return line(st, measure)
         drug = facets.drug or "this drug"
-        return (f"**For this patient ({measure} {kidney}): the sources retrieved give no "
+        return (f"**For this patient ({measure}): the sources retrieved give no "
                 f"kidney-function rule for {drug}; check the label before dosing.**", ())  # fmt: skip
     age = getattr(patient, "age_years", None)
     if age is not None and age >= 65:
         st = _best(scored, lambda t: bool(_ELDERLY_RE.search(t.text)))
         if st is not None:
-            return line(st, f"{age} years")
+            return line(st, f"{age} years old")
     plain = [d for d in derivations if not _triggers(d)]
     if plain:
         return f"**For this patient ({who}): {plain[0].explanation}.**", ()

@@ -378,6 +378,9 @@ def _check_claim(
         return _verdict(q, Status.DERIVED, arith[1], named, derivation=arith[2])
     if q.kind == "weight" and weight is not None and q.low == q.high == weight:
         return _verdict(q, Status.DERIVED, "the patient's weight", named)
+    fact = _patient_fact(q, patient)
+    if fact is not None:
+        return _verdict(q, Status.DERIVED, fact, named)
     bound = _limit_bound(q, limit_drug, limits) if states_limit else None
     if bound is not None:
         return _verdict(q, Status.DERIVED, bound, limit_drug)
@@ -527,6 +530,20 @@ def _line_verdicts(
             out[i] = _verdict(c, status, reason, dv.drug, derivation=mid,
                               passage_n=mid.passage_n)  # fmt: skip
     return out
+
+
+def _patient_fact(q: Quantity, patient: PatientContext | None) -> str | None:
+    """A restated patient value ("82 years", "eGFR 25 mL/min/1.73 m²") is the patient's own,
+    not a source figure."""
+    if patient is None or q.is_range:
+        return None
+    if q.kind == "duration" and q.unit == "year" and q.per is None and q.low == patient.age_years:
+        return "the patient's age"
+    if q.kind == "lab" and q.unit == "mL/min/1.73m2" and q.low == patient.egfr:
+        return "the patient's eGFR"
+    if q.kind == "lab" and q.unit == "mL/min" and q.low == patient.crcl:
+        return "the patient's creatinine clearance"
+    return None
 
 
 def _same_value(a: Quantity, b: Quantity) -> bool:

@@ -47,6 +47,9 @@ sources:
   - id: imuran-label
     kind: label
     reference: "Imuran (azathioprine) tablets, US prescribing information. Sebela Pharmaceuticals; 2018."
+  - id: cpic-2018
+    kind: cpic
+    reference: "Relling MV, et al. Clinical Pharmacogenetics Implementation Consortium Guideline for Thiopurine Dosing Based on TPMT and NUDT15 Genotypes: 2018 Update. Clin Pharmacol Ther. 2019;105(5):1095-1105."
 ---
 # Azathioprine in lupus
 
@@ -59,6 +62,9 @@ Azathioprine may be continued during pregnancy at doses up to 2 mg/kg/day [@eula
 
 ## Interactions
 With allopurinol, reduce the azathioprine dose to 25% of the usual dose [@imuran-label].
+
+## Pharmacogenomics
+For TPMT poor metabolizers with a non-malignant condition, choose an alternative agent to azathioprine [@cpic-2018].
 """
 
 MTX_DOC = """\
@@ -339,3 +345,27 @@ def test_corpus_and_llm_text_cannot_inject_html(
     assert "http://example.invalid" not in rendered
     assert ":orange-background[**2 mg/kg/day**]" in rendered.replace("\\", "")
     assert "unsafe_allow_html" not in APP.read_text(encoding="utf-8")
+
+
+def test_a_conversation_that_switches_to_an_uncovered_drug_abstains_naming_it(app: AppTest) -> None:
+    ask(app, LUPUS_Q)
+    assert last_message(app)["result"].status == "verified"
+    ask(app, "And what about vancomycin?")
+    result: AnswerResult = last_message(app)["result"]
+    assert result.status == "abstained"
+    assert "vancomycin" in result.answer and "mg/kg/day" not in result.answer
+    # The follow-up after it stays on the uncovered drug, never the earlier azathioprine.
+    ask(app, "and in children?")
+    follow: AnswerResult = last_message(app)["result"]
+    assert follow.status == "abstained" and "vancomycin" in follow.answer
+
+
+def test_a_tpmt_poor_patient_gets_the_warning_first(app: AppTest) -> None:
+    app.sidebar.selectbox[0].set_value("poor").run()
+    assert not app.sidebar.error
+    ask(app, LUPUS_Q)
+    result: AnswerResult = last_message(app)["result"]
+    assert result.status == "verified"
+    first = result.answer.split("\n", 1)[0]
+    assert first.startswith("**For this patient (TPMT poor metaboliser):")
+    assert "alternative agent" in first

@@ -483,6 +483,24 @@ def test_fast_gold_subset_meets_thresholds(real_assistant: object, tmp_path: Pat
 
 
 CONVERSATIONS = REPO / "evals" / "conversations.jsonl"
+PATIENTS = REPO / "evals" / "patients.jsonl"
+
+
+def test_patient_cases_lead_with_the_patient_and_reject_bad_values(
+    real_assistant: object, tmp_path: Path
+) -> None:
+    """evals/patients.jsonl: weight, phenotype (and its synonyms), co-medication, kidney
+    function and age; steps never multiplied; implausible values rejected with a message."""
+    empty = _write(tmp_path, "none.jsonl", [])
+    result = run_eval([PATIENTS], [empty], tmp_path / "out", assistant=real_assistant,
+                      progress=False, mutate=False, write=False)  # fmt: skip
+    assert not result.issues and not [i.id for i in result.items if i.error]
+    overall = result.summary["overall"]
+    assert overall["bad_input_rejected"] == 1.0
+    assert overall["must_not_contain_violations"] == 0
+    assert overall["unverified_numbers_shown"] == 0
+    assert overall["key_number_recall"] >= 0.9
+    assert len(result.items) + len(CONVERSATIONS.read_text().splitlines()) >= 40
 
 
 def test_conversations_never_answer_with_the_previous_drug(real_assistant: object, tmp_path: Path) -> None:
