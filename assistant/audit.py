@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -97,9 +98,16 @@ def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
 class AuditLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held for any I/O on the log (append batch, prune)
         self._file_lock = FileLock(str(self.path) + ".lock", timeout=10, mode=_PRIVATE_FILE)
         self._narrowed = False
+        # Group commit: records waiting for a write, numbered in arrival order.
+        self._cv = threading.Condition()
+        self._queue: list[str] = []
+        self._enqueued = 0
+        self._committed = 0
+        self._writing = False
+        self._failed: deque[tuple[int, int, BaseException]] = deque(maxlen=256)
 
     def _ensure_private_dir(self) -> None:
         parent = self.path.parent
@@ -124,17 +132,50 @@ class AuditLog:
         return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
 
     def _append(self, record: dict[str, Any]) -> None:
+        """Returns once the record is on disk (fsync'ed). Records arriving while another
+        thread writes wait and go out together in the next write, under one fsync: with
+        many concurrent requests the fsync, not the answer, would otherwise set the pace."""
         line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-        try:
-            self._ensure_private_dir()
-            with self._lock, self._file_lock:
-                self._heal_tail()
-                with self._open_append() as fh:
-                    fh.write(line)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        except (OSError, Timeout) as exc:
-            raise AuditWriteError(f"Could not write the audit log at {self.path}: {exc}") from exc
+        with self._cv:
+            self._queue.append(line)
+            self._enqueued += 1
+            mine = self._enqueued
+            while self._writing and self._committed < mine:
+                self._cv.wait()
+            leader = self._committed < mine  # nobody writing and ours not out: write the batch
+            if leader:
+                self._writing = True
+                batch, self._queue = self._queue, []
+                first, last = self._committed + 1, self._enqueued
+        if leader:
+            error: BaseException | None = None
+            try:
+                self._write_lines(batch)
+            except BaseException as exc:  # whatever it was, the waiters must not hang on it
+                error = exc
+            with self._cv:
+                if error is not None:
+                    self._failed.append((first, last, error))
+                self._committed = last
+                self._writing = False
+                self._cv.notify_all()
+            if error is not None and not isinstance(error, (OSError, Timeout)):
+                raise error
+        with self._cv:
+            for start, end, failure in self._failed:
+                if start <= mine <= end:
+                    raise AuditWriteError(
+                        f"Could not write the audit log at {self.path}: {failure}"
+                    ) from failure
+
+    def _write_lines(self, lines: list[str]) -> None:
+        self._ensure_private_dir()
+        with self._lock, self._file_lock:
+            self._heal_tail()
+            with self._open_append() as fh:
+                fh.write("".join(lines))
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def exposure(self) -> list[str]:
         """Why the log may be readable by other local users (empty when it is private)."""
