@@ -161,8 +161,8 @@ class SafeJSONResponse(JSONResponse):
 
 
 def _server_timing(t0: float, t1: float, t2: float) -> str:
-    # Where a request's time went (answer, then the fsync'ed audit write), for operators and
-    # the bench: the rest of what a client waits is HTTP, JSON and queueing.
+    # Where a request's time went (the answer, then the fsync'ed audit write), for operators
+    # and the bench: the rest of what a client waits is HTTP, JSON and queueing for a thread.
     return f"ask;dur={(t1 - t0) * 1000:.2f}, audit;dur={(t2 - t1) * 1000:.2f}"
 
 

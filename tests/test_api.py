@@ -172,10 +172,11 @@ def test_follow_up_history_inherits_the_drug_like_the_app(
     serve: Callable[..., Server], assistant: Assistant
 ) -> None:
     srv = serve()
-    first = assistant.ask(LUPUS)
-    expected = assistant.ask("and in pregnancy?", history=[(LUPUS, first)])
-    assert expected.drug == "azathioprine"
-    for history in ([LUPUS], [{"question": LUPUS}], [{"question": "and then?", "drug": "azathioprine"}]):
+    mtx = "Methotrexate weekly dose in rheumatoid arthritis?"
+    first = assistant.ask(mtx)
+    expected = assistant.ask("and in pregnancy?", history=[(mtx, first)])
+    assert expected.drug == "methotrexate"
+    for history in ([mtx], [{"question": mtx}], [{"question": "and then?", "drug": "methotrexate"}]):
         res = srv.post("/v1/ask", {"question": "and in pregnancy?", "history": history})
         assert res.status_code == 200, res.text
         assert _comparable(res.json()) == _comparable(expected.to_json()), history
