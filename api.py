@@ -405,7 +405,8 @@ def create_app(
             return write()
         except AuditWriteError as exc:
             log.error("%s", exc)
-            raise ApiError(503, f"Not served: the audit log could not be written ({exc}).") from None
+            # The client learns that, not where the log lives; the server log has the reason.
+            raise ApiError(503, "Not served: the audit log could not be written.") from None
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
