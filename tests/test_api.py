@@ -415,3 +415,22 @@ def test_serve_refuses_a_network_address_without_a_token(
         assert res.exit_code == 2, res.output
         assert "dosewise token create" in res.output
     assert not started.is_set()
+
+
+def test_a_retention_period_prunes_the_audit_log_while_serving(assistant: Assistant, tmp_path: Path) -> None:
+    import time
+
+    audit = AuditLog(tmp_path / "audit" / "audit.jsonl")
+    old = audit.record("an old question", {"weight_kg": "80"}, AnswerResult(status="verified", answer="a", summary="s"))
+    lines = [json.loads(x) for x in audit.path.read_text(encoding="utf-8").splitlines()]
+    lines[0]["ts"] -= 40 * 86400
+    audit.path.write_text(json.dumps(lines[0]) + "\n", encoding="utf-8")
+    app = create_app(assistant, limits=load_limits(), audit=audit, tokens=TokenStore(tmp_path / "t.json"),
+                     require_token=False, retention_s=30 * 86400)
+    with serve_in_thread(app) as url:
+        new = httpx.post(url + "/v1/ask", json={"question": LUPUS}, timeout=60).headers[AUDIT_HEADER]
+        deadline = time.monotonic() + 20
+        while audit.get(old) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert audit.get(old) is None, "the 40-day-old record is pruned at start"
+    assert audit.get(new) is not None
