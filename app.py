@@ -39,6 +39,7 @@ from guardrails.errors import PatientInputError
 from ingest import Embedder, open_index
 from ingest.model import StoreConfig
 from settings import Settings
+from tokens import TokenError, TokenStore, sign_in_required
 
 st.set_page_config(page_title="Dosewise", page_icon="💊", layout="centered")
 
@@ -325,6 +326,48 @@ def fail(message: str) -> NoReturn:
     st.stop()
 
 
+# --- Sign-in: a token is needed when the app listens beyond loopback (or behind a proxy). ----
+
+
+def sign_in(tokens: TokenStore) -> str:
+    """The signed-in user's token name; otherwise the sign-in form, and the page stops there."""
+    try:
+        if not tokens.has_active():
+            fail(
+                "Sign-in is required (Dosewise is reachable from other machines), but no access "
+                "token exists yet. An administrator creates one with `dosewise token create NAME`."
+            )
+        signed = st.session_state.get("_signed_in")
+        if signed and tokens.is_active(signed[1]):  # a revoked token ends its sessions
+            return str(signed[0])
+    except TokenError as exc:
+        fail(f"Sign-in is unavailable: {exc}")
+    st.session_state.pop("_signed_in", None)
+    with st.form("sign-in"):
+        token = st.text_input("Access token", type="password", help="From `dosewise token create`.")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        verdict = tokens.verify(token)
+        if verdict.user is not None:
+            st.session_state["_signed_in"] = (verdict.user, verdict.token_id)
+            st.rerun()
+        try:  # without the attempted token: the audit records that, not what
+            load_audit(str(settings.audit_path)).auth_failure(
+                method="SIGN-IN", path="/app", reason=verdict.reason,
+                client=str(getattr(st.context, "ip_address", None) or ""),
+            )
+        except Exception:
+            pass
+        st.error("That access token is not valid.", icon=":material/lock:")
+    st.stop()
+
+
+signed_in_user: str | None = None
+if sign_in_required(st.get_option("server.address"), settings.require_sign_in):
+    signed_in_user = sign_in(TokenStore(settings.token_path))
+    st.sidebar.caption(f"Signed in as **{escape_md(signed_in_user)}**")
+
+
 try:
     embedder = load_embedder(settings.model_path)
 except Exception as exc:  # the message is user-facing (EmbeddingModelError) or says what broke
@@ -609,7 +652,7 @@ def answer(question: str) -> dict[str, Any]:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if audit is not None:
         try:
-            msg["record_id"] = audit.record(question, patient, result)
+            msg["record_id"] = audit.record(question, patient, result, user=signed_in_user)
         except Exception as exc:  # AuditWriteError, or anything else: show the answer anyway
             msg["audit_error"] = f"This answer could not be written to the audit log ({exc})."
     else:

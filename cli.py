@@ -363,24 +363,9 @@ def _read_passages(path: str) -> tuple[Passage, ...]:
 
     raw = Path(path).read_text(encoding="utf-8").strip()
     items = json.loads(raw) if raw.startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
-    from guardrails.model import Passage
+    from assistant.verdicts import passages_from_items
 
-    passages: list[Passage] = []
-    for i, item in enumerate(items, start=1):
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise ValueError(f"passage {i}: expected an object with a 'text' string")
-        passages.append(
-            Passage(
-                n=int(item.get("n", i)),
-                text=item["text"],
-                doc_id=str(item.get("doc_id", "")),
-                section=str(item.get("section", "")),
-                drugs=tuple(item.get("drugs", ())),
-                indications=tuple(item.get("indications", ())),
-                doc_kind=str(item.get("doc_kind", "")),
-            )
-        )
-    return tuple(passages)
+    return passages_from_items(items)
 
 
 @app.command()
@@ -406,7 +391,7 @@ def check(
     import json
     from pathlib import Path
 
-    from assistant.vocabulary import DRUG_SYNONYMS, Vocabulary
+    from assistant.verdicts import drug_for_passages, verdict_json
     from guardrails import PatientInputError, check_answer, load_limits, validate_patient
 
     try:
@@ -426,8 +411,7 @@ def check(
         except (OSError, ValueError) as exc:
             typer.echo(f"error: unusable passages file: {exc}", err=True)
             raise typer.Exit(2) from None
-        names = set(DRUG_SYNONYMS.values()) | {d for p in passages for d in p.drugs}
-        drug = Vocabulary.from_names(names).facets(question).drug
+        drug = drug_for_passages(question, passages)
     else:
         from assistant.chain import Assistant
         from ingest.embeddings import Embedder
@@ -445,22 +429,7 @@ def check(
             raise typer.Exit(2) from None
     verdict = check_answer(answer, passages, patient, load_limits(), drug)
     if as_json:
-        typer.echo(json.dumps({
-            "passed": verdict.passed,
-            "error": verdict.error,
-            "badge": verdict.badge,
-            "drug": drug,
-            "claims": [
-                {"text": c.claim.text, "span": list(c.claim.span), "status": c.status.value,
-                 "citation_n": c.passage_n, "reason": c.reason,
-                 "derivation": c.derivation.explanation if c.derivation else "",
-                 "drug": c.statement.drug if c.statement else c.drug,
-                 "role": c.statement.role.value if c.statement else "",
-                 "statement_id": c.statement.id if c.statement else "",
-                 "statement": c.statement.describe() if c.statement else ""}
-                for c in verdict.claims
-            ],
-        }, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(verdict_json(verdict, drug), indent=2, ensure_ascii=False))
     else:
         for c in verdict.claims:
             mark = "ok " if c.status.verified else "FAIL"
@@ -469,3 +438,195 @@ def check(
         typer.echo(("PASS " if verdict.passed else "BLOCKED ") + verdict.badge)
     if not verdict.passed:
         raise typer.Exit(1)
+
+
+# --- Running for a team: the HTTP API, its tokens, the audit log's retention and export. -------
+
+
+def _token_store(settings: Settings) -> object:
+    from tokens import TokenStore
+
+    return TokenStore(settings.token_path)
+
+
+def api_app() -> object:
+    """The API built from Settings: what each `dosewise serve` worker runs (uvicorn imports it
+    as ``cli:api_app`` when there are several workers)."""
+    from api import create_app, require_token_for
+    from assistant.audit import AuditLog
+    from guardrails import load_limits
+
+    settings = _settings()
+    tokens = _token_store(settings)
+    required = require_token_for(settings.api_host, force=settings.require_sign_in, tokens=tokens)  # type: ignore[arg-type]
+    assistant = _open_assistant(settings)
+    # Load the model and the lexical index now, so the first request is not the one that waits.
+    assistant.passages_for("azathioprine dose")  # type: ignore[attr-defined]
+    return create_app(
+        assistant,
+        limits=load_limits(),
+        audit=AuditLog(settings.audit_path),
+        tokens=tokens,  # type: ignore[arg-type]
+        require_token=required,
+        max_body_bytes=settings.api_max_body_bytes,
+        retention_s=settings.audit_retention_s,
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Address to listen on (default: DOSEWISE_API_HOST, 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", min=1, max=65535, help="Port (default: DOSEWISE_API_PORT, 8080)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Worker processes (default: DOSEWISE_API_WORKERS, 1)."),
+) -> None:
+    """Serve the HTTP API (POST /v1/ask, POST /v1/check, GET /v1/stats, GET /healthz; schema at
+    /openapi.json) on loopback by default. Listening anywhere else needs a token: create one
+    with `dosewise token create NAME` first. Exit status 2 when it cannot start."""
+    import os
+
+    import uvicorn
+
+    from api import ApiConfigError, require_token_for
+    from assistant.audit import AuditLog
+    from assistant.errors import AssistantError
+    from ingest.errors import IngestError
+
+    # Command-line choices reach the workers the way every setting does: as DOSEWISE_ variables.
+    for name, value in (("DOSEWISE_API_HOST", host), ("DOSEWISE_API_PORT", port), ("DOSEWISE_API_WORKERS", workers)):
+        if value is not None:
+            os.environ[name] = str(value)
+    settings = _settings()
+    try:
+        required = require_token_for(settings.api_host, force=settings.require_sign_in, tokens=_token_store(settings))  # type: ignore[arg-type]
+    except ApiConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in AuditLog(settings.audit_path).exposure():
+        typer.echo(f"warning: {problem}", err=True)
+    typer.echo(
+        f"Dosewise API on http://{settings.api_host}:{settings.api_port} "
+        f"({'bearer token required' if required else 'loopback, no token required'}; "
+        f"{settings.api_workers} worker(s); audit log {settings.audit_path})",
+        err=True,
+    )
+    common = dict(host=settings.api_host, port=settings.api_port, server_header=False,
+                  timeout_graceful_shutdown=10, log_level="info")
+    if settings.api_workers > 1:
+        uvicorn.run("cli:api_app", factory=True, workers=settings.api_workers, **common)  # type: ignore[arg-type]
+        return
+    try:
+        application = api_app()
+    except (ApiConfigError, AssistantError, IngestError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(application, **common)  # type: ignore[arg-type]
+
+
+token_app = typer.Typer(help="Bearer tokens for the API and the app's sign-in (stored hashed).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(name: str = typer.Argument(..., help="Who or what uses it (named in the audit log), e.g. pharmacy-ehr.")) -> None:
+    """Create a token and print it once: only its salted hash is stored."""
+    from tokens import TokenError
+
+    settings = _settings()
+    try:
+        token = _token_store(settings).create(name)  # type: ignore[attr-defined]
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(token)
+    typer.echo(f"Token {name!r} created in {settings.token_path}; it is shown only now: "
+               "send it as 'Authorization: Bearer <token>'.", err=True)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Tokens by name, id, creation time and whether revoked (never the secrets)."""
+    import time as _time
+
+    from tokens import TokenError
+
+    try:
+        infos = _token_store(_settings()).list_tokens()  # type: ignore[attr-defined]
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not infos:
+        typer.echo("no tokens")
+    for info in infos:
+        created = _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(info.created))
+        state = "active" if info.active else "revoked " + _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(info.revoked))
+        typer.echo(f"{info.name}\t{info.id}\tcreated {created}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(name: str = typer.Argument(..., help="Token name (or id) to revoke.")) -> None:
+    """Revoke a token: running API workers and app replicas refuse it from their next request."""
+    from tokens import TokenError
+
+    try:
+        count = _token_store(_settings()).revoke(name)  # type: ignore[attr-defined]
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {count} token(s) named {name!r}")
+
+
+audit_app = typer.Typer(help="The audit log: retention and export.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    days: int = typer.Option(None, "--days", min=1, help="Keep this many days (default: DOSEWISE_AUDIT_RETENTION_DAYS)."),
+) -> None:
+    """Delete audit records older than the retention period (and feedback on them). Exit 2
+    when no period is set or the log cannot be rewritten."""
+    from assistant.audit import AuditLog
+    from assistant.errors import AuditWriteError
+
+    settings = _settings()
+    keep_days = days or settings.audit_retention_days
+    if not keep_days:
+        typer.echo("error: no retention period: pass --days N or set DOSEWISE_AUDIT_RETENTION_DAYS", err=True)
+        raise typer.Exit(2)
+    log = AuditLog(settings.audit_path)
+    try:
+        report = log.prune(keep_days * 86400.0)
+    except AuditWriteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in log.exposure():
+        typer.echo(f"warning: {problem}", err=True)
+    typer.echo(f"audit log {settings.audit_path}: removed {report.removed} records older than "
+               f"{keep_days} days, kept {report.kept}"
+               + (f", dropped {report.unreadable} unreadable lines" if report.unreadable else ""))
+
+
+@audit_app.command("export")
+def audit_export(
+    redact: bool = typer.Option(False, "--redact", help="Drop patient fields (and text computed from them, and feedback comments)."),
+    out: str = typer.Option(None, "--out", help="Write to this file (created 0600) instead of stdout."),
+) -> None:
+    """Every audit record as JSON lines. With --redact, for review outside the clinical team:
+    patient context, patient-specific answers and derived doses, and free-text feedback go."""
+    import os
+    import sys
+
+    from assistant.audit import AuditLog
+
+    log = AuditLog(_settings().audit_path)
+    if not out:
+        n = log.export_jsonl(sys.stdout, redact=redact)
+    else:
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                n = log.export_jsonl(fh, redact=redact)
+        except OSError as exc:
+            typer.echo(f"error: cannot write {out}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"exported {n} records{' (redacted)' if redact else ''}", err=True)

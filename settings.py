@@ -48,7 +48,17 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llamacpp_model_path: str = ""
-    audit_log: Path | None = None  # default: <data_dir>/audit.jsonl
+    audit_log: Path | None = None  # default: <data_dir>/audit/audit.jsonl (see audit_path)
+    audit_retention_days: int | None = Field(default=None, ge=1)  # None: keep every record
+    # The HTTP API (`dosewise serve`). Loopback by default: another host reaches it only when
+    # api_host says so, and then every request needs a bearer token.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_max_body_bytes: int = Field(default=262_144, ge=1024, le=64 * 2**20)
+    token_file: Path | None = None  # default: <data_dir>/tokens.json
+    # Tokens even on loopback: set it when a reverse proxy on this host publishes the API or app.
+    require_sign_in: bool = False
 
     @classmethod
     def settings_customise_sources(
@@ -83,7 +93,24 @@ class Settings(BaseSettings):
 
     @property
     def audit_path(self) -> Path:
-        return self.audit_log or self.data_dir / "audit.jsonl"
+        if self.audit_log:
+            return self.audit_log
+        # The log lives in its own folder so that folder can be 0700 without touching the
+        # index. A log from before that move stays in use (narrowed to 0600) rather than
+        # splitting the history in two; `mv data/audit.jsonl data/audit/` adopts the new place.
+        legacy = self.data_dir / "audit.jsonl"
+        current = self.data_dir / "audit" / "audit.jsonl"
+        if legacy.exists() and not current.exists():
+            return legacy
+        return current
+
+    @property
+    def token_path(self) -> Path:
+        return self.token_file or self.data_dir / "tokens.json"
+
+    @property
+    def audit_retention_s(self) -> float | None:
+        return None if self.audit_retention_days is None else self.audit_retention_days * 86400.0
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -190,6 +190,14 @@ class Assistant:
         drug = state.facets.drug if state.facets else None
         return (self._llm_passages(state) if state.chunks else ()), drug
 
+    def resolve_turn(self, question: str, *, history: History = ()) -> Turn:
+        """What a question of a conversation is about, by the same rules an answer uses (drug
+        lexicon, follow-ups), without retrieving: for a client that sends earlier questions as
+        plain text."""
+        state = self._prepare(_new_state(question, history, None, "clinician"))
+        f = state.facets or QueryFacets()
+        return Turn(question, f.drug, f.indication, f.intent, f.uncovered_drugs)
+
     def as_retriever(self) -> LangChainHybridRetriever:
         return LangChainHybridRetriever(
             hybrid=self.retriever, vocabulary=lambda: self.vocabulary, k=self.k
