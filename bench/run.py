@@ -224,9 +224,13 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
                 results, "cli_cold", log,
                 lambda: sec.cli_cold_section(REPO, data, corpus_dir, chunks, work, 1 if opts.quick else 3),
             )
+            _section(
+                results, "app_cold", log,
+                lambda: sec.app_cold_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 2),
+            )
         else:
-            results["cold_start"] = {"skipped": "--no-cold-start"}
-            results["cli_cold"] = {"skipped": "--no-cold-start"}
+            for name in ("cold_start", "cli_cold", "app_cold"):
+                results[name] = {"skipped": "--no-cold-start"}
 
         if opts.server and warm is not None:
             _section(
