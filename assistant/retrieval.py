@@ -15,6 +15,7 @@ for one encode (the embedder's ONNX query path when it has one); ``timings_ms["e
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -398,7 +399,7 @@ class HybridRetriever:
         """A dose question deserves the TPMT and monitoring facts even when the question's
         words did not pull them in: add the best lexical hits for a missing section."""
         have = {cid for cid, _ in ranked}
-        present = {answer_section(chunks[cid].section_path) for cid in have}
+        present = {_chunk_section(tuple(chunks[cid].section_path)) for cid in have}
         floor = ranked[-1][1] * 0.5
         extra: list[tuple[str, float]] = []
         aliases = " ".join(vocabulary.aliases_of(facets.drugs[0]))
@@ -408,7 +409,7 @@ class HybridRetriever:
             added = 0
             for cid, _score in self._lexical_ranking(lexical, f"{query} {aliases}"):
                 chunk = lexical.by_id[cid]
-                if cid in have or answer_section(chunk.section_path) != section:
+                if cid in have or _chunk_section(tuple(chunk.section_path)) != section:
                     continue
                 if not _about_drugs(chunk, facets, vocabulary):
                     continue
@@ -477,6 +478,15 @@ class HybridRetriever:
 
         vote = 1.0 / (RRF_K + 1)
         matching: dict[str, bool] = {}
+        indication_fits: dict[str, bool] = {}  # chunks share few indications: match each once
+
+        def fits(indication: str) -> bool:
+            if indication not in indication_fits:
+                indication_fits[indication] = any(
+                    vocabulary.indication_matches(indication, f) for f in facets.indications
+                )
+            return indication_fits[indication]
+
         for chunk_id, chunk in chunks.items():
             about_drug = _about_drugs(chunk, facets, vocabulary)
             matching[chunk_id] = about_drug
@@ -485,11 +495,7 @@ class HybridRetriever:
                 bonus += vote
                 if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
                     bonus += vote / 2
-            if facets.indications and any(
-                vocabulary.indication_matches(ind, f)
-                for ind in chunk.indications
-                for f in facets.indications
-            ):
+            if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
             if _section_fits(chunk, facets):
                 bonus += vote / 2
@@ -585,11 +591,17 @@ _INTENT_SECTIONS = {
 }
 
 
+@functools.lru_cache(maxsize=8192)
+def _chunk_section(section_path: tuple[str, ...]) -> str:
+    # A pure function of the heading path, asked for every candidate of every question.
+    return answer_section(section_path)
+
+
 def _section_fits(chunk: Chunk, facets: QueryFacets) -> bool:
     wanted = set(_INTENT_SECTIONS.get(facets.intent, ()))
     if facets.populations:
         wanted.add("Special populations")
-    return answer_section(chunk.section_path) in wanted
+    return _chunk_section(tuple(chunk.section_path)) in wanted
 
 
 class LangChainHybridRetriever(BaseRetriever):
