@@ -274,7 +274,6 @@ def _open_assistant(settings: Settings) -> object:
     # The query model loads in the background while the chain's modules import (cold start).
     threading.Thread(target=embedder.query_encoder, kwargs={"export": False}, daemon=True).start()
 
-    from assistant.backends import get_backend
     from assistant.chain import Assistant
     from guardrails import load_limits
     from ingest.store import open_index
@@ -282,6 +281,8 @@ def _open_assistant(settings: Settings) -> object:
     index = open_index(settings.store, embedder)
     llm = None
     if settings.llm_backend and settings.llm_backend != "none":
+        from assistant.backends import get_backend  # only when configured: ~0.2 s of imports
+
         llm = get_backend(
             settings.llm_backend,
             model=settings.llm_model,
