@@ -7,8 +7,8 @@ which would try to download an ONNX model, never runs.
 Queries and batches take different runtimes. A batch (ingest) runs the sentence-transformers
 model in torch. A single query runs the same weights exported to ONNX (``export_onnx``) in
 onnxruntime with the model's own ``tokenizer.json``: the same vectors (cosine distance under
-1e-6), about half the time per question on this 2-core CPU, and a process that only answers
-questions never imports torch (~7 s of a cold start). The export is made locally from the
+1e-6) in about half torch's time per question on this 2-core CPU (bench/), and a process that
+only answers questions never imports torch (~7 s of a cold start). The export is made locally from the
 packaged model, once per model, into ``onnx_dir`` (default ``~/.cache/dosewise/onnx``), at
 ingest or at the first query; nothing is downloaded. When the export cannot be made or does not
 reproduce torch's vectors, queries stay on torch.
@@ -166,12 +166,22 @@ class Embedder:
             return None  # a pre-load only: the first query exports, in the foreground
         with self._query_lock:
             if self._query_encoder is None and not self._query_encoder_failed:
-                try:
-                    path = self.export_query_model()
-                    self._query_encoder = OnnxQueryEncoder(path, self.model_path)
-                except Exception:  # noqa: BLE001 - any failure leaves queries on torch, same vectors
-                    self._query_encoder_failed = True
+                self._query_encoder = self._load_query_encoder()
+                self._query_encoder_failed = self._query_encoder is None
         return self._query_encoder
+
+    def _load_query_encoder(self) -> OnnxQueryEncoder | None:
+        # An export that no longer loads (a truncated file, another onnxruntime) is made again
+        # once; any other failure leaves queries on torch, with the same vectors.
+        for _attempt in range(2):
+            try:
+                return OnnxQueryEncoder(self.export_query_model(), self.model_path)
+            except Exception:  # noqa: BLE001
+                target = onnx_model_file(self.model_path, self.onnx_dir)
+                if not target.is_file():
+                    return None
+                target.unlink(missing_ok=True)
+        return None
 
     def export_query_model(self, *, quantize: bool = False) -> Path:
         """The ONNX export of this model in ``onnx_dir``, made now from the local files when

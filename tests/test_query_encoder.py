@@ -61,15 +61,33 @@ def test_torch_backend_never_exports(embedder: Any, tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_a_damaged_export_leaves_queries_on_torch(embedder: Any, tmp_path: Path) -> None:
+def test_a_damaged_export_is_made_again(embedder: Any, tmp_path: Path) -> None:
     target = onnx_model_file(embedder.model_path, tmp_path)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not an onnx graph")
     emb = Embedder(embedder.model_path, onnx_dir=tmp_path)
     emb._model = embedder.model
     vector = emb.encode_query(TEXTS[1])
+    assert emb.query_runtime == "onnx"
+    assert target.stat().st_size > 1_000_000
+    assert float(np.dot(vector, embedder.encode([TEXTS[1]])[0])) > 1 - 1e-5
+
+
+def test_when_no_export_can_be_made_queries_stay_on_torch(
+    embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.embeddings as embeddings
+
+    def broken_export(*_args: Any, **_kwargs: Any) -> Path:
+        raise RuntimeError("exporter unavailable")
+
+    monkeypatch.setattr(embeddings, "export_onnx", broken_export)
+    emb = Embedder(embedder.model_path, onnx_dir=tmp_path)
+    emb._model = embedder.model
+    vector = emb.encode_query(TEXTS[1])
     assert emb.query_runtime == "torch"
     assert float(np.dot(vector, embedder.encode([TEXTS[1]])[0])) > 1 - 1e-6
+    assert emb.query_encoder() is None  # not retried on every question
 
 
 def test_a_pipeline_it_does_not_reproduce_is_refused(embedder: Any, tmp_path: Path) -> None:
