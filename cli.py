@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from settings import Settings
-
 if TYPE_CHECKING:
     from guardrails.model import Passage
+    from settings import Settings
 
 app = typer.Typer(
     name="dosewise",
@@ -23,6 +22,9 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
+    # Imported here: pydantic-settings is not needed for `--help` or `check --passages`.
+    from settings import Settings
+
     return Settings()
 
 
@@ -56,11 +58,12 @@ def ingest(
 
     settings = _settings()
     targets = list(paths) if paths else [str(settings.corpus_dir)]
+    embedder = Embedder.shared(settings.model_path)
     try:
         report = run_ingest(
             targets,
             settings.store,
-            Embedder.shared(settings.model_path),
+            embedder,
             chunk_size=settings.chunk_size,
             data_dir=settings.data_dir,
             progress=progress,
@@ -75,8 +78,27 @@ def ingest(
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_summary(report))
+    _prepare_for_questions(settings, embedder)
     if report.skipped:
         raise typer.Exit(1)
+
+
+def _prepare_for_questions(settings: Settings, embedder: object) -> None:
+    """Right after an ingest: the query model's ONNX export (made once, from the local model
+    files) and the new generation's lexical index and vocabulary, so that the first question
+    after a large import waits for none of them. Neither failing fails the ingest."""
+    from assistant.retrieval import HybridRetriever
+    from ingest.store import open_index
+
+    try:
+        embedder.export_query_model()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - queries then run on torch: same vectors, slower
+        typer.echo(f"note: queries will use torch (no ONNX export: {type(exc).__name__})", err=True)
+    try:
+        index = open_index(settings.store, embedder)  # type: ignore[arg-type]
+        HybridRetriever(index, embedder, data_dir=settings.data_dir).prepare()  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - the first question builds it instead
+        typer.echo(f"warning: lexical index not prepared ({type(exc).__name__}: {exc})", err=True)
 
 
 @app.command("fetch-label")
@@ -268,16 +290,23 @@ _AGE_HELP = "Patient age in years."
 
 def _open_assistant(settings: Settings) -> object:
     """Index, embedder, limits and the configured LLM backend (none by default)."""
-    from assistant.backends import get_backend
-    from assistant.chain import Assistant
-    from guardrails import load_limits
+    import threading
+
     from ingest.embeddings import Embedder
-    from ingest.store import open_index
 
     embedder = Embedder.shared(settings.model_path)
+    # The query model loads in the background while the chain's modules import (cold start).
+    threading.Thread(target=embedder.query_encoder, kwargs={"export": False}, daemon=True).start()
+
+    from assistant.chain import Assistant
+    from guardrails import load_limits
+    from ingest.store import open_index
+
     index = open_index(settings.store, embedder)
     llm = None
     if settings.llm_backend and settings.llm_backend != "none":
+        from assistant.backends import get_backend  # only when configured: ~0.2 s of imports
+
         llm = get_backend(
             settings.llm_backend,
             model=settings.llm_model,

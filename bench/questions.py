@@ -1,9 +1,17 @@
 """The benchmark questions: varied in drug, intent and phrasing, so the stage split reflects a
-mix of dosing, monitoring, pharmacogenomic, interaction and follow-up style questions."""
+mix of dosing, monitoring, pharmacogenomic, interaction and follow-up style questions.
+
+A clinician's question is new text, so every timed ask uses a variant never asked before
+(``fresh``): the question with an inert tag. The query-embedding cache keys on the text, so a
+variant is encoded like a new question; a repeat of the same text is timed separately and
+labelled as the cached case.
+"""
 
 from __future__ import annotations
 
-__all__ = ["QUESTIONS", "pick_questions"]
+import itertools
+
+__all__ = ["QUESTIONS", "fresh", "pick_questions", "tag"]
 
 QUESTIONS: tuple[str, ...] = (
     "What is the azathioprine maintenance dose in lupus nephritis?",
@@ -28,7 +36,27 @@ QUESTIONS: tuple[str, ...] = (
     "AZA dose in Crohn disease?",
 )
 
+# One counter per process: no two calls of ``fresh`` ever return the same text, so a variant
+# timed in one section is never a cache hit in a later one.
+_SERIAL = itertools.count()
+
 
 def pick_questions(n: int) -> tuple[str, ...]:
     """The first ``n`` questions (all when n exceeds the list)."""
     return QUESTIONS[: max(1, n)]
+
+
+def tag(i: int) -> str:
+    """Letters only (base 26): no digit the guard or the dose parser could read as a number,
+    too short to look like a drug name to the fuzzy matcher."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = letters[i % 26]
+    while i := i // 26:
+        out += letters[i % 26]
+    return out
+
+
+def fresh(question: str) -> str:
+    """``question`` with a tag never used before in this process. The tag is one word that
+    starts with "qz", so it never spells an abbreviation the vocabulary knows ("ibd", "ra")."""
+    return f"{question} (query qz{tag(next(_SERIAL))})"

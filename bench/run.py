@@ -89,6 +89,20 @@ def _corpus_for(opts: BenchOptions, work: Path) -> Path:
     return dest
 
 
+def _commit() -> str:
+    """The commit measured, with "+dirty" when the work tree had uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def _section(results: dict[str, Any], name: str, log: Callable[[str], None], fn: Callable[[], Any]) -> Any:
     """Run one section; a failure is recorded in results.json (and shown), never hidden."""
     log(f"{name} ...")
@@ -109,6 +123,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     from bench import sections as sec
     from bench.questions import pick_questions
     from bench.report import evaluate_targets
+    from evals.schema import load_questions
     from guardrails import load_limits
     from ingest.chunking import chunk_document, embedding_text
     from ingest.embeddings import Embedder
@@ -133,6 +148,9 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             "load_avg_start": list(os.getloadavg()),
             "questions": len(questions),
             "rounds": rounds,
+            "commit": _commit(),
+            "timed_questions": "every timed ask is a question text never asked before (an inert tag); "
+            "cached repeats are reported apart as cached_repeat",
         }
     }
     try:
@@ -165,10 +183,17 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
                        embedder, chunk_size=opts.chunk_size, data_dir=data, progress=False)
         real_pairs = list(zip(chunks, vectors, strict=True))
 
-        _section(results, "query_encode", log,
-                 lambda: sec.query_encode_section(embedder, questions, 1 if opts.quick else 2))
-
         cfg = StoreConfig(path=str(data / "chroma"), collection="dosewise")
+        gold, _issues = load_questions(REPO / "evals" / "gold.jsonl")
+        _section(
+            results, "query_encoder", log,
+            lambda: sec.query_encoder_section(
+                embedder, questions, [embedding_text(c) for c in chunks], 1 if opts.quick else 2,
+                lambda emb: sec._assistant(open_index(cfg, embedder), emb, limits, opts.k, data),
+                gold[:12] if opts.quick else gold, opts.k,
+            ),
+        )
+
         assistant = sec._assistant(open_index(cfg, embedder), embedder, limits, opts.k, data)
         warm = _section(results, "warm_ask", log, lambda: sec.ask_latency(assistant, questions, rounds))
 
@@ -177,7 +202,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         if warm is not None:
             _section(
                 results, "baseline", log,
-                lambda: sec.baseline_section(corpus_dir, embedder, work, questions, rounds, assistant),
+                lambda: sec.baseline_section(corpus_dir, embedder, work, questions, rounds, assistant, opts.k),
             )
         else:
             results["baseline"] = {"skipped": "warm ask failed"}
@@ -193,10 +218,19 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         if opts.cold_start:
             _section(
                 results, "cold_start", log,
-                lambda: sec.cold_start_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 2),
+                lambda: sec.cold_start_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 3),
+            )
+            _section(
+                results, "cli_cold", log,
+                lambda: sec.cli_cold_section(REPO, data, corpus_dir, chunks, work, 1 if opts.quick else 3),
+            )
+            _section(
+                results, "app_cold", log,
+                lambda: sec.app_cold_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 2),
             )
         else:
-            results["cold_start"] = {"skipped": "--no-cold-start"}
+            for name in ("cold_start", "cli_cold", "app_cold"):
+                results[name] = {"skipped": "--no-cold-start"}
 
         if opts.server and warm is not None:
             _section(
