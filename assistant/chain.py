@@ -32,7 +32,14 @@ from assistant.compose import (
 )
 from assistant.model import AnswerResult, Citation, ClaimView, RetrievedChunk
 from assistant.retrieval import HybridRetriever, LangChainHybridRetriever
-from assistant.vocabulary import QueryFacets, Vocabulary, given_routes, uncovered_routes
+from assistant.vocabulary import (
+    QueryFacets,
+    Vocabulary,
+    given_routes,
+    is_class_or_topic,
+    names_class_or_topic,
+    uncovered_routes,
+)
 from guardrails import calculate, check_answer, validate_patient
 from guardrails.errors import PatientInputError
 from guardrails.model import AnswerVerdict, Passage, PatientContext
@@ -290,6 +297,9 @@ class Assistant:
         vocab = self.vocabulary
         facets = self._recognise(vocab.facets(question), question, vocab)
         facets = _also_takes(facets, question, state.history)
+        if not facets.drugs and names_class_or_topic(question):
+            # "and the glucocorticoid ceiling?" names its drugs: a class, not the last drug.
+            facets = vocab.resolve_topic(facets, question)
         facets = _inherit(facets, state.history)
         facets = self._with_statements(facets)
         if not facets.drugs:
@@ -319,9 +329,18 @@ class Assistant:
         ("vancomycin", "Eliquis"): such a question abstains naming them, and a follow-up that
         names one is a new topic, never the previous drug's."""
         try:
-            named = self.lexicon.drugs_in(question)
+            # A drug class or topic ("glucocorticoids", "thiopurines") is resolved by the
+            # vocabulary to the drugs it covers, not treated as one uncovered drug.
+            named = tuple(m.generic for m in self.lexicon.find(question)
+                          if not is_class_or_topic(m.written))  # fmt: skip
         except Exception:  # noqa: BLE001 - a broken lexicon must not stop an answer
             return facets
+        if not named and not facets.drugs and not facets.uncovered_drugs:
+            # No drug name, but a product the sources do not cover ("vit b12", "cough syrup",
+            # "Tdap vaccine", "iron"): the question is about it, not the conversation's drug.
+            m = _PRODUCT_RE.search(question)
+            if m:
+                return replace(facets, uncovered_drugs=(" ".join(m.group(0).lower().split()),))
         known = set(facets.drugs) | set(facets.uncovered_drugs)
         new = tuple(
             d for d in named
@@ -694,6 +713,17 @@ def _patient(value: Any) -> PatientContext | None:
         "and age."
     )
 
+
+# Products named without a drug name: supplements, vaccines, remedies and classes.
+_PRODUCT_RE = re.compile(
+    r"\b(?:vit(?:amin)?s?\.?\s*(?:[a-k](?:[- ]?\d{1,2})?\b)?|multivitamins?|supplements?|"
+    r"(?:t?dap|td|flu|shingles|hpv|covid(?:-19)?|tetanus)\s*(?:vaccines?|shots?|boosters?)?\b|"
+    r"vaccines?|vaccinations?|immuni[sz]ations?|iron|zinc|magnesium|potassium|calcium|"
+    r"(?:cough|cold)\s+(?:syrup|medicine)|syrup|laxatives?|antacids?|antibiotics?|painkillers?|"
+    r"pain\s+killers?|sleeping\s+pills?|thyroid\s+(?:medications?|medicines?|pills?|tablets?)|"
+    r"birth\s+control|contraceptives?|mouth\s?wash|salt)\b",
+    re.IGNORECASE,
+)
 
 _ALSO_TAKES_RE = re.compile(
     r"\b(?:also|too|as well|additionally|now|already)\b.{0,40}\b(?:takes?|taking|on|receiv\w*|"

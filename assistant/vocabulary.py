@@ -31,6 +31,8 @@ __all__ = [
     "THIOPURINES",
     "answer_section",
     "given_routes",
+    "is_class_or_topic",
+    "names_class_or_topic",
     "normalise",
     "routes_in",
     "uncovered_routes",
@@ -68,6 +70,20 @@ _CLASS_RE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
         ("prednisone", "prednisolone"),
     ),
 )
+def names_class_or_topic(question: str) -> bool:
+    """Does the question name a drug class or a thiopurine topic anywhere in it?"""
+    return bool(_THIOPURINE_TOPIC_RE.search(question)) or any(
+        rx.search(question) for rx, _ in _CLASS_RE
+    )
+
+
+def is_class_or_topic(name: str) -> bool:
+    """A drug class ("corticosteroids") or thiopurine topic ("6-TGN") rather than one drug."""
+    return bool(_THIOPURINE_TOPIC_RE.fullmatch(name.strip())) or any(
+        rx.fullmatch(name.strip()) for rx, _ in _CLASS_RE
+    )
+
+
 # A word that looks like a drug we do not know (monoclonals, kinase inhibitors, ...): a question
 # naming one is not answered with the corpus drugs for its indication.
 _DRUGLIKE_RE = re.compile(
