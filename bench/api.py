@@ -97,15 +97,10 @@ class ApiProcess:
         return self.log_path.read_text(errors="replace")[-800:] if self.log_path.exists() else ""
 
     def __exit__(self, *exc: object) -> None:
+        from bench.server import stop_process
+
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout_s=20)
 
 
 _fresh = iter(range(10**9))

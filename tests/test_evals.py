@@ -27,7 +27,7 @@ from evals.metrics import (  # noqa: E402
     percentile,
     retrieval_scores,
 )
-from evals.run import answer_body, run_eval, score_question  # noqa: E402
+from evals.run import EvalResult, answer_body, run_eval, score_question  # noqa: E402
 from evals.schema import QuestionItem, load_answers, load_questions  # noqa: E402
 from guardrails import parse_quantities, quantities_equivalent  # noqa: E402
 from guardrails.errors import PatientInputError  # noqa: E402
@@ -486,15 +486,21 @@ CONVERSATIONS = REPO / "evals" / "conversations.jsonl"
 PATIENTS = REPO / "evals" / "patients.jsonl"
 
 
+def _run_set(questions: Path, assistant: object, tmp_path: Path) -> EvalResult:
+    """One question file through the real system, without the guard's answer files."""
+    empty = _write(tmp_path, "none.jsonl", [])
+    result = run_eval([questions], [empty], tmp_path / "out", assistant=assistant,
+                      progress=False, mutate=False, write=False)  # fmt: skip
+    assert not result.issues and not [i.id for i in result.items if i.error]
+    return result
+
+
 def test_patient_cases_lead_with_the_patient_and_reject_bad_values(
     real_assistant: object, tmp_path: Path
 ) -> None:
     """evals/patients.jsonl: weight, phenotype (and its synonyms), co-medication, kidney
     function and age; steps never multiplied; implausible values rejected with a message."""
-    empty = _write(tmp_path, "none.jsonl", [])
-    result = run_eval([PATIENTS], [empty], tmp_path / "out", assistant=real_assistant,
-                      progress=False, mutate=False, write=False)  # fmt: skip
-    assert not result.issues and not [i.id for i in result.items if i.error]
+    result = _run_set(PATIENTS, real_assistant, tmp_path)
     overall = result.summary["overall"]
     assert overall["bad_input_rejected"] == 1.0
     assert overall["must_not_contain_violations"] == 0
@@ -506,10 +512,7 @@ def test_patient_cases_lead_with_the_patient_and_reject_bad_values(
 def test_conversations_never_answer_with_the_previous_drug(real_assistant: object, tmp_path: Path) -> None:
     """A drug named mid-conversation is answered about that drug, or abstains naming it; the
     previous drug's doses never come back (every case of evals/conversations.jsonl)."""
-    empty = _write(tmp_path, "none.jsonl", [])
-    result = run_eval([CONVERSATIONS], [empty], tmp_path / "out", assistant=real_assistant,
-                      progress=False, mutate=False, write=False)  # fmt: skip
-    assert not result.issues and not [i.id for i in result.items if i.error]
+    result = _run_set(CONVERSATIONS, real_assistant, tmp_path)
     overall = result.summary["overall"]
     assert overall["out_of_corpus_abstained"] == 1.0
     assert overall["must_not_contain_violations"] == 0
