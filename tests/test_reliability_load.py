@@ -164,6 +164,13 @@ def test_answers_during_an_ingest_come_from_the_old_or_the_new_index_never_a_mix
     mixed = [q for q, _k, ids in seen if not (ids <= old_ids or ids <= new_ids)]
     assert mixed == [], "an answer drew on chunks of both generations"
     neither = [q for q, k, _ids in seen if k not in (old[q], new[q])]
+    if neither:
+        import difflib
+        q0 = neither[0]
+        k0 = next(k for q, k, _ in seen if q == q0 and k not in (old[q0], new[q0]))
+        for name, ref in (("OLD", old[q0]), ("NEW", new[q0])):
+            print("DIFF vs", name, q0)
+            print("\n".join(difflib.unified_diff(str(ref).split("), "), str(k0).split("), "), lineterm="", n=0)))
     assert neither == []
     assert all(key(live.ask(q)) == new[q] for q in questions)  # the live one moved on
 
