@@ -22,6 +22,7 @@ import yaml
 __all__ = [
     "CORPUS_DIR",
     "LIMITS_PATH",
+    "OTHER_DRUGS",
     "SHARED_DIR",
     "Article",
     "Sentence",
@@ -61,6 +62,11 @@ _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _DASHES = str.maketrans({"–": "-", "—": "-", "−": "-", "‑": "-", "‐": "-", "×": "x"})
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+# Drugs the corpus names beside a dose that have no limit rows of their own (co-medications):
+# a number after them belongs to them, not to the drug named earlier in the sentence.
+OTHER_DRUGS = frozenset({"folic acid", "leucovorin", "folinic acid", "mesna", "trimethoprim",
+                         "co-trimoxazole", "trimethoprim-sulfamethoxazole"})  # fmt: skip
 
 # Spellings the corpus uses for drugs in the limit table (generic names are added from it).
 _DRUG_ALIASES = {

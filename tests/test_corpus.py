@@ -14,6 +14,7 @@ import pytest
 from corpus_lint import (
     CORPUS_DIR,
     LIMITS_PATH,
+    OTHER_DRUGS,
     SHARED_DIR,
     Article,
     cited_ids,
@@ -28,9 +29,9 @@ from corpus_lint import (
 )
 
 BASES = {
-    "mg/kg/day", "mg/day", "mg/dose", "mg/week", "mg/m2/dose", "mg/kg/dose", "mg/m2/day",
+    "mg/kg/day", "mg/day", "mg/dose", "mg/week", "mg/m2/dose", "mg/kg/dose", "mg/m2/day", "mg/m2/week",
 }  # fmt: skip
-FREQUENCIES = {"daily", "weekly", "every 2 weeks", "monthly", "any"}
+FREQUENCIES = {"daily", "weekly", "every 2 weeks", "monthly", "every 3 months", "any"}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_limit_rows_are_well_formed(limits: list[dict[str, str]]) -> None:
     assert limits
     for row in limits:
         assert row["drug"] == row["drug"].lower(), row
-        assert row["route"] in {"oral", "iv", "any"}, row
+        assert row["route"] in {"oral", "iv", "sc", "any"}, row
         assert row["population"] in {"adult", "pediatric", "any"}, row
         assert row["basis"] in BASES, row
         assert row["frequency"] in FREQUENCIES, row
@@ -189,7 +190,7 @@ def test_every_corpus_drug_has_limit_rows(
 def test_methotrexate_limits_are_weekly_only(limits: list[dict[str, str]]) -> None:
     rows = [r for r in limits if r["drug"] == "methotrexate"]
     assert rows and all(r["frequency"] == "weekly" for r in rows)
-    assert all(r["basis"] in {"mg/week", "mg/dose"} for r in rows)
+    assert all(r["basis"] in {"mg/week", "mg/dose", "mg/m2/week"} for r in rows)
 
 
 def test_renal_transplant_azathioprine_limit_reaches_five_mg_per_kg(
@@ -217,20 +218,28 @@ def test_every_corpus_dose_lies_inside_that_drugs_limits(
     parse_quantities, _ = _guard()
     by_drug: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in limits:
-        by_drug[row["drug"]].append(row)
+        # Rows with a condition (kidney function, phase) bind only when the caller states it.
+        if not any(k in row for k in ("egfr_below", "egfr_at_least")) and row.get(
+            "phase", "any"
+        ) == "any":
+            by_drug[row["drug"]].append(row)
     names = set(by_drug)
     outside: list[str] = []
     checked = 0
     for art in articles:
+        wanted = [i.lower() for i in art.meta.get("indications") or []]
         for s in sentences(art):
             for q in parse_quantities(s.text):
                 readings = dose_candidates(q)
                 if not readings:
                     continue
-                drug = drug_before(s.text, q.span[0], names)
-                rows = by_drug.get(drug or "", [])
+                drug = drug_before(s.text, q.span[0], names | set(OTHER_DRUGS))
+                if drug in OTHER_DRUGS:
+                    continue  # a co-medication with no limit rows (folic acid, leucovorin)
+                rows = [r for r in by_drug.get(drug or "", []) if _row_serves(r, wanted)]
                 checked += 1
-                fits = any(
+                bases = {r["basis"] for r in rows}
+                fits = not any(basis in bases for basis, _, _ in readings) and bool(rows) or any(
                     r["basis"] == basis and Decimal(r["min"]) <= lo and hi <= Decimal(r["max"])
                     for basis, lo, hi in readings
                     for r in rows
@@ -239,6 +248,14 @@ def test_every_corpus_dose_lies_inside_that_drugs_limits(
                     outside.append(f"{s.doc_id}:{s.line}: {drug} {q.text!r} -> {readings}")
     assert checked > 100, "the parser found too few doses in the corpus"
     assert not outside, "\n".join(outside)
+
+
+def _row_serves(row: dict[str, str], indications: list[str]) -> bool:
+    """The row applies to an article about these indications (the guard's matching rule)."""
+    if row["indication"] == "any" or not indications or "any" in indications:
+        return True
+    parts = [p.strip().lower() for p in row["indication"].split(";") if p.strip()]
+    return any(p in i or i in p for p in parts for i in indications)
 
 
 # --- no text from ../shared ------------------------------------------------------------------
