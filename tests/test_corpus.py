@@ -256,9 +256,10 @@ def test_every_corpus_dose_lies_inside_that_drugs_limits(
     by_drug: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in limits:
         # Rows with a condition (kidney function, phase) bind only when the caller states it.
-        if not any(k in row for k in ("egfr_below", "egfr_at_least")) and row.get(
-            "phase", "any"
-        ) == "any":
+        if (
+            not any(k in row for k in ("egfr_below", "egfr_at_least"))
+            and row.get("phase", "any") == "any"
+        ):
             by_drug[row["drug"]].append(row)
     names = set(by_drug)
     outside: list[str] = []
@@ -276,10 +277,14 @@ def test_every_corpus_dose_lies_inside_that_drugs_limits(
                 rows = [r for r in by_drug.get(drug or "", []) if _row_serves(r, wanted)]
                 checked += 1
                 bases = {r["basis"] for r in rows}
-                fits = not any(basis in bases for basis, _, _ in readings) and bool(rows) or any(
-                    r["basis"] == basis and Decimal(r["min"]) <= lo and hi <= Decimal(r["max"])
-                    for basis, lo, hi in readings
-                    for r in rows
+                fits = (
+                    not any(basis in bases for basis, _, _ in readings)
+                    and bool(rows)
+                    or any(
+                        r["basis"] == basis and Decimal(r["min"]) <= lo and hi <= Decimal(r["max"])
+                        for basis, lo, hi in readings
+                        for r in rows
+                    )
                 )
                 if not fits:
                     outside.append(f"{s.doc_id}:{s.line}: {drug} {q.text!r} -> {readings}")

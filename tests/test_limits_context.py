@@ -143,6 +143,15 @@ def test_mercaptopurine_mg_per_day_follows_the_weight_when_given(table: LimitTab
     assert not ok(table, "mercaptopurine", "500 mg/day", None, Decimal(90))
 
 
+def test_azathioprine_mg_per_day_stand_in_applies_only_without_a_weight(table: LimitTable) -> None:
+    # no weight: a fixed ceiling (the SmPC's 3 mg/kg/day at 100 kg) still catches a tenfold error
+    assert ok(table, "azathioprine", "250 mg/day", "lupus nephritis")
+    assert not ok(table, "azathioprine", "2000 mg/day", "lupus nephritis")
+    # with a weight the per-kg rows decide, in both directions
+    assert ok(table, "azathioprine", "350 mg/day", "renal transplant", Decimal(80))
+    assert not ok(table, "azathioprine", "250 mg/day", "lupus nephritis", Decimal(50))
+
+
 @pytest.mark.parametrize(
     ("drug", "text", "indication"),
     [
@@ -238,3 +247,10 @@ def test_bad_row_condition_is_a_limits_file_error(tmp_path) -> None:  # type: ig
                     'egfr_below = "soon"\n', encoding="utf-8")  # fmt: skip
     with pytest.raises(LimitsFileError, match="egfr_below"):
         load_limits(path)
+
+
+def test_methotrexate_3e_band_is_scoped_to_rheumatic_disease(table: LimitTable) -> None:
+    # 25 mg/week is inside 3E's 20-30 mg/week escalation band for RA, above the label's 20
+    assert ok(table, "methotrexate", "25 mg/week", "rheumatoid arthritis")
+    assert not ok(table, "methotrexate", "35 mg/week", "rheumatoid arthritis")
+    assert ok(table, "methotrexate", "30 mg/week", "psoriasis")
