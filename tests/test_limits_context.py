@@ -254,3 +254,10 @@ def test_methotrexate_3e_band_is_scoped_to_rheumatic_disease(table: LimitTable) 
     assert ok(table, "methotrexate", "25 mg/week", "rheumatoid arthritis")
     assert not ok(table, "methotrexate", "35 mg/week", "rheumatoid arthritis")
     assert ok(table, "methotrexate", "30 mg/week", "psoriasis")
+
+
+def test_reduced_azathioprine_dose_with_allopurinol_is_not_blocked(table: LimitTable) -> None:
+    # a quarter to a third of 2 mg/kg/day at 72 kg (the calculator checks it without indication)
+    assert ok(table, "azathioprine", "36-48 mg/day")
+    assert ok(table, "azathioprine", "36-48 mg/day", None, Decimal(72))
+    assert ok(table, "azathioprine", "25 mg/day", "autoimmune hepatitis")
