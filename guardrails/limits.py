@@ -7,10 +7,24 @@ Semantics of :meth:`LimitTable.check`, made explicit because they decide what is
 - A dose's basis comes from its per-kg / per-m² flags and its frequency: ``2 mg/kg/day`` ->
   ``mg/kg/day``, ``15 mg/week`` -> ``mg/week``, ``500 mg every 2 weeks`` -> ``mg/dose`` with
   frequency "every 2 weeks"; ``50 mg twice daily`` is checked as 50 mg/dose and 100 mg/day.
-- Rows apply when their indication is "any" or matches the given one (substring, either way);
-  with no indication, every row of the drug applies (the dose must fit one of them). For the
-  frequency rule, oncologic rows count only when an oncologic indication is given: daily
-  methotrexate is acceptable only where an oncology indication is stated.
+- Indication: rows apply when their indication is "any" or matches the given one (substring,
+  either way; a row may list several indications separated by ";"). With no indication, every
+  row of the drug applies (the dose must fit one of them). When the given indication matches a
+  specific row, the drug's "any" rows of that same basis no longer apply: a general row must
+  not cancel an indication's own ceiling (azathioprine 3 mg/kg/day for rheumatoid arthritis).
+- Population and route filter: a row for another population (``age_years`` < 18 means
+  "pediatric") or another route is dropped when the caller states it; when the caller does not,
+  every population's and route's rows stay alternatives.
+- Conditions (``egfr_below``/``egfr_at_least``, ``phase``) make a row apply only when the caller
+  states a value that meets them; such a row then replaces the unconditioned rows of its basis
+  (a kidney-function cap replaces the usual range). Unknown -> conditioned rows are ignored.
+  ``weight_unknown_only`` rows (a fixed mg/day stand-in for a mg/kg/day range) apply only when
+  no weight is given.
+- For the frequency rule, oncologic rows count only when an oncologic indication is given:
+  daily methotrexate is acceptable only where an oncology indication is stated. A drug whose
+  applicable rows are all weekly ("weekly-only") is flagged when the dose states no frequency
+  the parser understood ("7.5 mg", "7.5 mg every morning"): the weekly schedule must be written
+  (an explicit "per dose" counts as stated).
 - OK when some applicable row of the same basis contains the whole dose (both range ends) and
   its frequency is "any" or the dose's own. With ``weight_kg``, mg/kg/day rows also bound
   mg/day doses.
@@ -35,10 +49,21 @@ __all__ = ["BASES", "LimitRow", "LimitTable", "dose_basis", "load_limits"]
 
 # ARCHITECTURE.md's list plus mg/m2/day (mercaptopurine's label dose).
 BASES = frozenset(
-    {"mg/kg/day", "mg/day", "mg/dose", "mg/week", "mg/m2/dose", "mg/m2/day", "mg/kg/dose"}
+    {
+        "mg/kg/day",
+        "mg/day",
+        "mg/dose",
+        "mg/week",
+        "mg/m2/dose",
+        "mg/m2/day",
+        "mg/kg/dose",
+        "mg/m2/week",
+    }
 )
 _FREQ_RE = re.compile(r"daily|weekly|monthly|any|every \d+ (?:days|weeks|months)")
-_ROUTES = frozenset({"oral", "iv", "any"})
+_ROUTES = frozenset({"oral", "iv", "sc", "any"})
+_PHASES = frozenset({"induction", "maintenance", "any"})
+_PEDIATRIC_BELOW_YEARS = Decimal(18)
 _POPULATIONS = frozenset({"adult", "pediatric", "any"})
 _REQUIRED = ("drug", "basis", "min", "max")
 _ONCOLOGY_RE = re.compile(
@@ -60,17 +85,49 @@ class LimitRow:
     source: str = ""
     section: str = ""
     note: str = ""
+    # Conditions (optional): kidney function in mL/min (eGFR or creatinine clearance, as the
+    # source states it), a treatment phase, or "only while the weight is unknown".
+    egfr_below: Decimal | None = None
+    egfr_at_least: Decimal | None = None
+    phase: str = "any"
+    weight_unknown_only: bool = False
     oncologic: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Computed once: the frequency rule asks it for every row on every dose.
         object.__setattr__(self, "oncologic", bool(_ONCOLOGY_RE.search(self.indication)))
 
+    @property
+    def conditioned(self) -> bool:
+        """Applies only when the caller states a value meeting its condition."""
+        return (
+            self.egfr_below is not None or self.egfr_at_least is not None or (self.phase != "any")
+        )
+
     def describe(self) -> str:
         where = "" if self.indication == "any" else f" for {self.indication}"
+        who = "" if self.population == "any" else f" ({self.population})"
+        kidney = ""
+        if self.egfr_at_least is not None:
+            kidney += f", eGFR/CrCl ≥ {self.egfr_at_least}"
+        if self.egfr_below is not None:
+            kidney += f", eGFR/CrCl < {self.egfr_below}"
+        phase = "" if self.phase == "any" else f", {self.phase}"
         freq = "" if self.frequency == "any" else f", {self.frequency}"
         src = f" [{self.source}]" if self.source else ""
-        return f"{self.drug}{where}: {self.min}–{self.max} {self.basis}{freq}{src}"
+        return (
+            f"{self.drug}{where}{who}: {self.min}–{self.max} {self.basis}{freq}{kidney}{phase}{src}"
+        )
+
+    def _meets(self, egfr: Decimal | None, phase: str | None) -> bool:
+        if self.egfr_below is not None or self.egfr_at_least is not None:
+            if egfr is None:
+                return False
+            if self.egfr_below is not None and not egfr < self.egfr_below:
+                return False
+            if self.egfr_at_least is not None and not egfr >= self.egfr_at_least:
+                return False
+        return self.phase == "any" or self.phase == phase
 
 
 def _frequency_of(q: Quantity) -> str | None:
@@ -90,8 +147,13 @@ def dose_basis(q: Quantity) -> list[tuple[str, Decimal, Decimal]]:
     low, high = min(q.low, q.high), max(q.low, q.high)
     if q.per_m2:
         if q.per == "day":
-            return [("mg/m2/day", low * q.per_count, high * q.per_count)]
-        return [("mg/m2/dose", low, high)] if q.per != "week" else []
+            forms = [("mg/m2/day", low * q.per_count, high * q.per_count)]
+            if q.per_count > 1:
+                forms.append(("mg/m2/dose", low, high))
+            return forms
+        if q.per == "week":
+            return [("mg/m2/week", low * q.per_count, high * q.per_count)]
+        return [("mg/m2/dose", low, high)]
     prefix = "mg/kg" if q.per_kg else "mg"
     if q.per == "day":
         forms = [(f"{prefix}/day", low * q.per_count, high * q.per_count)]
@@ -124,18 +186,27 @@ class LimitTable:
             index.setdefault(r.drug, []).append(r)
         return {d: tuple(rs) for d, rs in index.items()}
 
-    def rows_for(self, drug: str, indication: str | None = None) -> tuple[LimitRow, ...]:
+    def rows_for(
+        self,
+        drug: str,
+        indication: str | None = None,
+        *,
+        population: str | None = None,
+        route: str | None = None,
+    ) -> tuple[LimitRow, ...]:
+        """The drug's rows for an indication (and, when stated, a population and route)."""
         drug = drug.lower().strip()
         ind = (indication or "").lower().strip()
         out = []
         for r in self._by_drug.get(drug, ()):
-            if r.indication == "any":
+            if population and r.population not in ("any", population):
+                continue
+            if route and r.route not in ("any", route):
+                continue
+            if r.indication == "any" or not ind:
                 out.append(r)
-            elif ind:
-                row_ind = r.indication.lower()
-                if row_ind in ind or ind in row_ind:
-                    out.append(r)
-            else:
+            elif any(part and (part in ind or ind in part)
+                     for part in (p.strip() for p in r.indication.lower().split(";"))):  # fmt: skip
                 out.append(r)
         return tuple(out)
 
@@ -149,36 +220,82 @@ class LimitTable:
         quantity: Quantity,
         indication: str | None = None,
         weight_kg: Decimal | None = None,
+        *,
+        egfr: Decimal | int | float | None = None,
+        age_years: Decimal | int | float | None = None,
+        route: str | None = None,
+        population: str | None = None,
+        phase: str | None = None,
     ) -> tuple[bool, str]:
-        """(ok, reason) for one dose of ``drug``; see the module docstring for the rules."""
+        """(ok, reason) for one dose of ``drug``; see the module docstring for the rules.
+
+        ``egfr`` is kidney function in mL/min (eGFR or creatinine clearance), ``age_years``
+        implies the population when ``population`` is not given, ``route`` is "oral", "iv" or
+        "sc", ``phase`` is "induction" or "maintenance". All are optional: unknown context never
+        blocks a dose that some row for any context admits.
+        """
         q = quantity
+        egfr_d = None if egfr is None else _context_number(egfr, "egfr")
+        if population is None and age_years is not None:
+            age_years = _context_number(age_years, "age_years")
+            population = (
+                "pediatric" if Decimal(str(age_years)) < _PEDIATRIC_BELOW_YEARS else "adult"
+            )
         # The verdict depends on the normalised dose only, never on its text or position, and
         # the same corpus doses recur in answer after answer: remember each one (bounded).
-        key = (drug, indication, weight_kg, q.kind, q.unit, q.low, q.high, q.per, q.per_count,
-               q.per_kg, q.per_m2)  # fmt: skip
+        key = (drug, indication, weight_kg, egfr_d, population, route, phase, q.kind, q.unit,
+               q.low, q.high, q.per, q.per_count, q.per_kg, q.per_m2)  # fmt: skip
         cache = self._checked
         found = cache.get(key)
         if found is None:
             if len(cache) >= _CHECK_CACHE_SIZE:
                 cache.clear()
-            found = cache[key] = self._check(drug, q, indication, weight_kg)
+            found = cache[key] = self._check(
+                drug, q, indication, weight_kg, egfr_d, population, route, phase
+            )
         return found
 
+    def _applicable(
+        self, drug: str, indication: str | None, population: str | None, route: str | None,
+        egfr: Decimal | None, phase: str | None, weight_kg: Decimal | None,
+    ) -> tuple[LimitRow, ...]:  # fmt: skip
+        rows = [r for r in self.rows_for(drug, indication, population=population, route=route)
+                if (not r.conditioned or r._meets(egfr, phase))
+                and not (r.weight_unknown_only and weight_kg is not None)]  # fmt: skip
+        # Specific beats general, per basis: a row whose condition holds replaces the
+        # unconditioned rows of its basis; a row for the stated indication replaces the "any"
+        # rows of its basis.
+        met = {r.basis for r in rows if r.conditioned}
+        rows = [r for r in rows if r.conditioned or r.basis not in met]
+        if indication:
+            specific = {r.basis for r in rows if r.indication != "any"}
+            rows = [r for r in rows if r.indication != "any" or r.basis not in specific]
+        return tuple(rows)
+
     def _check(
-        self, drug: str, quantity: Quantity, indication: str | None, weight_kg: Decimal | None
-    ) -> tuple[bool, str]:
-        rows = self.rows_for(drug, indication)
+        self, drug: str, quantity: Quantity, indication: str | None, weight_kg: Decimal | None,
+        egfr: Decimal | None = None, population: str | None = None, route: str | None = None,
+        phase: str | None = None,
+    ) -> tuple[bool, str]:  # fmt: skip
+        rows = self._applicable(drug, indication, population, route, egfr, phase, weight_kg)
         if not rows:
             return True, f"no dose limit on file for {drug}"
         forms = dose_basis(quantity)
         if not forms:
             return True, "not a dose the limit table covers"
         freq = _frequency_of(quantity)
-        freq_ok = {id(r) for r in rows if r.frequency == "any" or freq is None or r.frequency == freq}
+        freq_ok = {
+            id(r) for r in rows if r.frequency == "any" or freq is None or r.frequency == freq
+        }
         if not (indication and _ONCOLOGY_RE.search(indication)):
             freq_rows = [r for r in rows if not r.oncologic] or rows
         else:
             freq_rows = rows
+        if quantity.per is None and all(r.frequency == "weekly" for r in freq_rows):
+            # "7.5 mg", "7.5 mg every morning", "nightly", "on alternate days": the parser found
+            # no weekly schedule, and taking a weekly-only drug daily has been fatal.
+            return False, (f"{drug} is dosed once weekly; this dose states no weekly schedule "
+                           f"(write it as, e.g., 'once weekly')")  # fmt: skip
         # Each basis the dose can be read in (and, with a weight, mg/kg/day × weight for a
         # mg/day dose) is a family of alternative rows; every family present must admit it.
         families: list[tuple[str, Decimal, Decimal, list[tuple[LimitRow, Decimal, Decimal]]]] = []
@@ -208,6 +325,17 @@ class LimitTable:
         return True, "within " + "; ".join(notes)
 
 
+def _context_number(value: object, name: str) -> Decimal:
+    """A patient-context number (eGFR, age) as a Decimal, or a clear ValueError."""
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not d.is_finite() or d < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return d
+
+
 def _decimal(value: object, field: str, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise LimitsFileError(f"{where}: '{field}' must be a decimal string, got {value!r}")
@@ -232,7 +360,7 @@ def _row(raw: object, i: int, origin: str) -> LimitRow:
         raise LimitsFileError(f"{where}: 'drug' must be a lower-case generic name, got {drug!r}")
     where = f"{where} ({drug})"
     for key in ("basis", "route", "indication", "population", "frequency", "source",
-                "section", "note"):  # fmt: skip
+                "section", "note", "phase"):  # fmt: skip
         if key in raw and not isinstance(raw[key], str):
             raise LimitsFileError(f"{where}: '{key}' must be a string")
     basis = raw["basis"]
@@ -250,6 +378,14 @@ def _row(raw: object, i: int, origin: str) -> LimitRow:
     frequency = raw.get("frequency", "any")
     if not _FREQ_RE.fullmatch(frequency):
         raise LimitsFileError(f"{where}: unknown frequency {frequency!r}")
+    phase = raw.get("phase", "any")
+    if phase not in _PHASES:
+        raise LimitsFileError(f"{where}: unknown phase {phase!r}; use one of {sorted(_PHASES)}")
+    kidney = {k: _decimal(raw[k], k, where) if k in raw else None
+              for k in ("egfr_below", "egfr_at_least")}  # fmt: skip
+    weight_unknown_only = raw.get("weight_unknown_only", False)
+    if not isinstance(weight_unknown_only, bool):
+        raise LimitsFileError(f"{where}: 'weight_unknown_only' must be true or false")
     return LimitRow(
         drug=drug.strip(),
         basis=basis,
@@ -262,6 +398,10 @@ def _row(raw: object, i: int, origin: str) -> LimitRow:
         source=raw.get("source", ""),
         section=raw.get("section", ""),
         note=raw.get("note", ""),
+        egfr_below=kidney["egfr_below"],
+        egfr_at_least=kidney["egfr_at_least"],
+        phase=phase,
+        weight_unknown_only=weight_unknown_only,
     )
 
 

@@ -22,11 +22,17 @@ import yaml
 __all__ = [
     "CORPUS_DIR",
     "LIMITS_PATH",
+    "OTHER_DRUGS",
     "SHARED_DIR",
     "Article",
     "Sentence",
     "cited_ids",
     "dose_candidates",
+    "is_secondary_summary",
+    "limit_rows_from_secondary_summaries",
+    "limit_rows_with_unknown_sources",
+    "sources_without_section",
+    "uncited_number_sentences",
     "drug_before",
     "has_number",
     "limit_rows",
@@ -61,6 +67,11 @@ _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _DASHES = str.maketrans({"–": "-", "—": "-", "−": "-", "‑": "-", "‐": "-", "×": "x"})
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+# Drugs the corpus names beside a dose that have no limit rows of their own (co-medications):
+# a number after them belongs to them, not to the drug named earlier in the sentence.
+OTHER_DRUGS = frozenset({"folic acid", "folinic acid", "mesna", "trimethoprim",
+                         "co-trimoxazole", "trimethoprim-sulfamethoxazole"})  # fmt: skip
 
 # Spellings the corpus uses for drugs in the limit table (generic names are added from it).
 _DRUG_ALIASES = {
@@ -247,3 +258,60 @@ def dose_candidates(q: Any) -> list[tuple[str, Decimal, Decimal]]:
     if per_dose:
         return [("mg/dose", low, high), ("mg/day", low, high)]
     return [(f"mg/{per}", low, high)]
+
+
+# --- the traceability lint (issue 19): each returns what is wrong, empty when all is well ------
+
+
+def uncited_number_sentences(articles: Iterable[Article]) -> list[str]:
+    """Sentences holding a quantity but no [@source] marker."""
+    return [f"{s.doc_id}:{s.line}: {s.text}" for a in articles for s in sentences(a)
+            if has_number(s.text) and not cited_ids(s.text)]  # fmt: skip
+
+
+def sources_without_section(articles: Iterable[Article]) -> list[str]:
+    """Front-matter sources that do not say which section of the source the article uses."""
+    return [f"{a.path.name}: {s.get('id')}" for a in articles
+            for s in a.meta.get("sources") or []
+            if not isinstance(s, dict) or not str(s.get("section") or "").strip()]  # fmt: skip
+
+
+def is_secondary_summary(source: dict[str, Any]) -> bool:
+    """A secondary summary: kind "review" written by a summary service, or so labelled."""
+    ref = str(source.get("reference", "")).lower()
+    return "secondary summary" in ref or str(source.get("id", "")).startswith("drorac")
+
+
+def _sources_by_id(articles: Iterable[Article]) -> dict[str, dict[str, Any]]:
+    return {str(s["id"]): s for a in articles for s in a.meta.get("sources") or []
+            if isinstance(s, dict) and "id" in s}  # fmt: skip
+
+
+def limit_rows_with_unknown_sources(
+    articles: Iterable[Article], rows: Iterable[dict[str, Any]]
+) -> list[str]:
+    """Limit rows whose source id no corpus article declares, or that name no section."""
+    known = _sources_by_id(articles)
+    bad = []
+    for r in rows:
+        if str(r.get("source", "")) not in known:
+            bad.append(f"{r.get('drug')}: source {r.get('source')!r} is not in the corpus")
+        elif not str(r.get("section", "")).strip():
+            bad.append(f"{r.get('drug')}: row citing {r.get('source')} names no section")
+    return bad
+
+
+def limit_rows_from_secondary_summaries(
+    articles: Iterable[Article], rows: Iterable[dict[str, Any]]
+) -> list[str]:
+    """Limit rows that rest on a secondary summary (a "typically" figure is never a limit)."""
+    known = _sources_by_id(articles)
+    bad = []
+    for r in rows:
+        src = known.get(str(r.get("source", "")))
+        if (src is not None and is_secondary_summary(src)) or "secondary summary" in str(
+            r.get("note", "")
+        ).lower():
+            bad.append(f"{r.get('drug')} {r.get('min')}-{r.get('max')} {r.get('basis')}: "
+                       f"{r.get('source')}")  # fmt: skip
+    return bad

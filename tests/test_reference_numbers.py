@@ -54,6 +54,40 @@ REFERENCE_NUMBERS: list[tuple[str, str]] = [
     ("admissions without azathioprine", "0.89 per patient-year"),
 ]
 
+# Key figures of the 2026-12 content (issue 19), each as the corpus must state it in a cited
+# sentence; the primary source and section are in the sentence's citation.
+NEW_FACTS: list[tuple[str, str]] = [
+    ("allopurinol renal start, current label", "50 mg/day"),
+    ("febuxostat cap in severe renal impairment", "40 mg once daily"),
+    ("febuxostat: no change at creatinine clearance", "30-89 ml/min"),
+    ("mycophenolate GFR threshold", "25 ml/min/1.73 m2"),
+    ("mycophenolate cap below that GFR", "1 g twice daily"),
+    ("methotrexate half dose band", "30-59 ml/min"),
+    ("cyclophosphamide CYCLOPS creatinine band", "300-500 µmol/l"),
+    ("cyclophosphamide CYCLOPS pulse", "15 mg/kg"),
+    ("cyclophosphamide CYCLOPS pulse cap", "1200 mg"),
+    ("cyclophosphamide oral LN regimen", "1.0-1.5 mg/kg/day"),
+    ("cyclophosphamide oral LN cap", "150 mg/day"),
+    ("cyclophosphamide pediatric nephrotic syndrome", "8-12 weeks"),
+    ("mycophenolate pediatric", "600 mg/m2 twice daily"),
+    ("mycophenolate pediatric daily maximum", "2 g/day"),
+    ("methotrexate JIA start", "10 mg/m2 once weekly"),
+    ("prednisolone AIH children", "1-2 mg/kg/day"),
+    ("folic acid with methotrexate", "5 mg per week"),
+    ("methotrexate monitoring until stable", "every 1-1.5 months"),
+    ("methotrexate monitoring thereafter", "every 1-3 months"),
+    ("leucovorin rescue", "10 mg/m2 every 6 hours"),
+    ("methylprednisolone pulses ACR 2024", "250-1000 mg per day"),
+    ("methylprednisolone pulses KDIGO 2024", "0.25-0.5 g/day"),
+    ("prednisone ACR 2024 ceiling", "40 mg/day"),
+    ("prednisone KDIGO reduced-dose start", "0.5-0.6 mg/kg/day"),
+    ("prednisone KDIGO high-dose start", "0.8-1.0 mg/kg/day"),
+    ("mercaptopurine NUDT15 poor metabolizer, malignancy", "10 mg/m2/day"),
+    ("mercaptopurine CPIC condition", "75 mg/m2/day"),
+    ("TPMT poor metabolizer steady state", "4-6 weeks"),
+    ("Euro-Lupus high-dose pulses in all", "8 pulses"),
+]
+
 _EDGE = r"(?<![\d.\-]){}(?![\d])"
 
 
@@ -108,3 +142,15 @@ def test_reference_number_is_parsed_equivalently_by_the_guard(
     target = wanted[-1]
     hits = [s for s in cited_sentences if any(same(target, q) for q in parse(s.text))]
     assert hits, f"{where}: no cited sentence has a quantity equivalent to {expected!r}"
+
+
+def test_new_fact_table_has_no_duplicates() -> None:
+    values = [v for _, v in NEW_FACTS]
+    assert len(values) == len(set(values))
+
+
+@pytest.mark.parametrize(("where", "expected"), NEW_FACTS, ids=[v for _, v in NEW_FACTS])
+def test_new_fact_appears_in_a_cited_corpus_sentence(
+    where: str, expected: str, cited_sentences: list[Sentence]
+) -> None:
+    assert _found(expected, cited_sentences), f"{where}: {expected!r} not in any cited sentence"
