@@ -49,9 +49,12 @@ class EvalResult:
     seconds: float
     files: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # The guard on real LLM drafts labelled number by number (evals/drafts.py); None: not run.
+    drafts_summary: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "drafts_summary": self.drafts_summary,
             "summary": self.summary,
             "baseline_summary": self.baseline_summary,
             "guard_summary": self.guard_summary,
@@ -412,6 +415,19 @@ def _guard_on_gold(
     return out
 
 
+def _drafts(path: str | Path | None, limits: Any) -> dict[str, Any] | None:
+    from evals.drafts import DEFAULT_DRAFTS, load_drafts, score_drafts, summarise
+
+    path = Path(path) if path is not None else DEFAULT_DRAFTS
+    if not path.exists():
+        return None
+    try:
+        drafts = load_drafts(path)
+    except (OSError, ValueError) as exc:  # reported, never raised: the rest of the run stands
+        return {"error": str(exc)}
+    return summarise(score_drafts(drafts, limits))
+
+
 def run_eval(
     questions_files: Sequence[str | Path],
     answers_files: Sequence[str | Path],
@@ -425,7 +441,10 @@ def run_eval(
     mutate: bool = True,
     max_mutants_per_answer: int | None = 8,
     write: bool = True,
+    drafts_file: str | Path | None = None,
 ) -> EvalResult:
+    """``drafts_file``: a labelled LLM-draft set (default: the packaged evals/llm_drafts.jsonl,
+    when present); its guard figures are reported beside the composer-answer ones."""
     t0 = time.perf_counter()
     issues: list[LoadIssue] = []
     questions: list[QuestionItem] = []
@@ -460,6 +479,8 @@ def run_eval(
     stages["mutation_test"] = time.perf_counter() - t0 - stages["questions"]
     guard += _guard_on_answers(answers, assistant, limits, mutate, None)
     stages["answer_files"] = time.perf_counter() - t0 - sum(stages.values())
+    drafts_summary = _drafts(drafts_file, limits)
+    stages["llm_drafts"] = time.perf_counter() - t0 - sum(stages.values())
 
     result = EvalResult(
         items=tuple(ours),
@@ -471,6 +492,7 @@ def run_eval(
         issues=tuple(issues),
         seconds=time.perf_counter() - t0,
         stage_seconds={k: round(v, 2) for k, v in stages.items()},
+        drafts_summary=drafts_summary,
     )
     if write:
         from evals.report import write_reports
