@@ -32,6 +32,7 @@ from guardrails.model import AnswerVerdict, Passage
 __all__ = [
     "BLOCK_CATEGORIES",
     "DEFAULT_DRAFTS",
+    "DEFAULT_PARAPHRASES",
     "Draft",
     "DraftOutcome",
     "LabelledNumber",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 DEFAULT_DRAFTS = Path(__file__).resolve().parent / "llm_drafts.jsonl"
+# Same format: answers a clinician would write from the same passages (tables, "twice a day",
+# "q12h", "1 to 2 mg per kg daily", superscripts, numbers in words), a few with a wrong figure.
+DEFAULT_PARAPHRASES = Path(__file__).resolve().parent / "paraphrase_drafts.jsonl"
 BLOCK_CATEGORIES = ("wrong", "misattributed", "invented", "out_of_limits")
 _CITATION_RE = re.compile(r"[ \t]*\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 

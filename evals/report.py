@@ -73,6 +73,17 @@ def _draft_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     ] + [
         (f"  catch rate: {cat} ({c['n']})", _fmt(c["catch_rate"], "pct"), "no guard")
         for cat, c in d["by_category"].items()
+    ] + _paraphrase_rows(d.get("paraphrases"))
+
+
+def _paraphrase_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not p or "error" in p:
+        return [("Guard on hand-written paraphrases", f"error: {p['error']}", "no guard")] if p else []
+    return [
+        (f"Guard false-block rate, hand-written paraphrases ({p['correct_drafts']} correct)",
+         _fmt(p["false_block_rate"], "pct"), "no guard"),
+        (f"Guard catch rate, hand-written paraphrases ({p['block_numbers']} wrong numbers)",
+         _fmt(p["catch_rate"], "pct"), "no guard"),
     ]
 
 

@@ -416,16 +416,29 @@ def _guard_on_gold(
 
 
 def _drafts(path: str | Path | None, limits: Any) -> dict[str, Any] | None:
-    from evals.drafts import DEFAULT_DRAFTS, load_drafts, score_drafts, summarise
+    """The LLM-draft set's summary, with the hand-written paraphrases' under "paraphrases"."""
+    from evals.drafts import (
+        DEFAULT_DRAFTS,
+        DEFAULT_PARAPHRASES,
+        load_drafts,
+        score_drafts,
+        summarise,
+    )
 
-    path = Path(path) if path is not None else DEFAULT_DRAFTS
-    if not path.exists():
-        return None
-    try:
-        drafts = load_drafts(path)
-    except (OSError, ValueError) as exc:  # reported, never raised: the rest of the run stands
-        return {"error": str(exc)}
-    return summarise(score_drafts(drafts, limits))
+    def one(p: Path) -> dict[str, Any] | None:
+        if not p.exists():
+            return None
+        try:
+            drafts = load_drafts(p)
+        except (OSError, ValueError) as exc:  # reported, never raised: the rest of the run stands
+            return {"error": str(exc)}
+        return summarise(score_drafts(drafts, limits))
+
+    out = one(Path(path) if path is not None else DEFAULT_DRAFTS)
+    para = one(DEFAULT_PARAPHRASES) if path is None else None
+    if out is not None and para is not None and "error" not in out:
+        out["paraphrases"] = para
+    return out
 
 
 def run_eval(

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from evals.drafts import DEFAULT_DRAFTS, load_drafts, score_drafts, strip_citations, summarise
+from evals.drafts import (
+    DEFAULT_DRAFTS,
+    DEFAULT_PARAPHRASES,
+    load_drafts,
+    score_drafts,
+    strip_citations,
+    summarise,
+)
 from evals.run import _drafts
 from guardrails import load_limits
 
@@ -92,3 +99,13 @@ def test_packaged_passages_are_our_corpus_text() -> None:
             assert p.doc_id in corpus, p.doc_id
             body = corpus[p.doc_id]
             assert all(line.strip() in body for line in p.text.splitlines()), (d.id, p.n)
+
+
+def test_hand_written_paraphrases_pass_and_their_wrong_figures_are_blocked() -> None:
+    outcomes = score_drafts(load_drafts(DEFAULT_PARAPHRASES), load_limits())
+    assert len(outcomes) >= 20
+    for o in outcomes:
+        if o.draft.correct:
+            assert o.passed, (o.draft.id, o.wrongly_failed, o.unlabelled_failed)
+        else:
+            assert all(o.caught), o.draft.id
