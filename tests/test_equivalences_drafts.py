@@ -109,3 +109,17 @@ def test_hand_written_paraphrases_pass_and_their_wrong_figures_are_blocked() -> 
             assert o.passed, (o.draft.id, o.wrongly_failed, o.unlabelled_failed)
         else:
             assert all(o.caught), o.draft.id
+
+
+def test_report_rows_name_the_set_and_its_rates(tmp_path: Path) -> None:
+    from evals.report import _draft_rows
+
+    rows = [
+        _row("Maintenance is 2 mg/kg/day [1].", [("2 mg/kg/day", "pass", "correct")], "ok|m|0"),
+        _row("Maintenance is 5 mg/kg/day [1].", [("5 mg/kg/day", "block", "wrong")], "bad|m|0"),
+    ]
+    summary = _drafts(_write(tmp_path, rows), load_limits())
+    got = {label: value for label, value, _ in _draft_rows(summary)}
+    assert got["Guard false-block rate, real LLM drafts (1 correct of 2 drafts, 1 models)"] == "0.0 %"
+    assert got["Guard catch rate, real LLM drafts (1 wrong numbers)"] == "100.0 %"
+    assert _draft_rows(None) == []
