@@ -138,7 +138,7 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
         re.IGNORECASE,
     )),
     # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
-    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
+    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
     (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
 ]  # fmt: skip
 
@@ -175,10 +175,15 @@ def _blank_at_line_starts(text: str, rx: re.Pattern[str]) -> str:
 # can never find a match; it only made every miss retry each alternative once per space.
 _SP = r"[ \t\u00a0\u202f]*+"
 _SUP8 = r"(?:\^\s*8|⁸|8)"
+_PER_8E8 = (
+    rf"8{_SP}[x×*·]{_SP}10{_SP}{_SUP8}"
+    rf"(?:{_SP}(?:RBCs?|red\s+(?:blood\s+)?cells|erythrocytes)(?![A-Za-z]))?"
+)
 # (regex, canonical unit, written unit key for UNIT_FACTORS or "", kind)
 _UNIT_SPECS: list[tuple[str, str, str, str]] = [
-    (rf"pmol{_SP}(?:/|per){_SP}8{_SP}[x×]{_SP}10{_SP}{_SUP8}{_SP}(?:RBCs?|red\s+(?:blood\s+)?cells|erythrocytes)",
-     "pmol/8x10^8 RBC", "", "lab"),
+    # "RBC" may be left implied ("pmol/8×10⁸"), the count bracketed ("pmol/(8×10⁸ RBC)"), the
+    # product written with "*" or "·": the same unit to a reader.
+    (rf"pmol{_SP}(?:/|per){_SP}(?:\({_SP}{_PER_8E8}{_SP}\)|{_PER_8E8})", "pmol/8x10^8 RBC", "", "lab"),
     (rf"[x×]{_SP}10{_SP}(?:\^{_SP}9|⁹){_SP}/{_SP}L", "x10^9/L", "", "lab"),
     (rf"mL{_SP}/{_SP}min{_SP}(?:/|per){_SP}1\.73{_SP}m(?:2|²|\^2)", "mL/min/1.73m2", "", "lab"),
     (r"mL/min", "mL/min", "", "lab"),

@@ -25,6 +25,9 @@ EQUIVALENT = [
     # superscript and caret exponents, with "x" or "×", spaced or not
     ("235–400 pmol/8×10^8 RBC", "235–400 pmol/8×10⁸ RBC", "235–450 pmol/8×10⁸ RBC"),
     ("235–400 pmol/8×10^8 RBC", "235-400 pmol per 8 x 10^8 red blood cells", "235–400 pmol/L"),
+    ("235–400 pmol/8×10^8 RBC", "235–400 pmol/8×10⁸", "235–400 pmol/L"),
+    ("235–400 pmol/8×10^8 RBC", "235–400 pmol/(8 × 10⁸ RBC)", "230–400 pmol/(8 × 10⁸ RBC)"),
+    ("235–400 pmol/8×10^8 RBC", "235–400 pmol/8*10^8 RBC", "235–400 pmol/8*10^9 RBC"),
     ("WBC below 3.5 x 10^9/L", "WBC below 3.5×10⁹/L", "WBC below 3 × 10⁹/L"),
     # daily = /day = a day = per day = every day; "mg daily" = "mg/day"
     ("50 mg/day", "50 mg daily", "50 mg weekly"),
