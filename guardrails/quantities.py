@@ -27,7 +27,7 @@ What counts as a claim (edge cases):
 - Not claims: citation markers (``[1]``, ``[1, 2]``, ``[@kdigo-2024]``), list and heading
   numbers at line start (``1.``, ``## 2.``), ISO dates, bare years 1900–2100, numbers glued to
   letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8`` and ``10^8`` inside
-  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels and the guard's own badge ("9 of 9 numbers
+  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels, disease types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers
   verified", "Sources: 3").
 """
 
@@ -124,7 +124,7 @@ _NUM_RE = re.compile(
 
 # Compiled one by one for readability; applied in this order. (gates, pattern): a pattern only
 # runs when one of its cheap gates (substrings of the lower-cased text) is present - most texts
-# need three of nine. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
+# need three of ten. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
 # start rather than by a MULTILINE "^" scan of every offset.
 _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
     (("[",), re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
@@ -137,6 +137,8 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
         r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
         re.IGNORECASE,
     )),
+    # A disease type ("type 1 diabetes") is a name, not a figure; "type 2.5 mg" is no type.
+    (("type",), re.compile(r"\btypes?\s+\d+(?!\d|[.,]\d)", re.IGNORECASE)),
     # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
     (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
     (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),

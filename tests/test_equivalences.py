@@ -145,3 +145,9 @@ def test_pipes_without_a_header_rule_are_no_table() -> None:
     # No "|---|" line under the first row: nothing gives the bare number a unit.
     qs = parse_quantities("| Dose (mg/day) |\n| 5 |")
     assert [(q.text, q.kind) for q in qs] == [("5", "number")]
+
+
+def test_a_disease_type_is_a_name_not_a_figure() -> None:
+    assert parse_quantities("It is not used for type 1 diabetes.") == ()
+    # A dose after the word stays a dose.
+    assert [q.text for q in parse_quantities("type 2.5 mg")] == ["2.5 mg"]
