@@ -57,7 +57,34 @@ def headline_rows(result: EvalResult) -> list[tuple[str, str, str]]:
     g = result.guard_summary["overall"]
     rows.append(("Guard catch rate (answer file + mutants)", _fmt(g["catch_rate"], "pct"), "no guard"))
     rows.append(("Guard false-block rate", _fmt(g["false_block_rate"], "pct"), "no guard"))
-    return rows
+    return rows + _draft_rows(result.drafts_summary)
+
+
+def _draft_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The guard on real LLM drafts (evals/drafts.py), next to the composer-answer rows above."""
+    if not d or "error" in d:
+        return [("Guard on real LLM drafts", f"error: {d['error']}", "no guard")] if d else []
+    what = f"{d['drafts']} drafts, {len(d['models'])} models"
+    return [
+        (f"Guard false-block rate, real LLM drafts ({d['correct_drafts']} correct of {what})",
+         _fmt(d["false_block_rate"], "pct"), "no guard"),
+        (f"Guard catch rate, real LLM drafts ({d['block_numbers']} wrong numbers)",
+         _fmt(d["catch_rate"], "pct"), "no guard"),
+    ] + [
+        (f"  catch rate: {cat} ({c['n']})", _fmt(c["catch_rate"], "pct"), "no guard")
+        for cat, c in d["by_category"].items()
+    ] + _paraphrase_rows(d.get("paraphrases"))
+
+
+def _paraphrase_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not p or "error" in p:
+        return [("Guard on hand-written paraphrases", f"error: {p['error']}", "no guard")] if p else []
+    return [
+        (f"Guard false-block rate, hand-written paraphrases ({p['correct_drafts']} correct)",
+         _fmt(p["false_block_rate"], "pct"), "no guard"),
+        (f"Guard catch rate, hand-written paraphrases ({p['block_numbers']} wrong numbers)",
+         _fmt(p["catch_rate"], "pct"), "no guard"),
+    ]
 
 
 def print_headline(result: EvalResult) -> None:

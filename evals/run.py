@@ -49,9 +49,12 @@ class EvalResult:
     seconds: float
     files: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # The guard on real LLM drafts labelled number by number (evals/drafts.py); None: not run.
+    drafts_summary: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "drafts_summary": self.drafts_summary,
             "summary": self.summary,
             "baseline_summary": self.baseline_summary,
             "guard_summary": self.guard_summary,
@@ -414,6 +417,32 @@ def _guard_on_gold(
     return out
 
 
+def _drafts(path: str | Path | None, limits: Any) -> dict[str, Any] | None:
+    """The LLM-draft set's summary, with the hand-written paraphrases' under "paraphrases"."""
+    from evals.drafts import (
+        DEFAULT_DRAFTS,
+        DEFAULT_PARAPHRASES,
+        load_drafts,
+        score_drafts,
+        summarise,
+    )
+
+    def one(p: Path) -> dict[str, Any] | None:
+        if not p.exists():
+            return None
+        try:
+            drafts = load_drafts(p)
+        except (OSError, ValueError) as exc:  # reported, never raised: the rest of the run stands
+            return {"error": str(exc)}
+        return summarise(score_drafts(drafts, limits))
+
+    out = one(Path(path) if path is not None else DEFAULT_DRAFTS)
+    para = one(DEFAULT_PARAPHRASES) if path is None else None
+    if out is not None and para is not None and "error" not in out:
+        out["paraphrases"] = para
+    return out
+
+
 def run_eval(
     questions_files: Sequence[str | Path],
     answers_files: Sequence[str | Path],
@@ -427,7 +456,10 @@ def run_eval(
     mutate: bool = True,
     max_mutants_per_answer: int | None = 13,  # one of each mutation kind
     write: bool = True,
+    drafts_file: str | Path | None = None,
 ) -> EvalResult:
+    """``drafts_file``: a labelled LLM-draft set (default: the packaged evals/llm_drafts.jsonl,
+    when present); its guard figures are reported beside the composer-answer ones."""
     t0 = time.perf_counter()
     issues: list[LoadIssue] = []
     questions: list[QuestionItem] = []
@@ -462,6 +494,8 @@ def run_eval(
     stages["mutation_test"] = time.perf_counter() - t0 - stages["questions"]
     guard += _guard_on_answers(answers, assistant, limits, mutate, None)
     stages["answer_files"] = time.perf_counter() - t0 - sum(stages.values())
+    drafts_summary = _drafts(drafts_file, limits)
+    stages["llm_drafts"] = time.perf_counter() - t0 - sum(stages.values())
 
     result = EvalResult(
         items=tuple(ours),
@@ -473,6 +507,7 @@ def run_eval(
         issues=tuple(issues),
         seconds=time.perf_counter() - t0,
         stage_seconds={k: round(v, 2) for k, v in stages.items()},
+        drafts_summary=drafts_summary,
     )
     if write:
         from evals.report import write_reports

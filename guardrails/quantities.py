@@ -27,7 +27,7 @@ What counts as a claim (edge cases):
 - Not claims: citation markers (``[1]``, ``[1, 2]``, ``[@kdigo-2024]``), list and heading
   numbers at line start (``1.``, ``## 2.``), ISO dates, bare years 1900–2100, numbers glued to
   letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8`` and ``10^8`` inside
-  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels and the guard's own badge ("9 of 9 numbers
+  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels, disease types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers
   verified", "Sources: 3").
 """
 
@@ -95,11 +95,16 @@ _DENOMINATORS = {
 _WORD_OF = {v: k for k, v in _SMALL_WORDS.items()} | {v: k for k, v in _TENS_WORDS.items()}
 
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
-_WORDNUM = (
+_BELOW_100 = (
     r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
     r"(?:[-\s](?:one|two|three|four|five|six|seven|eight|nine)(?![A-Za-z]))?"
     r"|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen"
     r"|fifteen|sixteen|seventeen|eighteen|nineteen"
+)
+# "one hundred and fifty": first, so "one" alone does not win; the tail is optional.
+_WORDNUM = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine)\s+hundred"
+    rf"(?:\s+(?:and\s+)?(?:{_BELOW_100})(?![A-Za-z]))?|{_BELOW_100}"
 )
 _FRACTION = r"(?:one|two|three)[-\s‐](?:halves|half|thirds?|quarters?|fourths?|fifths?|tenths?)"
 _SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
@@ -119,7 +124,7 @@ _NUM_RE = re.compile(
 
 # Compiled one by one for readability; applied in this order. (gates, pattern): a pattern only
 # runs when one of its cheap gates (substrings of the lower-cased text) is present - most texts
-# need three of nine. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
+# need three of ten. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
 # start rather than by a MULTILINE "^" scan of every offset.
 _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
     (("[",), re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
@@ -132,8 +137,10 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
         r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
         re.IGNORECASE,
     )),
+    # A disease type ("type 1 diabetes") is a name, not a figure; "type 2.5 mg" is no type.
+    (("type",), re.compile(r"\btypes?\s+\d+(?!\d|[.,]\d)", re.IGNORECASE)),
     # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
-    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
+    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
     (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
 ]  # fmt: skip
 
@@ -170,10 +177,15 @@ def _blank_at_line_starts(text: str, rx: re.Pattern[str]) -> str:
 # can never find a match; it only made every miss retry each alternative once per space.
 _SP = r"[ \t\u00a0\u202f]*+"
 _SUP8 = r"(?:\^\s*8|⁸|8)"
+_PER_8E8 = (
+    rf"8{_SP}[x×*·]{_SP}10{_SP}{_SUP8}"
+    rf"(?:{_SP}(?:RBCs?|red\s+(?:blood\s+)?cells|erythrocytes)(?![A-Za-z]))?"
+)
 # (regex, canonical unit, written unit key for UNIT_FACTORS or "", kind)
 _UNIT_SPECS: list[tuple[str, str, str, str]] = [
-    (rf"pmol{_SP}(?:/|per){_SP}8{_SP}[x×]{_SP}10{_SP}{_SUP8}{_SP}(?:RBCs?|red\s+(?:blood\s+)?cells|erythrocytes)",
-     "pmol/8x10^8 RBC", "", "lab"),
+    # "RBC" may be left implied ("pmol/8×10⁸"), the count bracketed ("pmol/(8×10⁸ RBC)"), the
+    # product written with "*" or "·": the same unit to a reader.
+    (rf"pmol{_SP}(?:/|per){_SP}(?:\({_SP}{_PER_8E8}{_SP}\)|{_PER_8E8})", "pmol/8x10^8 RBC", "", "lab"),
     (rf"[x×]{_SP}10{_SP}(?:\^{_SP}9|⁹){_SP}/{_SP}L", "x10^9/L", "", "lab"),
     (rf"mL{_SP}/{_SP}min{_SP}(?:/|per){_SP}1\.73{_SP}m(?:2|²|\^2)", "mL/min/1.73m2", "", "lab"),
     (r"mL/min", "mL/min", "", "lab"),
@@ -236,22 +248,25 @@ _PER_M2_RE = re.compile(
 _DOSE_WORDS = rf"(?:{_SP}(?:as{_SP}a{_SP})?(?:fixed|single|flat|total|loading|starting|initial|maintenance){_SP}dose(?![A-Za-z]))?"
 _ROUTE = rf"(?:{_SP}(?:IV|i\.v\.|PO|p\.o\.|orally|by\s+mouth|oral|intravenously|SC|s\.c\.|subcutaneously|IM|intramuscularly|infusion)(?![A-Za-z]))?"
 _EVERY_N = rf"(?P<every_n>\d+(?:\.\d+)?|{_WORDNUM}|other)"
+# "twice daily" = "two times a day" = "2 times per day" = "2x daily" = "2×/day" (n: the count).
+_TIMES = r"(?:{n})\s*(?:times|x|×)"
+_A_DAY = r"\s*(?:daily|a\s+day|per\s+day|/\s*day|/\s*d)(?![A-Za-z])"
 _PER_SPECS: list[tuple[str, str, int]] = [
     (rf"{_SP}(?:/|per){_SP}(?:(?P<py_n>\d+){_SP})?patient[-\s]?years?", "patient-year", 1),
-    (rf"{_SP}(?:/|per){_SP}(?:day|d)(?![A-Za-z])", "day", 1),
+    (rf"{_SP}(?:/|per){_SP}(?:day|d|24{_SP}(?:hours?|hrs?|h))(?![A-Za-z])", "day", 1),
     (rf"{_SP}(?:/|per){_SP}(?:week|wk|w)(?![A-Za-z])", "week", 1),
     (rf"{_SP}(?:/|per){_SP}(?:month|mo)(?![A-Za-z])", "month", 1),
     (rf"{_SP}(?:/|per){_SP}dose(?![A-Za-z])", "dose", 1),
     (rf"{_SP}(?:/|per){_SP}(?:hour|hr|h)(?![A-Za-z])", "hour", 1),
-    (rf"{_SP}(?:twice|two\s+times)\s+(?:daily|a\s+day|per\s+day)|{_SP}b\.?i\.?d\.?(?![A-Za-z])", "day", 2),
-    (rf"{_SP}three\s+times\s+(?:daily|a\s+day|per\s+day)|{_SP}t\.?i\.?d\.?(?![A-Za-z])", "day", 3),
-    (rf"{_SP}four\s+times\s+(?:daily|a\s+day|per\s+day)|{_SP}q\.?i\.?d\.?(?![A-Za-z])", "day", 4),
-    (rf"{_SP}(?:twice|two\s+times)\s+(?:weekly|a\s+week|per\s+week)", "week", 2),
+    (rf"{_SP}(?:twice|{_TIMES.format(n='two|2')}){_A_DAY}|{_SP}b\.?i\.?d\.?(?![A-Za-z])", "day", 2),
+    (rf"{_SP}(?:thrice|{_TIMES.format(n='three|3')}){_A_DAY}|{_SP}t\.?i\.?d\.?(?![A-Za-z])", "day", 3),
+    (rf"{_SP}{_TIMES.format(n='four|4')}{_A_DAY}|{_SP}q\.?i\.?d\.?(?![A-Za-z])", "day", 4),
+    (rf"{_SP}(?:twice|{_TIMES.format(n='two|2')})\s*(?:weekly|a\s+week|per\s+week|/\s*week)", "week", 2),
     (rf"{_SP}(?:once{_SP})?daily|{_SP}once\s+(?:a|per)\s+day|{_SP}(?:a|each|every)\s+day(?![A-Za-z])|{_SP}(?:qd|od)(?![A-Za-z])", "day", 1),
     (rf"{_SP}(?:once{_SP})?weekly|{_SP}once\s+(?:a|per)\s+week|{_SP}(?:a|each|every)\s+week(?![A-Za-z])", "week", 1),
     (rf"{_SP}(?:once{_SP})?monthly|{_SP}once\s+(?:a|per)\s+month|{_SP}(?:a|each|every)\s+month(?![A-Za-z])", "month", 1),
     (rf"{_SP}quarterly", "3 month", 1),
-    (rf"{_SP}(?:every|q){_SP}{_EVERY_N}{_SP}(?P<every_u>days?|weeks?|months?|hours?|h)(?![A-Za-z])", "every", 1),
+    (rf"{_SP}(?:every|q\.?){_SP}{_EVERY_N}{_SP}(?P<every_u>days?|weeks?|months?|hours?|hrs?|h)(?![A-Za-z])", "every", 1),
 ]  # fmt: skip
 _PER_RE = re.compile(
     _ROUTE
@@ -263,7 +278,8 @@ _PER_RE = re.compile(
 )
 _PER_INDEX_OF_GROUP = {f"p{i}": i for i in range(len(_PER_SPECS))}
 _PY_ONLY_RE = re.compile(_PER_SPECS[0][0], re.IGNORECASE)
-_UNIT_SINGULAR = {"days": "day", "weeks": "week", "months": "month", "hours": "hour", "h": "hour"}
+_UNIT_SINGULAR = {"days": "day", "weeks": "week", "months": "month", "hours": "hour", "h": "hour",
+                  "hr": "hour", "hrs": "hour"}
 
 _RANGE_SEP_RE = re.compile(rf"{_SP}(?:-|‐|‑|–|—|−|to|and){_SP}", re.IGNORECASE)
 _RATIO_RE = re.compile(rf"{_SP}in{_SP}", re.IGNORECASE)
@@ -312,6 +328,14 @@ _TIME_UNITS = frozenset({"day", "week", "month", "year", "hour", "minute"})
 # Reading one quantity
 
 
+def _word_value(words: str) -> Decimal:
+    """'forty-five' 45, 'one hundred and fifty' 150 ("and" adds nothing, "hundred" multiplies)."""
+    total = 0
+    for p in re.split(r"[-\s]+", words.lower()):
+        total = total * 100 if p == "hundred" else total + _TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0)
+    return Decimal(total)
+
+
 def _num_value(m: re.Match[str]) -> tuple[Decimal, str]:
     """(value, how it was written: 'dig' | 'word' | 'frac'); fractions are percentages."""
     how = m.lastgroup  # the three are alternatives with no named group inside
@@ -319,9 +343,7 @@ def _num_value(m: re.Match[str]) -> tuple[Decimal, str]:
         digits = m.group("dig")
         return Decimal(digits.replace(",", "") if "," in digits else digits), "dig"
     if how == "word":
-        parts = re.split(r"[-\s]+", m.group("word").lower())
-        total = sum(_TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0) for p in parts)
-        return Decimal(total), "word"
+        return _word_value(m.group("word")), "word"
     num_word, den_word = re.split(r"[-\s‐]+", m.group("frac").lower())
     return _HUNDRED * _SMALL_WORDS[num_word] / _DENOMINATORS[den_word], "frac"
 
@@ -393,8 +415,13 @@ def _read_per(text: str, pos: int, kind: str) -> tuple[str, int, int, int] | Non
         elif n_txt[0].isdigit():
             n = Decimal(n_txt)
         else:
-            n = Decimal(sum(_TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0)
-                            for p in re.split(r"[-\s]+", n_txt)))  # fmt: skip
+            n = _word_value(n_txt)
+        if unit == "hour" and n and (24 % n == 0 or n % 24 == 0):
+            # "q12h" = "every 12 hours" = twice daily; "every 48 hours" = every 2 days. The N is
+            # part of this frequency, not a claim of its own (the source may say "twice daily").
+            if 24 % n == 0:
+                return "day", int(24 / n), m.end(), m.end()
+            return ("day" if n == 24 else f"{_fmt_decimal(n / 24)} day"), count, m.end(), m.end()
         per = unit if n == 1 else f"{_fmt_decimal(n)} {unit}"
         # The N of "every N weeks" stays a claim of its own: end before it.
         return per, count, m.end(), m.start("every_n") if n_txt != "other" else m.end()
@@ -644,7 +671,70 @@ def _parse(text: str) -> tuple[Quantity, ...]:
         consumed = max(consumed, end)
         if q is not None:
             found.append(q)
+    if "|" in text and any(q.kind == "number" for q in found):
+        found = _table_units(text, found)
     return tuple(_propagate_units(text, found))
+
+
+_TABLE_RULE_RE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
+
+
+def _cells(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each cell of the pipe-table row ``text[start:end]``, pipes excluded."""
+    bars = [i for i in range(start, end) if text[i] == "|"]
+    return [(a + 1, b) for a, b in zip(bars, bars[1:], strict=False)]
+
+
+def _header_unit(cell: str) -> str | None:
+    """The unit a header cell gives its column: "Dose (mg/kg/day)" or "mg/day" alone."""
+    cell = cell.strip()
+    inner = cell[cell.rfind("(") + 1 : -1] if cell.endswith(")") and "(" in cell else cell
+    got = _parse("1 " + inner) if inner else ()
+    if len(got) == 1 and got[0].kind != "number" and got[0].span == (0, len(inner) + 2):
+        return inner
+    return None
+
+
+def _table_units(text: str, found: list[Quantity]) -> list[Quantity]:
+    """A bare number in a pipe-table cell takes the unit its column's header states
+    ("| Dose (mg/kg/day) |" over "| 2 |" is 2 mg/kg/day), as a reader takes it."""
+    lines: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        lines.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    units: dict[tuple[int, int], str] = {}  # body cell span -> unit
+    i = 0
+    while i + 1 < len(lines):
+        hs, he = lines[i]
+        rs, re_ = lines[i + 1]
+        if not (text[hs:he].lstrip().startswith("|") and _TABLE_RULE_RE.match(text[rs:re_])):
+            i += 1
+            continue
+        head = [_header_unit(text[a:b]) for a, b in _cells(text, hs, he)]
+        i += 2
+        while i < len(lines) and text[lines[i][0] : lines[i][1]].lstrip().startswith("|"):
+            for col, (a, b) in enumerate(_cells(text, *lines[i])):
+                if col < len(head) and head[col] is not None:
+                    units[(a, b)] = head[col]  # type: ignore[assignment]
+            i += 1
+    if not units:
+        return found
+    out = []
+    for q in found:
+        cell = next((c for c in units if c[0] <= q.span[0] < c[1]), None)
+        if q.kind == "number" and cell is not None and text[cell[0] : cell[1]].strip() == q.text:
+            got = _parse(f"{q.text} {units[cell]}")
+            if len(got) == 1:
+                g = got[0]
+                q = _quantity(
+                    text=q.text, span=q.span, low=g.low, high=g.high, unit=g.unit, per=g.per,
+                    per_kg=g.per_kg, per_m2=g.per_m2, qualifier=q.qualifier, kind=g.kind,
+                    raw_low=g.raw_low, raw_high=g.raw_high, raw_unit=g.raw_unit,
+                    per_count=g.per_count,
+                )  # fmt: skip
+        out.append(q)
+    return out
 
 
 def parse_quantities(text: str) -> tuple[Quantity, ...]:
