@@ -226,8 +226,13 @@ class LimitTable:
         route: str | None = None,
         population: str | None = None,
         phase: str | None = None,
+        weekly_stated: bool = False,
     ) -> tuple[bool, str]:
         """(ok, reason) for one dose of ``drug``; see the module docstring for the rules.
+
+        ``weekly_stated``: the sentence around the dose states a weekly schedule ("three doses
+        of 2.5 mg twelve hours apart, once weekly"), so a dose without its own frequency is
+        not flagged for a weekly-only drug.
 
         ``egfr`` is kidney function in mL/min (eGFR or creatinine clearance), ``age_years``
         implies the population when ``population`` is not given, ``route`` is "oral", "iv" or
@@ -243,15 +248,15 @@ class LimitTable:
             )
         # The verdict depends on the normalised dose only, never on its text or position, and
         # the same corpus doses recur in answer after answer: remember each one (bounded).
-        key = (drug, indication, weight_kg, egfr_d, population, route, phase, q.kind, q.unit,
-               q.low, q.high, q.per, q.per_count, q.per_kg, q.per_m2)  # fmt: skip
+        key = (drug, indication, weight_kg, egfr_d, population, route, phase, weekly_stated,
+               q.kind, q.unit, q.low, q.high, q.per, q.per_count, q.per_kg, q.per_m2)  # fmt: skip
         cache = self._checked
         found = cache.get(key)
         if found is None:
             if len(cache) >= _CHECK_CACHE_SIZE:
                 cache.clear()
             found = cache[key] = self._check(
-                drug, q, indication, weight_kg, egfr_d, population, route, phase
+                drug, q, indication, weight_kg, egfr_d, population, route, phase, weekly_stated
             )
         return found
 
@@ -275,7 +280,7 @@ class LimitTable:
     def _check(
         self, drug: str, quantity: Quantity, indication: str | None, weight_kg: Decimal | None,
         egfr: Decimal | None = None, population: str | None = None, route: str | None = None,
-        phase: str | None = None,
+        phase: str | None = None, weekly_stated: bool = False,
     ) -> tuple[bool, str]:  # fmt: skip
         rows = self._applicable(drug, indication, population, route, egfr, phase, weight_kg)
         if not rows:
@@ -291,7 +296,9 @@ class LimitTable:
             freq_rows = [r for r in rows if not r.oncologic] or rows
         else:
             freq_rows = rows
-        if quantity.per is None and all(r.frequency == "weekly" for r in freq_rows):
+        if quantity.per is None and not weekly_stated and all(
+            r.frequency == "weekly" for r in freq_rows
+        ):
             # "7.5 mg", "7.5 mg every morning", "nightly", "on alternate days": the parser found
             # no weekly schedule, and taking a weekly-only drug daily has been fatal.
             return False, (f"{drug} is dosed once weekly; this dose states no weekly schedule "

@@ -128,6 +128,9 @@ class DoseStatement:
     sentence: tuple[int, int] = (0, 0)
     evidence: str = "other"
     citation: str = ""  # the primary source id the sentence cites ([@id]), if any
+    # Phases the sentence also names besides ``role`` ("ALL maintenance: start at 1.5 mg/kg":
+    # a starting dose within maintenance): a claim in one of them is not a role swap.
+    also: tuple[Role, ...] = ()
 
     @property
     def drug(self) -> str | None:

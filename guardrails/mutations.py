@@ -196,12 +196,17 @@ def _drug_swap(
     before = [(i, name) for i, name in mentions if s_start <= i < q.span[0]]
     if after and any(i == after.end() for i, _ in mentions):
         before = [(after.end(), "")]
+    elif len({name for _, name in before}) > 1:
+        return []  # two drugs before the figure: which one it doses is not distinguishable
     if before:
-        i = before[-1][0]
-        m = drug_rx.match(answer, i)
-        if m is None:
-            return []
-        mutated = answer[:i] + other + answer[m.end() :]
+        # Every mention of the dosed drug in the sentence becomes the other drug ("Febuxostat,
+        # ULORIC label: 40 mg"): a sentence still naming the first one would be ambiguous.
+        mutated = answer
+        for i, _ in sorted(before, reverse=True):
+            m = drug_rx.match(mutated, i)
+            if m is None:
+                return []
+            mutated = mutated[:i] + other + mutated[m.end() :]
     else:
         mutated = answer[: q.span[0]] + f"{other} " + answer[q.span[0] :]
     return [Mutant(kind="drug_swap", original=seg, mutated_text=mutated, span=q.span)]
@@ -211,6 +216,7 @@ def _role_swap(answer: str, q: Quantity, seg: str, same: list[DoseStatement]) ->
     roles = {st.role for st in same}
     if not roles or not roles <= set(_ROLE_CUES):
         return []  # a plain source figure fits any role: nothing to distinguish
+    roles |= {r for st in same for r in st.also}  # phases the source sentence also names
     new = next((r for r in _ROLE_CUES if r not in roles), None)
     if new is None:
         return []

@@ -263,6 +263,25 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
     return Role.UNKNOWN
 
 
+_PHASE_CUES = tuple((r, rx) for r, rx in _PREFIX_CUES if r in (Role.INITIAL, Role.MAINTENANCE))
+
+
+def _own_words(text: str, q: Quantity, prev_end: int, s_end: int) -> str:
+    """The words that belong to one number: from the previous number of its sentence to the
+    next comma, semicolon or number after it ("3-5 mg/kg/day at first" of "..., later 1-3")."""
+    stop = s_end
+    for mark in ",;":
+        at = text.find(mark, q.span[1], s_end)
+        if at >= 0:
+            stop = min(stop, at)
+    return text[prev_end:stop]
+
+
+def _phases(sentence: str, role: Role) -> tuple[Role, ...]:
+    """The treatment phases (start, maintenance) a sentence names besides the number's role."""
+    return tuple(r for r, rx in _PHASE_CUES if r is not role and rx.search(sentence))
+
+
 def _frequency(q: Quantity) -> str | None:
     per = q.per
     if per is None or per == "dose":
@@ -349,6 +368,7 @@ def extract_statements(
             if dosed is None:
                 dosed = next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
             role = _role(text, q, (s_start, s_end), prev_end, section)
+            also = _phases(_own_words(text, q, prev_end, s_end), role) if q.kind == "dose" else ()
             prev_end = q.span[1]
             others = sorted(named - {dosed}) if dosed else sorted(named)
             out.append(
@@ -368,6 +388,7 @@ def extract_statements(
                     sentence=(s_start, s_end),
                     evidence=kind,
                     citation=citation,
+                    also=also,
                 )
             )
     return _carry_conditions(out, section, mentions_in(section, extra))

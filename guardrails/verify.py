@@ -82,6 +82,8 @@ _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
+_WEEKLY_RE = re.compile(r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
+                        re.IGNORECASE)
 _FROM_RE = re.compile(r"\(from \[(\d+)\]\)")
 _claim_verdict = fast_constructor(ClaimVerdict)
 
@@ -166,7 +168,11 @@ def _scope_mismatch(
         if not _same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
     # The source side first: a plain source figure fits any reading of the claim.
-    if st.role not in _PLAIN_ROLES and not roles_compatible(ctx.role, st.role):
+    if (
+        st.role not in _PLAIN_ROLES
+        and not roles_compatible(ctx.role, st.role)
+        and ctx.role not in st.also
+    ):
         return f"gives this as the {st.role.value}, not the {ctx.role.value}"
     if st.indications and not indications_compatible(ctx.indications, st.indications):
         return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
@@ -256,6 +262,7 @@ class _Clause:
     """What every claim of one clause shares: worked out once per clause, not once per claim."""
 
     start: int
+    end: int
     sentence: tuple[int, int]
     claims: list[Quantity]
     states_limit: bool
@@ -292,6 +299,7 @@ def _clause(
     sentence_drug = next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
     return _new_clause(
         start=cs,
+        end=ce,
         sentence=(ss, se),
         claims=claims,
         # A clause that states the limits ("within the limit of 3 mg/kg/day = 216 mg/day") gives
@@ -334,14 +342,17 @@ def _check_claim(
     if limits is not None and limit_drug is not None and q.kind == "dose" and not states_limit:
         # No weight here: a general range ("typically 100–200 mg/day") is not a patient dose;
         # patient doses are limit-checked with the weight by the calculator.
-        ok, why = limits.check(limit_drug, q, indication)
+        # Within the clause only: "7.5 mg every morning; not weekly" states no weekly dose.
+        weekly = q.per is None and bool(_WEEKLY_RE.search(answer, clause.start, clause.end))
+        ok, why = limits.check(limit_drug, q, indication, weekly_stated=weekly)
         if not ok:
             return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
 
     missing, scope = clause.missing, clause.scope
     drug_bound = q.kind in _DRUG_BOUND_KINDS
-    # A number that names no drug is about the drug asked (when the caller says which).
-    check_drug = (named if named is not None else drug) if drug_bound else None
+    # A number whose clause names no drug is about its sentence's only drug, else the drug
+    # asked (when the caller says which).
+    check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
     wrong_scope: tuple[int, _SourceClaim, str, DoseStatement] | None = None
     ctx: ClaimContext | None = None
