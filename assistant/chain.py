@@ -455,7 +455,8 @@ class Assistant:
             if comp is None:
                 # Nothing left: either nothing was relevant, or the guard rejected all of it.
                 return self._blocked(state, None) if exclude else self._abstain(state, vocab)
-            verdict = _safe_check(comp.body, comp.passages, patient, self.limits, drug)
+            verdict = _safe_check(comp.body, comp.passages, patient, self.limits, drug,
+                                  also_asked=state.facets.drugs[1:])  # fmt: skip
             guard_ms += (time.perf_counter() - t1) * 1000
             state.timings["guard"] = guard_ms
             if verdict.error:
@@ -508,7 +509,8 @@ class Assistant:
             )
         t0 = time.perf_counter()
         drug = state.facets.drug if state.facets else None
-        verdict = _safe_check(draft, passages, state.patient, self.limits, drug)
+        also = state.facets.drugs[1:] if state.facets else ()
+        verdict = _safe_check(draft, passages, state.patient, self.limits, drug, also_asked=also)
         state.timings["guard"] = (time.perf_counter() - t0) * 1000
         if verdict.error or not verdict.passed:
             failed = ", ".join(dict.fromkeys(c.claim.text for c in verdict.failed)) or "unknown"
@@ -678,11 +680,11 @@ def _new_state(question: Any, history: History, patient: Any, audience: str) -> 
     )
 
 
-def _safe_check(answer: str, passages: Sequence[Passage], *args: Any) -> AnswerVerdict:
+def _safe_check(answer: str, passages: Sequence[Passage], *args: Any, **kw: Any) -> AnswerVerdict:
     """``check_answer`` promises never to raise; if it ever does, withhold rather than crash
     (a crash would surface the exception text, and skip the audit record, in every caller)."""
     try:
-        return check_answer(answer, passages, *args)
+        return check_answer(answer, passages, *args, **kw)
     except Exception as exc:  # noqa: BLE001 - fail closed on any guard failure
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")
 

@@ -135,8 +135,16 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+def _drugs_named(question: str) -> tuple[str, ...]:
+    """Every drug the question names (a question may ask about two: "prednisone ... azathioprine")."""
+    from assistant.vocabulary import DRUG_SYNONYMS, Vocabulary
+
+    return Vocabulary.from_names(set(DRUG_SYNONYMS.values())).facets(question).drugs
+
+
 def score_draft(d: Draft, limits: Any) -> DraftOutcome:
-    verdict: AnswerVerdict = check_answer(d.answer, d.passages, limits=limits, drug=d.drug)
+    verdict: AnswerVerdict = check_answer(d.answer, d.passages, limits=limits, drug=d.drug,
+                                          also_asked=_drugs_named(d.question))  # fmt: skip
     failed = [c for c in verdict.claims if not c.status.verified]
     blocks = tuple(n for n in d.numbers if n.label == "block")
     caught = tuple(

@@ -572,17 +572,21 @@ def _derivation_drugs(mentions: Mentions, drug: str | None) -> list[str]:
     return named
 
 
-def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: str) -> list[ClaimVerdict]:
-    """An answer none of whose doses is about the drug asked is not an answer to the question,
-    however true its figures: each of them is unsupported. (A companion drug's dose beside the
-    asked drug's - prednisolone with azathioprine in autoimmune hepatitis - stays.)"""
-    bound = [v for v in verdicts if v.claim.kind in _DRUG_BOUND_KINDS]
-    if not bound or any(v.drug is None or _same_drug(v.drug, asked) for v in bound):
+def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: Sequence[str]) -> list[ClaimVerdict]:
+    """An answer none of whose doses is about a drug asked is not an answer to the question,
+    however true its figures: each of its doses is unsupported. (A companion drug's dose beside
+    the asked drug's - prednisolone with azathioprine in autoimmune hepatitis - stays; so do
+    percentages and other figures that dose nothing, such as a genotype's frequency.)"""
+    doses = [v for v in verdicts if v.claim.kind == "dose"]
+    if not doses or any(
+        v.drug is None or any(_same_drug(v.drug, a) for a in asked) for v in doses
+    ):
         return verdicts
+    names = " or ".join(asked)
     return [
-        _verdict(v.claim, Status.UNSUPPORTED, f"about {v.drug}, not {asked}, the drug asked about",
+        _verdict(v.claim, Status.UNSUPPORTED, f"about {v.drug}, not {names}, the drug asked about",
                  v.drug, passage_n=v.passage_n, source_span=v.source_span)  # fmt: skip
-        if v.claim.kind in _DRUG_BOUND_KINDS and v.status.verified
+        if v.claim.kind == "dose" and v.status.verified
         else v
         for v in verdicts
     ]
@@ -595,6 +599,7 @@ def _check(
     limits: LimitTable | None,
     drug: str | None,
     indication: str | None,
+    also_asked: Sequence[str] = (),
 ) -> AnswerVerdict:
     if not isinstance(answer, str):
         raise TypeError(f"answer must be text, got {type(answer).__name__}")
@@ -653,7 +658,8 @@ def _check(
                          limits, indication, asked, this_prev)  # fmt: skip
         )
     if asked is not None:
-        verdicts = _about_the_asked_drug(verdicts, asked)
+        asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
+        verdicts = _about_the_asked_drug(verdicts, asked_all)
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
 
@@ -665,13 +671,16 @@ def check_answer(
     limits: LimitTable | None = None,
     drug: str | None = None,
     indication: str | None = None,
+    *,
+    also_asked: Sequence[str] = (),
 ) -> AnswerVerdict:
     """Verdict over every number in ``answer``; never raises, never passes on error.
 
     ``limits=None`` skips limit checks (pass ``load_limits()`` in production); ``indication``
-    narrows which limit rows apply (None: all but oncologic rows).
+    narrows which limit rows apply (None: all but oncologic rows). ``drug`` is the drug asked;
+    ``also_asked`` the others a question names ("prednisone ... azathioprine").
     """
     try:
-        return _check(answer, passages, patient, limits, drug, indication)
+        return _check(answer, passages, patient, limits, drug, indication, also_asked)
     except Exception as exc:  # fail closed: an error must withhold the answer, not crash the app
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")
