@@ -577,9 +577,9 @@ def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: Sequence[str]) ->
     however true its figures: each of its doses is unsupported. (A companion drug's dose beside
     the asked drug's - prednisolone with azathioprine in autoimmune hepatitis - stays; so do
     percentages and other figures that dose nothing, such as a genotype's frequency.)"""
-    doses = [v for v in verdicts if v.claim.kind == "dose"]
-    if not doses or any(
-        v.drug is None or any(_same_drug(v.drug, a) for a in asked) for v in doses
+    bound = [v for v in verdicts if v.claim.kind in _DRUG_BOUND_KINDS]
+    if not any(v.claim.kind == "dose" for v in bound) or any(
+        v.drug is None or any(_same_drug(v.drug, a) for a in asked) for v in bound
     ):
         return verdicts
     names = " or ".join(asked)
