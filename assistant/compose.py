@@ -196,6 +196,16 @@ def is_label(chunk: RetrievedChunk) -> bool:
     return chunk.metadata.get("doc_kind") == "label"
 
 
+# Imported documents (text, HTML, PDF without front matter) carry no [@id] markers either: the
+# document itself is their one source ("local document"), cited by title and section.
+_IMPORTED_KINDS = frozenset({"text", "html", "pdf"})
+
+
+def is_imported(chunk: RetrievedChunk) -> bool:
+    """Is the chunk a passage of a document imported without front matter?"""
+    return chunk.metadata.get("doc_kind") in _IMPORTED_KINDS and bool(chunk.metadata.get("sources"))
+
+
 def _own_source_ids(chunk: RetrievedChunk) -> tuple[str, ...]:
     ids: list[str] = []
     for source in chunk.metadata.get("sources", ()):
@@ -217,7 +227,7 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
         path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
-        own = _own_source_ids(chunk) if is_label(chunk) else ()
+        own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
         for order, unit in enumerate(_split_units(chunk.text)):
             ids: list[str] = []
             for m in MARKER_RE.finditer(unit):
