@@ -276,11 +276,15 @@ def _about_drug(
     st: Statement, drug: str, vocab: Vocabulary, aliases: Sequence[str]
 ) -> tuple[bool, bool]:
     """(relevant, mentions): is the statement about the question's drug?"""
+    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
+    if drug and is_imported(st.chunk) and drug not in chunk_drugs:
+        # An imported document is a source only on the drugs it is about: another drug's
+        # label naming this one in passing ("coadministration with metoprolol") is not.
+        return False, False
     low = f" {' '.join(normalise(st.text))} "
     mentions = any(f" {' '.join(normalise(a))} " in low for a in aliases)
     if mentions:
         return True, True
-    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
     others = vocab.mentions(st.text, "drug") - {drug}
     if is_label(st.chunk):

@@ -239,3 +239,61 @@ def test_a_drug_in_no_document_abstains_naming_it(byod_assistant: Assistant) -> 
     assert result.status == "abstained"
     assert "gentamicin" in result.answer.lower()
     assert "vancomycin" in result.answer.lower()  # the imported drugs are listed as covered
+
+
+# -- the command line: ingest --dry-run, stats per drug and kind ------------------------------
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOSEWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DOSEWISE_CORPUS_DIR", str(tiny_corpus))
+    monkeypatch.setenv("DOSEWISE_COLLECTION", "byodcli")
+    monkeypatch.setenv("DOSEWISE_CHROMA_MODE", "embedded")
+    monkeypatch.setenv("DOSEWISE_EMBEDDING_MODEL_PATH", embedder.model_path)
+    folder = tmp_path / "imports"
+    folder.mkdir()
+    (folder / "vanco.txt").write_text(
+        "Vancomycin protocol\n\nDOSAGE\nThe loading dose of vancomycin is 25 mg/kg. "
+        "Maintenance is 15 mg/kg every 12 hours.\n",
+        encoding="utf-8",
+    )
+    (folder / "notes.bin.txt").write_bytes(b"\xff\xfe bad")
+    return folder
+
+
+def test_ingest_dry_run_lists_drugs_and_statements_and_writes_nothing(
+    cli_env: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["ingest", "--dry-run", str(cli_env)])
+    assert result.exit_code == 1, result.output  # a file would be skipped
+    out = result.output
+    assert "[text] 'Vancomycin protocol'" in out
+    assert "drugs: vancomycin" in out
+    assert "initial 1" in out and "maintenance 1" in out
+    assert "notes.bin.txt: not UTF-8" in out
+    assert "1 documents would be read, 1 skipped" in out
+    assert not (tmp_path / "data" / "chroma").exists()
+    assert not (tmp_path / "data" / "statements.sqlite").exists()
+
+
+def test_stats_lists_each_drug_with_its_document_kinds(cli_env: Path, tiny_corpus: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    (cli_env / "notes.bin.txt").unlink()
+    runner = CliRunner()
+    ingested = runner.invoke(app, ["ingest", "--no-progress", str(tiny_corpus), str(cli_env)])
+    assert ingested.exit_code == 0, ingested.output
+    out = runner.invoke(app, ["stats"]).output
+    assert "vancomycin: 1 documents (text 1)" in out
+    assert "methotrexate: 1 documents (article 1)" in out
+    data = json.loads(runner.invoke(app, ["stats", "--json"]).output)
+    assert data["per_drug"]["vancomycin"]["kinds"] == {"text": 1}
+    assert data["per_drug"]["vancomycin"]["statements"] >= 2
