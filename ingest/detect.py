@@ -69,22 +69,25 @@ def detect_topics(title: str, body: str, lexicon: _Lexicon) -> DetectedTopics:
     written: dict[str, list[str]] = {}
 
     def note(mentions: Sequence[_Mention], weight: int, top: bool) -> None:
-        for m in mentions:
+        for m in _drugs_only(mentions):
             score[m.generic] += weight
             first_seen.setdefault(m.generic, len(first_seen))
             written.setdefault(m.generic, []).append(m.written)
             if top and m.generic not in named_up_top:
                 named_up_top.append(m.generic)
 
-    note(lexicon.find(title), _TITLE_WEIGHT, True)
+    title_mentions = _drugs_only(lexicon.find(title))
+    if not title_mentions:
+        title_mentions = _misspelt(title, lexicon)
+    note(title_mentions, _TITLE_WEIGHT, True)
     for h in heads:
         note(lexicon.find(h), _HEADING_WEIGHT, True)
-    body_mentions = lexicon.find(_HEADING_LINE_RE.sub("", body))
+    body_mentions = _drugs_only(lexicon.find(_HEADING_LINE_RE.sub("", body)))
     note(body_mentions, 1, False)
     body_count.update(m.generic for m in body_mentions)
 
     drugs: list[str] = []
-    title_drugs = list(dict.fromkeys(m.generic for m in lexicon.find(title)))
+    title_drugs = list(dict.fromkeys(m.generic for m in title_mentions))
     if title_drugs:
         # The title's drugs, most discussed first (a title naming one drug is about that drug).
         drugs.extend(sorted(title_drugs, key=lambda d: (-score[d], first_seen[d])))
@@ -108,6 +111,54 @@ def detect_topics(title: str, body: str, lexicon: _Lexicon) -> DetectedTopics:
                 brands.append(name)
     indications = _indications(title, heads, body)
     return DetectedTopics(tuple(drugs), indications, tuple(brands[:_MAX_BRANDS]))
+
+
+# Words of document titles that sit close to some odd lexicon entry ("information" is one
+# letter from "informatin"): never read as a misspelt drug.
+_DOCUMENT_WORDS = frozenset(
+    """information prescribing guideline guidelines protocol protocols management treatment
+    treatments administration dosage dosing monitoring hospital formulary patient patients
+    paediatric pediatric children neonatal neonates emergency department intravenous infusion
+    injection injections tablets capsules solution suspension extended release delayed
+    prophylaxis infection infections therapy therapeutic clinical pharmacy policy procedure
+    anticoagulation antibiotic antibiotics summary product characteristics leaflet medicines
+    medication medications""".split()
+)
+
+
+# Salt and ester words the lexicon lists as substances of their own ("succinate" ->
+# succinates): in a title they qualify the drug before them, they are not the subject.
+_SALTS = frozenset(
+    """succinate succinates hydrochloride sodium potassium calcium magnesium sulfate sulphate
+    phosphate maleate tartrate besylate mesylate acetate citrate fumarate bromide chloride
+    lactate gluconate nitrate oxalate hyclate""".split()
+)
+
+
+def _drugs_only(mentions: Sequence[_Mention]) -> list[_Mention]:
+    return [m for m in mentions if m.generic not in _SALTS and m.written.lower() not in _SALTS]
+
+
+@dataclass(frozen=True)
+class _Guess:
+    written: str
+    generic: str
+
+
+def _misspelt(title: str, lexicon: _Lexicon) -> list[_Mention]:
+    """A title naming no drug may misspell one ("Amoxiciliin", "Metroprolol succinate"): each
+    long word is compared with the lexicon's names (``closest``, when the lexicon has it)."""
+    closest = getattr(lexicon, "closest", None)
+    if closest is None:
+        return []
+    out: list[_Mention] = []
+    for word in re.findall(r"[A-Za-z]{7,}", title):
+        if word.lower() in _DOCUMENT_WORDS or word.lower() in _SALTS:
+            continue
+        generic = closest(word)
+        if generic:
+            out.append(_Guess(word, generic))
+    return _drugs_only(out)
 
 
 def _indications(title: str, heads: Sequence[str], body: str) -> tuple[str, ...]:

@@ -297,3 +297,11 @@ def test_stats_lists_each_drug_with_its_document_kinds(cli_env: Path, tiny_corpu
     data = json.loads(runner.invoke(app, ["stats", "--json"]).output)
     assert data["per_drug"]["vancomycin"]["kinds"] == {"text": 1}
     assert data["per_drug"]["vancomycin"]["statements"] >= 2
+
+
+def test_a_misspelt_title_still_finds_its_drug_but_ordinary_title_words_do_not() -> None:
+    from ingest.lexicon import default_lexicon
+
+    lexicon = default_lexicon()
+    assert detect_topics("Metroprolol succinate protocol", "# x\n", lexicon).drugs == ("metoprolol",)
+    assert detect_topics("Prescribing information for the ward", "# x\n", lexicon).drugs == ()
