@@ -75,12 +75,6 @@ class DrugLexicon:
         with self._lock:
             table = _package_dictionary() if self._use_package else {}
             table = {k: v for k, v in table.items() if k not in _NOT_DRUGS and len(k) >= 4}
-            # A canonical name is a name of itself: the dictionary lists "testosterone
-            # cypionate" and "testosterone enanthate" as variants of "testosterone", but not
-            # the bare word a protocol's title or a question uses.
-            for canonical in set(table.values()):
-                if " " not in canonical and len(canonical) >= 5 and canonical not in _NOT_DRUGS:
-                    table.setdefault(canonical, canonical)
             # Our generic names win: the lexicon's "mycophenolate mofetil" is our mycophenolate.
             ours = set(self._extra.values())
             for variant, canonical in table.items():
