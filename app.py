@@ -264,12 +264,16 @@ def ingest_uploads(index: Any, embedder: Any, settings: Settings, folder: Path) 
     `dosewise ingest`. A file that has gone away keeps its chunks (reported as skipped)."""
     from ingest.pipeline import run_ingest
 
-    known = {path for _fp, path in index.fingerprints().values() if path}
+    known: set[str] = set()
+    for _fp, path in index.fingerprints().values():
+        archive = path.split("!", 1)[0]  # a label read from a zip: "labels.zip!x.xml"
+        # A file gone since is named anyway: skipped, it keeps its chunks (never dropped here).
+        known.add(archive if archive != path and Path(archive).exists() else path)
     roots = [str(settings.corpus_dir), str(folder)]
     inside = [Path(r).resolve() for r in roots]
     others = sorted(
         p for p in known
-        if Path(p).exists() and not any(Path(p).resolve().is_relative_to(r) for r in inside)
+        if p and not any(Path(p).resolve().is_relative_to(r) for r in inside)
     )  # fmt: skip
     return run_ingest(
         roots + others, settings.store, embedder, chunk_size=settings.chunk_size,

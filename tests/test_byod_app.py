@@ -32,7 +32,14 @@ PROTOCOL = (
 def app(tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     data = tmp_path / "data"
     settings = Settings(data_dir=data, corpus_dir=tiny_corpus)
-    run_ingest([tiny_corpus], settings.store, embedder, chunk_size=settings.chunk_size,
+    # Indexed earlier from outside the corpus folder: an upload must not drop it.
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "apixaban.txt").write_text(
+        "Apixaban guide\n\nDOSING\nThe usual dose of apixaban is 5 mg twice daily.\n",
+        encoding="utf-8",
+    )
+    run_ingest([tiny_corpus, earlier], settings.store, embedder, chunk_size=settings.chunk_size,
                data_dir=data, progress=False)  # fmt: skip
     monkeypatch.setenv("DOSEWISE_DATA_DIR", str(data))
     monkeypatch.setenv("DOSEWISE_CORPUS_DIR", str(tiny_corpus))
@@ -65,8 +72,11 @@ def test_an_uploaded_protocol_is_indexed_and_answered(app: AppTest, tmp_path: Pa
     assert any("Indexed 1 file(s)" in n and "generation 2" in n for n in notes), notes
     assert any("empty.txt: empty file" in n for n in notes), notes
     assert _sidebar_text(app) != before  # the document count went up
-    assert "Documents: **4**" in _sidebar_text(app)
+    assert "Documents: **5**" in _sidebar_text(app)  # 3 corpus, the earlier import, the upload
     app.chat_input[0].set_value("What is the loading dose of vancomycin?").run()
     assert not app.exception, app.exception
     text = "\n".join(str(m.value) for m in app.chat_message[-1].markdown)
     assert "25 mg/kg" in text and "vancomycin" in text.lower()
+    app.chat_input[0].set_value("What is the usual dose of apixaban?").run()
+    text = "\n".join(str(m.value) for m in app.chat_message[-1].markdown)
+    assert "5 mg twice daily" in text  # the earlier import is still answered
