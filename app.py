@@ -28,6 +28,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, NoReturn
 
 import streamlit as st
@@ -228,6 +229,56 @@ def age_text(when: Any) -> str:
     else:
         ago = f"{minutes // 1440} days ago"
     return f"{stamp:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+_UPLOAD_TYPES = ("txt", "md", "markdown", "html", "htm", "pdf", "xml")
+_UPLOAD_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def save_uploads(files: Iterable[Any], folder: Path, max_bytes: int) -> tuple[list[Path], list[str]]:
+    """Write uploaded files into ``folder`` under safe names (no path parts, no hidden or
+    ``_`` names the walker would ignore); returns (saved paths, messages for refused files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    refused: list[str] = []
+    for f in files:
+        name = _UPLOAD_NAME_RE.sub("-", Path(str(f.name)).name).lstrip("._-") or "upload"
+        suffix = Path(name).suffix.lower().lstrip(".")
+        data = f.getvalue()
+        if suffix not in _UPLOAD_TYPES:
+            refused.append(f"{f.name}: unsupported file type")
+        elif not data:
+            refused.append(f"{f.name}: empty file")
+        elif len(data) > max_bytes:
+            refused.append(f"{f.name}: too large ({len(data) / 1e6:.1f} MB)")
+        else:
+            target = folder / name
+            target.write_bytes(data)
+            saved.append(target)
+    return saved, refused
+
+
+def ingest_uploads(index: Any, embedder: Any, settings: Settings, folder: Path) -> Any:
+    """Index the uploads folder together with every file the index already holds (the index
+    mirrors what one ingest is given, so the others must be named again); the same lock as
+    `dosewise ingest`. A file that has gone away keeps its chunks (reported as skipped)."""
+    from ingest.pipeline import run_ingest
+
+    known: set[str] = set()
+    for _fp, path in index.fingerprints().values():
+        archive = path.split("!", 1)[0]  # a label read from a zip: "labels.zip!x.xml"
+        # A file gone since is named anyway: skipped, it keeps its chunks (never dropped here).
+        known.add(archive if archive != path and Path(archive).exists() else path)
+    roots = [str(settings.corpus_dir), str(folder)]
+    inside = [Path(r).resolve() for r in roots]
+    others = sorted(
+        p for p in known
+        if p and not any(Path(p).resolve().is_relative_to(r) for r in inside)
+    )  # fmt: skip
+    return run_ingest(
+        roots + others, settings.store, embedder, chunk_size=settings.chunk_size,
+        data_dir=settings.data_dir, progress=False,
+    )  # fmt: skip
 
 
 # --- Cached resources: built once per process, so the first answer only opens the index. ------
@@ -503,6 +554,39 @@ with st.sidebar:
         "For healthcare professionals. Verify before use; not a substitute for clinical "
         f"judgement. Corpus: {escape_md(review_summary(stat(index_stats, 'review_statuses', None) or ()))}."
     )
+    uploaded = st.file_uploader(
+        "Add your own documents",
+        type=list(_UPLOAD_TYPES),
+        accept_multiple_files=True,
+        help="Guidelines, protocols, labels (text, Markdown, HTML, PDF, SPL XML): indexed with "
+        "the corpus; drugs and sections are read from each document.",
+    )
+    if uploaded and st.button("Add to the index", icon=":material/upload_file:"):
+        folder = Path(settings.data_dir) / "uploads"
+        saved, refused = save_uploads(uploaded, folder, 20 * 1024 * 1024)
+        upload_notes = [f"Not added: {r}" for r in refused]
+        if saved:
+            from ingest.errors import IngestError
+
+            try:
+                with st.spinner("Indexing…"):
+                    report = ingest_uploads(index, embedder, settings, folder)
+            except IngestError as exc:
+                upload_notes.append(f"Not indexed: {exc}")
+            else:
+                names = {str(p) for p in saved}
+                upload_notes += [
+                    f"Not added: {Path(sk.path).name}: {sk.reason}"
+                    for sk in report.skipped if sk.path in names
+                ]  # fmt: skip
+                upload_notes.insert(0, f"Indexed {len(saved)} file(s): {report.chunks_added} "
+                                    f"chunks added, generation {report.generation}.")  # fmt: skip
+                index.refresh()
+                corpus_overview.clear()
+        st.session_state["_upload_notes"] = upload_notes
+        st.rerun()
+    for note in st.session_state.get("_upload_notes", ()):
+        (st.warning if note.startswith("Not") else st.success)(note)
     if st.button("Reload index", icon=":material/sync:", help="After a new `dosewise ingest`."):
         index.refresh()
         corpus_overview.clear()

@@ -5,7 +5,7 @@ Each command imports its package lazily so that `dosewise --help` stays instant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -43,6 +43,10 @@ def ingest(
         "--labels",
         help="FDA SPL label XML file, folder or zip to index along with the corpus (repeatable).",
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be read, the drugs found and the dose "
+        "statements per role, without writing anything.",
+    ),
 ) -> None:
     """Index the corpus into Chroma: incremental, atomic, one writer at a time.
 
@@ -58,6 +62,9 @@ def ingest(
 
     settings = _settings()
     targets = list(paths) if paths else [str(settings.corpus_dir)]
+    if dry_run:
+        _dry_run(targets, list(labels or []), settings.chunk_size)
+        return
     embedder = Embedder.shared(settings.model_path)
     try:
         report = run_ingest(
@@ -80,6 +87,45 @@ def ingest(
     typer.echo(format_summary(report))
     _prepare_for_questions(settings, embedder)
     if report.skipped:
+        raise typer.Exit(1)
+
+
+def _dry_run(targets: list[str], labels: list[str], chunk_size: int) -> None:
+    """``ingest --dry-run``: each file that would be read, with its kind, drugs, sections and
+    dose statements per role; skipped files with their reason. Nothing is embedded or written.
+    Exit status 1 when a file would be skipped, as for a real ingest."""
+    from collections import Counter
+
+    from ingest.chunking import chunk_document
+    from ingest.loaders import load_corpus
+    from ingest.statements import statements_for_chunk
+
+    docs, skipped = load_corpus(targets, labels=labels)
+    total: Counter[str] = Counter()
+    drugs: set[str] = set()
+    for doc in docs:
+        chunks = chunk_document(doc, chunk_size)
+        roles: Counter[str] = Counter(
+            st.role.value for c in chunks for st in statements_for_chunk(c)
+        )
+        total.update(roles)
+        drugs.update(doc.drugs)
+        sections = len({c.section for c in chunks})
+        typer.echo(f"{doc.path} [{doc.doc_kind}] {doc.title!r}")
+        typer.echo(
+            f"  drugs: {', '.join(doc.drugs) or '(none found)'}"
+            + (f"; indications: {', '.join(doc.indications)}" if doc.indications else "")
+            + f"; {sections} sections, {len(chunks)} chunks"
+        )
+        per_role = ", ".join(f"{r} {n}" for r, n in roles.most_common()) or "none"
+        typer.echo(f"  dose statements: {sum(roles.values())} ({per_role})")
+    for s in skipped:
+        typer.echo(f"skipped {s.path}: {s.reason}", err=True)
+    typer.echo(
+        f"dry run: {len(docs)} documents would be read, {len(skipped)} skipped, "
+        f"{len(drugs)} drugs, {sum(total.values())} dose statements; nothing was written"
+    )
+    if skipped:
         raise typer.Exit(1)
 
 
@@ -156,7 +202,9 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print the stats as
         raise typer.Exit(2) from None
     from ingest.statements import StatementStore
 
-    info["statements"] = StatementStore.in_dir(settings.data_dir).stats()
+    store = StatementStore.in_dir(settings.data_dir)
+    info["statements"] = store.stats()
+    _add_drug_kinds(info, settings, store)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -166,7 +214,12 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print the stats as
     )
     typer.echo(f"documents: {info['documents']}  chunks: {info['chunks']}")
     for drug, counts in info["per_drug"].items():
-        typer.echo(f"  {drug}: {counts['documents']} documents, {counts['chunks']} chunks")
+        kinds = ", ".join(f"{k} {n}" for k, n in counts.get("kinds", {}).items())
+        typer.echo(
+            f"  {drug}: {counts['documents']} documents"
+            + (f" ({kinds})" if kinds else "")
+            + f", {counts['chunks']} chunks, {counts.get('statements', 0)} dose statements"
+        )
     st = info["statements"]
     typer.echo(
         f"dose statements: {st['statements']} ({100 * st['unknown_share']:.1f} % with an unknown "
@@ -174,6 +227,30 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print the stats as
     )
     for role, n in st["by_role"].items():
         typer.echo(f"  {role}: {n}")
+
+
+def _add_drug_kinds(info: dict[str, Any], settings: Settings, store: Any) -> None:
+    """Per drug: how many of its documents are of each kind (article, label, text, html, pdf)
+    and its dose statements, so an import shows up as what it is."""
+    from ingest.embeddings import Embedder
+    from ingest.store import open_index
+
+    try:
+        chunks = open_index(settings.store, Embedder.shared(settings.model_path)).all_chunks()
+        per_statement = store.drug_counts()
+    except Exception as exc:  # noqa: BLE001 - the listing is an extra: the counts above stand
+        typer.echo(f"warning: document kinds not listed ({type(exc).__name__}: {exc})", err=True)
+        return
+    kinds: dict[str, dict[str, str]] = {}
+    for c in chunks:
+        for drug in c.drugs:
+            kinds.setdefault(drug, {})[c.doc_id] = c.doc_kind
+    for drug, counts in info.get("per_drug", {}).items():
+        by_kind: dict[str, int] = {}
+        for kind in kinds.get(drug, {}).values():
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        counts["kinds"] = dict(sorted(by_kind.items()))
+        counts["statements"] = int(per_statement.get(drug, 0))
 
 
 @app.command("eval")

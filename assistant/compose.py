@@ -196,6 +196,16 @@ def is_label(chunk: RetrievedChunk) -> bool:
     return chunk.metadata.get("doc_kind") == "label"
 
 
+# Imported documents (text, HTML, PDF without front matter) carry no [@id] markers either: the
+# document itself is their one source ("local document"), cited by title and section.
+_IMPORTED_KINDS = frozenset({"text", "html", "pdf"})
+
+
+def is_imported(chunk: RetrievedChunk) -> bool:
+    """Is the chunk a passage of a document imported without front matter?"""
+    return chunk.metadata.get("doc_kind") in _IMPORTED_KINDS and bool(chunk.metadata.get("sources"))
+
+
 def _own_source_ids(chunk: RetrievedChunk) -> tuple[str, ...]:
     ids: list[str] = []
     for source in chunk.metadata.get("sources", ()):
@@ -217,7 +227,7 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
         path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
-        own = _own_source_ids(chunk) if is_label(chunk) else ()
+        own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
         for order, unit in enumerate(_split_units(chunk.text)):
             ids: list[str] = []
             for m in MARKER_RE.finditer(unit):
@@ -266,11 +276,15 @@ def _about_drug(
     st: Statement, drug: str, vocab: Vocabulary, aliases: Sequence[str]
 ) -> tuple[bool, bool]:
     """(relevant, mentions): is the statement about the question's drug?"""
+    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
+    if drug and is_imported(st.chunk) and drug not in chunk_drugs:
+        # An imported document is a source only on the drugs it is about: another drug's
+        # label naming this one in passing ("coadministration with metoprolol") is not.
+        return False, False
     low = f" {' '.join(normalise(st.text))} "
     mentions = any(f" {' '.join(normalise(a))} " in low for a in aliases)
     if mentions:
         return True, True
-    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
     others = vocab.mentions(st.text, "drug") - {drug}
     if is_label(st.chunk):

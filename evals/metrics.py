@@ -26,6 +26,7 @@ __all__ = [
     "aggregate_guard",
     "aggregate_items",
     "citation_scores",
+    "answers_another_drug",
     "match_numbers",
     "percentile",
     "retrieval_scores",
@@ -259,6 +260,17 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def answers_another_drug(item: ItemOutcome) -> bool:
+    """An answered item that cites a document about a drug other than the one it expects
+    (``expected.drugs``; the main drug of each cited document). Items naming no expected drug
+    are not counted: there is nothing to compare with."""
+    expected = set(item.extra.get("expected_drugs") or ())
+    cited = item.extra.get("cited_drugs") or {}
+    if not item.shown or not expected or not cited:
+        return False
+    return any(drug and drug not in expected for drug in cited.values())
+
+
 def _summarise(items: Sequence[ItemOutcome]) -> dict[str, Any]:
     in_corpus = [i for i in items if not i.out_of_corpus and not i.expects_error]
     ooc = [i for i in items if i.out_of_corpus and not i.expects_error]
@@ -309,6 +321,7 @@ def _summarise(items: Sequence[ItemOutcome]) -> dict[str, Any]:
             sum(1 for i in items if i.expects_error),
         ),
         "must_not_contain_violations": len(mnc),
+        "answers_about_another_drug": sum(1 for i in shown if answers_another_drug(i)),
         "latency_p50_ms": percentile(lat, 50),
         "latency_p95_ms": percentile(lat, 95),
     }

@@ -252,9 +252,23 @@ def _score_question(item: QuestionItem, assistant: Any, k: int) -> tuple[ItemOut
         abstention_ok=((status == "abstained") == exp.out_of_corpus) if in_scope else None,
         rejection_ok=(status == "rejected") if exp.error is not None else None,
         must_not_contain_hits=_must_not_contain(item, full),
-        extra={"drug": result.drug, "note": result.note, "timings_ms": dict(result.timings_ms)},
+        extra={"drug": result.drug, "note": result.note, "timings_ms": dict(result.timings_ms),
+               **_drugs_cited(item, result)},
     )
     return scored, result
+
+
+def _drugs_cited(item: QuestionItem, result: Any) -> dict[str, Any]:
+    """The main drug of each cited document (from the retrieved chunks' metadata) and the
+    drugs the item expects (``expected.drugs``, optional), for "answers about another drug"."""
+    main: dict[str, str] = {}
+    for chunk in getattr(result, "retrieved", ()):
+        drugs = (getattr(chunk, "metadata", None) or {}).get("drugs") or ()
+        if drugs:
+            main.setdefault(chunk.doc_id, str(drugs[0]).lower())
+    cited = {c.doc_id: main.get(c.doc_id, "") for c in getattr(result, "citations", ())}
+    expected = [str(d).lower() for d in (getattr(item.expected, "drugs", None) or ())]
+    return {"cited_drugs": cited, "expected_drugs": expected}
 
 
 def score_baseline(item: QuestionItem, baseline: Any) -> ItemOutcome:

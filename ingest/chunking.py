@@ -22,6 +22,7 @@ __all__ = ["chunk_document", "chunk_id", "embedding_text", "sections"]
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 _FENCE_RE = re.compile(r"^(```|~~~)", re.M)
 _SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
+_SELF_CITED = frozenset({"label", "text", "html", "pdf"})
 
 
 def _digest(*parts: str, size: int = 32) -> str:
@@ -99,8 +100,9 @@ def chunk_document(doc: Document, chunk_size: int) -> list[Chunk]:
             start, end = s_start + a, s_start + b
             text = doc.body[start:end]
             ids = tuple(i for i in cited_source_ids(text) if i in by_id)
-            if not ids and doc.doc_kind == "label":
-                # A label is its own source: every passage of it is backed by the label.
+            if not ids and doc.doc_kind in _SELF_CITED:
+                # A label, or an imported document, is its own source: every passage of it is
+                # backed by the document (its title and section are the citation).
                 ids = tuple(by_id)
             ordinal = ordinals.get(section_path, 0)
             ordinals[section_path] = ordinal + 1

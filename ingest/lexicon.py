@@ -108,6 +108,27 @@ class DrugLexicon:
                 i += 1
         return out
 
+    @cached_property
+    def _by_shape(self) -> dict[tuple[str, int], list[str]]:
+        shapes: dict[tuple[str, int], list[str]] = {}
+        for variant in self._table:
+            if " " not in variant and variant.isalpha():
+                shapes.setdefault((variant[0], len(variant)), []).append(variant)
+        return shapes
+
+    def closest(self, word: str, cutoff: float = 0.9) -> str | None:
+        """The generic a misspelt single word most likely means ("Metroprolol" -> metoprolol),
+        or None. Only words of 7 letters or more, compared with names of the same first
+        letter and nearly the same length: a short word is too easily another drug."""
+        import difflib
+
+        w = word.lower()
+        if len(w) < 7 or not w.isalpha():
+            return None
+        pool = [v for n in range(len(w) - 2, len(w) + 3) for v in self._by_shape.get((w[0], n), ())]
+        best = difflib.get_close_matches(w, pool, n=1, cutoff=cutoff)
+        return self._table[best[0]] if best else None
+
     def drugs_in(self, text: str) -> tuple[str, ...]:
         """Generic names of the drugs ``text`` names, in order, each once."""
         return tuple(dict.fromkeys(m.generic for m in self.find(text)))

@@ -16,15 +16,23 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from ingest.citations import cited_source_ids
+from ingest.detect import detect_topics, headings_of
 from ingest.errors import CorpusError, FrontMatterError
 from ingest.model import Document, SkippedFile, SourceRef
 from ingest.schema import validate_front_matter
 
-__all__ = ["DEFAULT_MAX_BYTES", "SUPPORTED_SUFFIXES", "load_corpus", "load_file"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "IMPORTED_KINDS",
+    "SUPPORTED_SUFFIXES",
+    "load_corpus",
+    "load_file",
+]
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".xml"})
@@ -33,6 +41,20 @@ _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 _HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 3, "h5": 3, "h6": 3}
+IMPORTED_KINDS = frozenset({"text", "html", "pdf"})
+LOCAL_EVIDENCE = "local document"
+# A plain-text heading: a short line in capitals ("DOSAGE AND ADMINISTRATION", "2.1 ADULTS"),
+# optionally numbered. Lower-case words, sentence punctuation or figures make it text.
+_CAPS_HEADING_RE = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]+)?([A-Z][A-Z &/,()'’-]{2,78}[A-Z)])[ \t]*:?$")
+_SETEXT_RE = re.compile(r"^(?P<text>[^\n#].{1,98})\n(?P<bar>=+|-+)[ \t]*$", re.M)
+# A number at the end of a PDF line whose unit starts the next line ("500" / "mg").
+_UNIT_WORDS = (
+    r"(?:mg|mcg|µg|micrograms?|milligrams?|g|grams?|kg|mL|ml|L|units?|IU|mmol|mEq|%|"
+    r"mg/kg|mg/m2|hours?|days?|weeks?|times|tablets?|capsules?|doses?)"
+)
+_WRAPPED_UNIT_RE = re.compile(rf"(\d)[ \t]*\n[ \t]*(?={_UNIT_WORDS}\b)")
+_WRAPPED_NUMBER_RE = re.compile(r"(\b(?:to|and|or|of|every|up to|[-–—])[ \t]*)\n[ \t]*(?=\d)")
+_SENTENCE_END_RE = re.compile(r"[.:;!?)]$")
 
 
 def _slug(text: str) -> str:
@@ -109,11 +131,84 @@ def _load_markdown(data: bytes, path: str) -> Document:
     )
 
 
+def _heading_text(line: str) -> str | None:
+    """The heading a plain-text line stands for, or None when it is ordinary text."""
+    m = _CAPS_HEADING_RE.match(line.strip())
+    if not m or not re.search(r"[A-Z]{3}", m.group(1)):
+        return None
+    return " ".join(line.strip().rstrip(":").split())
+
+
+def _mark_headings(text: str) -> str:
+    """Plain text with its headings as ``#`` lines: setext underlines and lines in capitals."""
+    text = _SETEXT_RE.sub(
+        lambda m: f"{'#' if m.group('bar')[0] == '=' else '##'} {m.group('text').strip()}", text
+    )
+    out: list[str] = []
+    for line in text.split("\n"):
+        heading = None if line.lstrip().startswith("#") else _heading_text(line)
+        out.append(f"## {heading}" if heading else line)
+    return "\n".join(out)
+
+
+def _first_line_title(body: str) -> str:
+    """A text file's title: its first ``#`` heading, else a short first line that is not a
+    sentence."""
+    for line in body.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            return stripped.lstrip("#").strip()
+        if len(stripped) <= 120 and not stripped.endswith((".", ";", ",")):
+            return stripped
+        return ""
+    return ""
+
+
 def _load_text(data: bytes, path: str) -> Document:
-    body = _decode(data, path)
-    _check_citations(body, (), path)
+    raw = _decode(data, path)
+    _check_citations(raw, (), path)
     stem = Path(path).stem
-    return Document(doc_id=_slug(stem), title=stem, body=body, path=path, doc_kind="text")
+    body = _mark_headings(raw).lstrip("\n")
+    title = _first_line_title(body) or stem
+    first, _, rest = body.partition("\n")
+    if first.strip().lstrip("#").strip() == title:
+        # The title line heads the document: every section below it is the title's.
+        body = f"# {title}\n{rest}"
+    return Document(doc_id=_slug(stem), title=title, body=body, path=path, doc_kind="text")
+
+
+def _cells(row: Any) -> list[str]:
+    return [" ".join(c.get_text(" ", strip=True).split()) for c in row.find_all(["th", "td"])]
+
+
+def _flatten_tables(soup: Any) -> None:
+    """Each table row as one line naming its column headers ("Dose: 500 mg; Frequency: twice
+    daily"): a figure read apart from its header says nothing about what it is."""
+    for table in soup.find_all("table"):
+        rows = [r for r in table.find_all("tr") if r.find_parent("table") is table]
+        if not rows:
+            continue
+        header: list[str] = []
+        first = rows[0]
+        if first.find("th") is not None and first.find("td") is None or first.find_parent("thead"):
+            header = _cells(first)
+            rows = rows[1:]
+        lines: list[str] = []
+        caption = table.find("caption")
+        if caption is not None:
+            lines.append(" ".join(caption.get_text(" ", strip=True).split()))
+        for row in rows:
+            cells = _cells(row)
+            if not any(cells):
+                continue
+            if header and len(header) == len(cells):
+                parts = [f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=True) if c]
+            else:
+                parts = [c for c in cells if c]
+            lines.append("- " + "; ".join(parts))
+        table.replace_with("\n\n" + "\n".join(lines) + "\n\n")
 
 
 def _load_html(data: bytes, path: str) -> Document:
@@ -127,6 +222,7 @@ def _load_html(data: bytes, path: str) -> Document:
     title = title_tag.get_text(" ", strip=True) if title_tag else ""
     if soup.head:
         soup.head.decompose()
+    _flatten_tables(soup)
     for name, level in _HEADING_TAGS.items():
         for h in soup.find_all(name):
             heading = " ".join(h.get_text(" ", strip=True).split())
@@ -161,14 +257,76 @@ def _load_pdf(path: str) -> Document:
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise CorpusError(f"unreadable PDF: {exc}", path) from None
-    body = "\n\n".join(p for p in pages if p)
-    if not body.strip():
+    if not any(pages):
         raise CorpusError("PDF has no extractable text (scanned images?)", path)
-    _check_citations(body, (), path)
-    title = str(meta_title).strip() or Path(path).stem
+    _check_citations("\n".join(pages), (), path)
+    title = str(meta_title).strip()
+    if not title:
+        title = _first_line_title(unwrap_pdf_lines(pages[0])) if pages[0] else ""
+        title = title or Path(path).stem
+    body = pdf_body(pages, title)
     return Document(
-        doc_id=_slug(Path(path).stem), title=title, body=body + "\n", path=path, doc_kind="pdf"
+        doc_id=_slug(Path(path).stem), title=title, body=body, path=path, doc_kind="pdf"
     )
+
+
+def unwrap_pdf_lines(text: str) -> str:
+    """Join the lines a PDF wrapped inside a sentence: a number stays with its unit ("500" /
+    "mg"), and a line that does not end a sentence continues on the next when that one starts
+    in lower case or with a figure. Headings and list items keep their own lines."""
+    text = _WRAPPED_UNIT_RE.sub(r"\1 ", text)
+    text = _WRAPPED_NUMBER_RE.sub(lambda m: m.group(1).rstrip() + " ", text)
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if (
+            out
+            and stripped
+            and out[-1].strip()
+            and not _SENTENCE_END_RE.search(out[-1])
+            and _heading_text(out[-1]) is None
+            and _heading_text(stripped) is None
+            and not _BULLET_START_RE.match(stripped)
+            and (stripped[0].islower() or stripped[0].isdigit() or stripped[0] in "(%/")
+        ):
+            out[-1] = f"{out[-1].rstrip()} {stripped}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+_BULLET_START_RE = re.compile(r"^(?:[-*•◦▪]|\d{1,2}[.)])\s")
+
+
+def pdf_body(pages: Sequence[str], title: str) -> str:
+    """A PDF's pages as one body with ``#`` sections that name their page: its own headings
+    ("Dosage and Administration (page 2)"), a page that starts mid-section continuing the
+    previous heading on its page, or "Page N" for each page when the PDF has no headings."""
+    marked = [_mark_headings(unwrap_pdf_lines(p)) for p in pages]
+    has_headings = any(headings_of(p) for p in marked)
+    parts = [f"# {title}"]
+    current = ""
+    for n, page in enumerate(marked, start=1):
+        if not page.strip():
+            continue
+        if not has_headings:
+            parts.append(f"## Page {n}\n{page.strip()}")
+            continue
+        lines = page.strip().split("\n")
+        if n == 1 and lines and lines[0].strip().lstrip("#").strip() == title:
+            lines = lines[1:]
+        if lines and not lines[0].startswith("#"):
+            lines.insert(0, f"## {current} (page {n})" if current else f"## Page {n}")
+        fixed: list[str] = []
+        for line in lines:
+            m = re.match(r"^(#{1,6})[ \t]+(.+)$", line)
+            if m and not m.group(2).endswith(f"(page {n})"):
+                current = m.group(2).strip()
+                line = f"{m.group(1)} {current} (page {n})"
+            fixed.append(line)
+        parts.append("\n".join(fixed))
+    return "\n\n".join(parts) + "\n"
 
 
 def _load_xml(data: bytes, path: str) -> Document:
@@ -224,7 +382,33 @@ def load_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Docume
             doc = _load_xml(data, spath)
         else:
             doc = _load_html(data, spath)
-    return replace(doc, content_hash=hashlib.sha256(data).hexdigest())
+    doc = replace(doc, content_hash=hashlib.sha256(data).hexdigest())
+    if doc.doc_kind in IMPORTED_KINDS:
+        doc = with_detected_topics(doc)
+    return doc
+
+
+def with_detected_topics(doc: Document, lexicon: Any = None) -> Document:
+    """An imported document with its drugs, indications and brand names read from its content
+    (``ingest.detect``) and itself as its one source (kind "local document"), so its sentences
+    are cited as "Title — Section" like a label's. Front matter, when a format has it, wins."""
+    if lexicon is None:
+        from ingest.lexicon import default_lexicon
+
+        lexicon = default_lexicon()
+    topics = detect_topics(doc.title, doc.body, lexicon)
+    source = SourceRef(
+        id=doc.doc_id,
+        reference=f"{doc.title} ({Path(doc.path).name}, {LOCAL_EVIDENCE})",
+        kind=LOCAL_EVIDENCE,
+    )
+    return replace(
+        doc,
+        drugs=doc.drugs or topics.drugs,
+        indications=doc.indications or topics.indications,
+        brand_names=doc.brand_names or topics.brand_names,
+        sources=doc.sources or (source,),
+    )
 
 
 def _ignored(name: str) -> bool:
