@@ -78,6 +78,9 @@ class StatementStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._schema_ready = False
+        # drug_counts is asked once per question: kept until the file changes (any write does).
+        self._counts: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @classmethod
     def in_dir(cls, data_dir: str | Path) -> StatementStore:
@@ -86,7 +89,9 @@ class StatementStore:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30)
-        con.executescript(_SCHEMA)
+        if not self._schema_ready:
+            con.executescript(_SCHEMA)
+            self._schema_ready = True
         return con
 
     # -- writing (the ingest lock is held) -------------------------------------------------
@@ -143,11 +148,21 @@ class StatementStore:
 
     def drug_counts(self) -> dict[str, int]:
         """Statements per dosed drug (live chunks only)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._counts
+        if cached is not None and cached[0] == stamp:
+            return dict(cached[1])
         rows = self._live_rows(
             "SELECT drug, COUNT(*) FROM statements JOIN live USING (fingerprint) "
             "WHERE drug IS NOT NULL GROUP BY drug"
         )
-        return {str(d): int(n) for d, n in rows}
+        counts = {str(d): int(n) for d, n in rows}
+        self._counts = (stamp, counts)
+        return dict(counts)
 
     def stats(self) -> dict[str, Any]:
         roles = self.role_counts()
