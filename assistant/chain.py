@@ -313,6 +313,11 @@ class Assistant:
         ):
             about = ", ".join(facets.drugs + facets.indications)
             state.resolved = f"{question} (about {about})"
+        context = _patient_terms(state.patient, facets)
+        if context:
+            # Retrieval and ranking see what changes the dose for this patient: a reduced
+            # phenotype, a co-medication the drug interacts with.
+            state.resolved = f"{state.resolved} (patient: {context})"
         if not facets.drugs:
             state.result = self._abstain(state, vocab)
         state.timings["prepare"] = (time.perf_counter() - t0) * 1000
@@ -687,6 +692,15 @@ def _safe_check(answer: str, passages: Sequence[Passage], *args: Any, **kw: Any)
         return check_answer(answer, passages, *args, **kw)
     except Exception as exc:  # noqa: BLE001 - fail closed on any guard failure
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def _patient_terms(patient: PatientContext | None, facets: QueryFacets) -> str:
+    if patient is None or not facets.drugs:
+        return ""
+    terms = [f"{gene} {value} metabolizer" for gene, value in (("TPMT", patient.tpmt),
+             ("NUDT15", patient.nudt15)) if value in ("intermediate", "poor")]  # fmt: skip
+    terms += [f"with {c}" for c in patient.comedications if c not in facets.drugs]
+    return ", ".join(terms)
 
 
 _PATIENT_KEYS = ("weight_kg", "tpmt", "nudt15", "comedications", "egfr", "crcl", "age_years")

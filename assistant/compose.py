@@ -952,7 +952,6 @@ def _patient_lead(
     patient change with no source sentence says so, with no number."""
     if patient is None:
         return None
-    who = patient.describe() if hasattr(patient, "describe") else ""
     def line(st: Statement, why: str) -> tuple[str, tuple[str, ...]]:
         builder.used_statements.append(st)
         return f"**For this patient ({why}): {_sentence(builder.statement(st))}**", (st.key,)
@@ -995,8 +994,11 @@ def _patient_lead(
         if st is not None:
             return line(st, f"{age} years old")
     plain = [d for d in derivations if not _triggers(d)]
-    if plain:
-        return f"**For this patient ({who}): {plain[0].explanation}.**", ()
+    weight = getattr(patient, "weight_kg", None)
+    if plain and weight is not None:
+        # Only the weight in the label: a co-medication's name there would read as the drug
+        # the derived dose belongs to.
+        return f"**For this patient ({weight} kg): {plain[0].explanation}.**", ()
     return None
 
 
