@@ -19,6 +19,7 @@ from assistant.vocabulary import (
     INDICATION_ALIASES,
     POPULATION_ALIASES,
     SECTION_ORDER,
+    THIOPURINES,
     QueryFacets,
     Vocabulary,
     answer_section,
@@ -1075,6 +1076,7 @@ _FOLLOWUPS = {
     "Contraindications": "When should {drug} not be used?",
     "Adverse effects": "What are the main side effects of {drug}?",
 }
+_GENETICS_FOLLOWUP = "Which genetic tests matter before starting {drug}?"
 _INTENT_SECTION = {
     "dose": "Dosing",
     "general": "Dosing",
@@ -1096,8 +1098,11 @@ def suggest_followups(
         return ()
     available = vocabulary.sections_by_drug.get(drug, frozenset())
     current = _INTENT_SECTION.get(intent)
+    # TPMT decides a thiopurine's dose only: another drug's genetics question is its own.
+    thiopurine = drug in THIOPURINES or drug == "thioguanine"
+    templates = _FOLLOWUPS if thiopurine else {**_FOLLOWUPS, "Pharmacogenomics": _GENETICS_FOLLOWUP}
     out = [
-        _FOLLOWUPS[name].format(drug=drug)
+        templates[name].format(drug=drug)
         for name in (
             "Pharmacogenomics",
             "Monitoring",

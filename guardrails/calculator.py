@@ -254,6 +254,7 @@ def _remaining(q: Quantity) -> Quantity:
 
 _Key = tuple[Decimal, Decimal, "str | None", bool, int]
 _Start = tuple[Quantity, tuple[str, ...], tuple[Quantity, ...], int]
+_Context = tuple["Decimal | None", "Decimal | None"]  # the patient's kidney function and age
 
 
 def _key(q: Quantity) -> _Key:
@@ -262,11 +263,15 @@ def _key(q: Quantity) -> _Key:
 
 def _finish(
     q: Quantity, steps: tuple[str, ...], inputs: tuple[Quantity, ...], n: int, drug: str,
-    limits: LimitTable | None, w: Decimal | None,
+    limits: LimitTable | None, w: Decimal | None, context: _Context = (None, None),
 ) -> Derivation:  # fmt: skip
-    ok, note = (True, "no limit table") if limits is None else limits.check(drug, q)
+    egfr, age = context
+    ok, note = (
+        (True, "no limit table") if limits is None
+        else limits.check(drug, q, egfr=egfr, age_years=age)
+    )  # fmt: skip
     if ok and limits is not None and w is not None and not q.per_kg:
-        ok, note = limits.check(drug, q, weight_kg=w)
+        ok, note = limits.check(drug, q, weight_kg=w, egfr=egfr, age_years=age)
     return Derivation(result=q, steps=steps, inputs=inputs, passage_n=n, drug=drug,
                       within_limits=ok, limit_note=note)  # fmt: skip
 
@@ -274,6 +279,7 @@ def _finish(
 def _adjusted(
     start: _Start, combo: tuple[tuple[Quantity, int, str], ...], lo: Decimal, hi: Decimal,
     drug: str, limits: LimitTable | None, w: Decimal | None,
+    context: _Context = (None, None),
 ) -> Derivation:  # fmt: skip
     base, steps, inputs, n = start
     result = _scaled(base, lo, hi, per_kg=base.per_kg)
@@ -283,13 +289,13 @@ def _adjusted(
     new_steps[-1] += f": {base.text or format_quantity(base)} → {result.text}"
     all_inputs = inputs + tuple(p for p, _, _ in combo)
     if limits is not None and all(max(p.low, p.high) <= _HUNDRED for p, _, _ in combo):
-        start_d = _finish(base, steps, inputs, n, drug, limits, w)
+        start_d = _finish(base, steps, inputs, n, drug, limits, w, context)
         if start_d.within_limits:
             note = f"a reduction of {format_quantity(base)}, which is {start_d.limit_note}"
             return Derivation(result=result, steps=tuple(new_steps), inputs=all_inputs,
                               passage_n=n, drug=drug, within_limits=True,
                               limit_note=note)  # fmt: skip
-    return _finish(result, tuple(new_steps), all_inputs, n, drug, limits, w)
+    return _finish(result, tuple(new_steps), all_inputs, n, drug, limits, w, context)
 
 
 @lru_cache(maxsize=256)
@@ -304,6 +310,8 @@ def _plans(
         return plans
     bases, adjustments = _inputs(passages, patient, drug)
     w = patient.weight_kg
+    # Limit rows for a kidney function or an age apply to this patient's derived doses.
+    context: _Context = (patient.kidney_function, patient.age_years)
     starts: list[_Start] = []
     for q, n in bases:
         starts.append((q, (), (q,), n))
@@ -311,7 +319,7 @@ def _plans(
             total = _scaled(q, _round(q.low * w), _round(q.high * w), per_kg=False)
             step = f"{format_quantity(q)} × {w} kg = {total.text} (from [{n}])"
             plans.setdefault(_key(total), []).append(
-                partial(_finish, total, (step,), (q,), n, drug, limits, w)
+                partial(_finish, total, (step,), (q,), n, drug, limits, w, context)
             )
             starts.append((total, (step,), (q,), n))
     # One adjustment per trigger at a time (a source's 25 % and another's one-quarter are
@@ -334,7 +342,7 @@ def _plans(
             lo, hi = _round(lo, base.per_kg), _round(hi, base.per_kg)
             key = (lo, hi, base.per, base.per_kg, base.per_count)
             plans.setdefault(key, []).append(
-                partial(_adjusted, st, combo, lo, hi, drug, limits, w)
+                partial(_adjusted, st, combo, lo, hi, drug, limits, w, context)
             )
     # Per-patient limits in mg: a mg/kg/day limit × weight, shown like any other derivation.
     if limits is not None and w is not None:

@@ -344,7 +344,9 @@ def _check_claim(
         # patient doses are limit-checked with the weight by the calculator.
         # Within the clause only: "7.5 mg every morning; not weekly" states no weekly dose.
         weekly = q.per is None and bool(_WEEKLY_RE.search(answer, clause.start, clause.end))
-        ok, why = limits.check(limit_drug, q, indication, weekly_stated=weekly)
+        egfr, age = _patient_limits(patient)
+        ok, why = limits.check(limit_drug, q, indication, weekly_stated=weekly, egfr=egfr,
+                               age_years=age)  # fmt: skip
         if not ok:
             return _verdict(q, Status.OUT_OF_LIMITS, why, limit_drug)
 
@@ -541,6 +543,13 @@ def _line_verdicts(
             out[i] = _verdict(c, status, reason, dv.drug, derivation=mid,
                               passage_n=mid.passage_n)  # fmt: skip
     return out
+
+
+def _patient_limits(patient: PatientContext | None) -> tuple[Decimal | None, Decimal | None]:
+    """The patient context the limit rows can use: (kidney function, age)."""
+    if patient is None:
+        return None, None
+    return patient.kidney_function, patient.age_years
 
 
 def _patient_fact(q: Quantity, patient: PatientContext | None) -> str | None:

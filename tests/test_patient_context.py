@@ -73,3 +73,25 @@ def test_the_patients_own_values_are_derived_not_source_figures() -> None:
     # Another age is not the patient's.
     v = check_answer(answer.replace("82 years", "81 years"), src, patient=patient, drug="allopurinol")
     assert not v.passed
+
+
+def test_the_patients_kidney_function_reaches_the_limit_rows() -> None:
+    from guardrails import load_limits
+
+    src = [Passage(1, "Febuxostat for gout: 80 mg/day if urate stays high.", drugs=("febuxostat",))]
+    answer = "Febuxostat 80 mg/day [1]."
+    assert check_answer(answer, src, limits=load_limits(), drug="febuxostat").passed
+    severe = validate_patient(None, None, None, [], egfr=20)
+    v = check_answer(answer, src, patient=severe, limits=load_limits(), drug="febuxostat")
+    assert not v.passed and v.claims[0].status is Status.OUT_OF_LIMITS
+
+
+def test_follow_up_suggestions_fit_the_drug() -> None:
+    from assistant.compose import suggest_followups
+    from assistant.vocabulary import Vocabulary
+
+    vocab = Vocabulary.from_names(["azathioprine", "allopurinol"])
+    vocab.sections_by_drug = {"azathioprine": frozenset({"Pharmacogenomics"}),
+                              "allopurinol": frozenset({"Pharmacogenomics"})}  # fmt: skip
+    assert "TPMT" in suggest_followups(vocab, "azathioprine", "dose")[0]
+    assert not any("TPMT" in q for q in suggest_followups(vocab, "allopurinol", "dose"))
