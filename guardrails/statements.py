@@ -36,7 +36,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
 from guardrails.lexicon import INDICATION_ALIASES
@@ -220,9 +220,21 @@ def _nearest(combined: tuple[re.Pattern[str], dict[str, Role]], window: str) -> 
 
 def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, heading: str) -> Role:
     start, end = q.span
-    kind = q.kind
-    near = text[max(prev_end, sentence[0]):start]
-    after = text[end:min(sentence[1], end + 40)]
+    s0 = sentence[0]
+    # The role depends only on these pieces of text: answers repeat source sentences, so the
+    # same pieces recur and the reading is remembered.
+    return _role_of(q.kind, q.qualifier, text[max(prev_end, s0):start],
+                    text[end:min(sentence[1], end + 40)], start - s0,
+                    text[s0:sentence[1]], heading)  # fmt: skip
+
+
+@lru_cache(maxsize=16384)
+def _role_of(
+    kind: str, qualifier: str | None, near: str, after: str, offset: int, sentence_text: str,
+    heading: str,
+) -> Role:  # fmt: skip
+    """The role of a number of ``kind`` with ``near`` (text since the previous number) before it,
+    ``after`` after it, at ``offset`` in ``sentence_text`` under ``heading``."""
     if kind == "percent":
         if _BY_BEFORE_RE.search(near) or _REDUCTION_AFTER_RE.match(after):
             return Role.REDUCTION_BY
@@ -230,12 +242,11 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
             r"\b(?:reduc|decreas|lower|cut|adjust|start)", near, _F
         ):
             return Role.REDUCTION_TO
-        sentence_text = text[sentence[0]:sentence[1]]
         if _OUTCOME_RE.search(sentence_text) or _results_section(heading):
             return Role.OUTCOME
         return Role.UNKNOWN
     if kind == "dose":
-        if q.qualifier in ("up_to", "max"):
+        if qualifier in ("up_to", "max"):
             return Role.MAXIMUM
         role = _nearest(_ALL_PREFIX, near) if near.strip() else None
         if role is Role.REDUCTION_TO:
@@ -243,13 +254,11 @@ def _role(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int, head
         if role is None:
             role = next((r for r, rx in _SUFFIX_CUES if rx.match(after)), None)
         if role is None:
-            wide = text[sentence[0]:start]
-            role = _nearest(_PHASE_PREFIX, wide)
+            role = _nearest(_PHASE_PREFIX, sentence_text[:offset])
         if role is None and heading:
             found = {r for r, rx in _HEADING_CUES if rx.search(heading)}
             role = found.pop() if len(found) == 1 else None
         return role or Role.USUAL
-    sentence_text = text[sentence[0]:sentence[1]]
     if kind in ("duration", "frequency"):
         if _MONITORING_RE.search(sentence_text):
             return Role.MONITORING
@@ -445,21 +454,32 @@ class ClaimContext:
     population the sentence names (empty / "any" when it names none). Each is read only when
     a check needs it: most source statements are plain doses that any reading fits."""
 
+    __slots__ = ("_indications", "_population", "_prev_end", "_q", "_role", "_sentence", "_text")
+
     def __init__(self, text: str, q: Quantity, sentence: tuple[int, int], prev_end: int) -> None:
         self._text, self._q, self._sentence, self._prev_end = text, q, sentence, prev_end
+        self._role: Role | None = None
+        self._indications: tuple[str, ...] | None = None
+        self._population: str | None = None
 
-    @cached_property
+    @property
     def role(self) -> Role:
-        return _role(self._text, self._q, self._sentence, self._prev_end, "")
+        if self._role is None:
+            self._role = _role(self._text, self._q, self._sentence, self._prev_end, "")
+        return self._role
 
-    @cached_property
+    @property
     def indications(self) -> tuple[str, ...]:
-        return _sentence_indications(self._text[self._sentence[0]:self._sentence[1]])
+        if self._indications is None:
+            self._indications = _sentence_indications(self._text[self._sentence[0]:self._sentence[1]])
+        return self._indications
 
-    @cached_property
+    @property
     def population(self) -> str:
-        s = self._text[self._sentence[0]:self._sentence[1]]
-        return _first(_POPULATIONS, s) or "any"
+        if self._population is None:
+            s = self._text[self._sentence[0]:self._sentence[1]]
+            self._population = _first(_POPULATIONS, s) or "any"
+        return self._population
 
 
 @lru_cache(maxsize=4096)
