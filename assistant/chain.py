@@ -41,6 +41,7 @@ from assistant.vocabulary import (
     uncovered_routes,
 )
 from guardrails import calculate, check_answer, validate_patient
+from guardrails.drugs import same_drug
 from guardrails.errors import PatientInputError
 from guardrails.model import AnswerVerdict, Passage, PatientContext
 from ingest.lexicon import default_lexicon
@@ -364,7 +365,7 @@ class Assistant:
             return facets
         if not counts:
             return facets
-        missing = tuple(d for d in facets.drugs if not any(_same_drug(d, c) for c in counts))
+        missing = tuple(d for d in facets.drugs if not any(same_drug(d, c) for c in counts))
         if not missing:
             return facets
         return replace(
@@ -778,10 +779,6 @@ def _inherit(facets: QueryFacets, history: tuple[Turn, ...]) -> QueryFacets:
                 intent = turn.intent if turn.intent != "general" else "dose"
             return replace(facets, drugs=(turn.drug,), indications=indications, intent=intent)
     return facets
-
-
-def _same_drug(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
 
 def _first_paragraph(text: str) -> str:

@@ -33,6 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache, partial
 from itertools import combinations, product
 
+from guardrails.drugs import same_drug
 from guardrails.errors import PatientInputError
 from guardrails.lexicon import DRUG_ALIASES
 from guardrails.limits import LimitTable
@@ -200,10 +201,6 @@ def _scaled(q: Quantity, lo: Decimal, hi: Decimal, *, per_kg: bool) -> Quantity:
                     raw_unit=q.unit, per_count=q.per_count)  # fmt: skip
 
 
-def _same_drug(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
-
-
 def _condition_holds(condition: str, patient: PatientContext) -> str | None:
     """Why ``condition`` holds for this patient (the adjustment's label), or None."""
     key, _, value = condition.partition(":")
@@ -228,7 +225,7 @@ def _inputs(
     for p in passages:
         for st in statements_of(p):
             q = st.quantity
-            if st.drug is None or not _same_drug(st.drug, drug):
+            if st.drug is None or not same_drug(st.drug, drug):
                 continue
             if q.kind == "dose" and q.unit == "mg" and not q.per_m2:
                 if st.role.is_dose and not st.conditions:

@@ -26,6 +26,7 @@ __all__ = [
     "drugs_in",
     "mentions_in",
     "nearest_drug_before",
+    "same_drug",
 ]
 
 # alias -> generic: the project's one drug table (lexicon.toml)
@@ -130,6 +131,11 @@ def _alias_of(written: str, table: dict[str, str]) -> str:
 def _drugs_in_by_regex(text: str, extra: frozenset[str]) -> tuple[tuple[int, str], ...]:
     rx, table = _drug_re(extra)
     return tuple((m.start(), _alias_of(m.group(0), table)) for m in rx.finditer(text))
+
+
+def same_drug(a: str, b: str) -> bool:
+    """One drug, whether or not its salt is named ("placebrinol hydrochloride" is placebrinol)."""
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
 
 Mentions = tuple[tuple[int, str], ...]  # (offset, generic name) of each drug mention, in order

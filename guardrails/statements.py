@@ -49,6 +49,7 @@ __all__ = [
     "indication_mentions",
     "indications_in",
     "claim_context",
+    "default_evidence",
     "extract_statements",
     "indications_compatible",
     "roles_compatible",
@@ -430,7 +431,12 @@ def _carry_conditions(
     return tuple(out)
 
 
-_DEFAULT_EVIDENCE = {"label": "label", "article": "other"}
+def default_evidence(doc_kind: str) -> str:
+    """The evidence kind of a sentence that cites no source: a label's own, "other" for a curated
+    article (its sentences cite sources), "local document" for an imported text, HTML or PDF."""
+    if not doc_kind:
+        return "other"
+    return {"label": "label", "article": "other"}.get(doc_kind, "local document")
 
 
 @lru_cache(maxsize=2048)
@@ -443,9 +449,7 @@ def statements_of(passage: Passage) -> tuple[DoseStatement, ...]:
         drugs=passage.drugs,
         indications=passage.indications,
         evidence=dict(passage.evidence),
-        default_evidence=_DEFAULT_EVIDENCE.get(passage.doc_kind, "local document")
-        if passage.doc_kind
-        else "other",
+        default_evidence=default_evidence(passage.doc_kind),
     )
 
 

@@ -46,6 +46,7 @@ from guardrails.drugs import (
     drugs_between,
     drugs_in,
     mentions_in,
+    same_drug,
 )
 from guardrails.limits import LimitTable, dose_basis
 from guardrails.model import (
@@ -151,11 +152,6 @@ def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
     return {st.span: st for st in statements_of(p)}
 
 
-def _same_drug(a: str, b: str) -> bool:
-    """One drug, whether or not its salt is named ("placebrinol hydrochloride" is placebrinol)."""
-    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
-
-
 def _scope_mismatch(
     q: Quantity, claim_drug: str | None, st: DoseStatement | None, ctx: ClaimContext
 ) -> str | None:
@@ -165,7 +161,7 @@ def _scope_mismatch(
         return None
     dosed = st.drug
     if claim_drug is not None and dosed is not None and q.kind == "dose":
-        if not _same_drug(dosed, claim_drug):
+        if not same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
     # The source side first: a plain source figure fits any reading of the claim.
     if (
@@ -588,7 +584,7 @@ def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: Sequence[str]) ->
     percentages and other figures that dose nothing, such as a genotype's frequency.)"""
     bound = [v for v in verdicts if v.claim.kind in _DRUG_BOUND_KINDS]
     if not any(v.claim.kind == "dose" for v in bound) or any(
-        v.drug is None or any(_same_drug(v.drug, a) for a in asked) for v in bound
+        v.drug is None or any(same_drug(v.drug, a) for a in asked) for v in bound
     ):
         return verdicts
     names = " or ".join(asked)

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from guardrails.model import DoseStatement
-from guardrails.statements import extract_statements
+from guardrails.statements import default_evidence, extract_statements
 from ingest.model import Chunk
 
 __all__ = ["StatementStore", "statements_for_chunk"]
@@ -58,9 +57,6 @@ CREATE INDEX IF NOT EXISTS statements_drug ON statements (drug);
 
 def statements_for_chunk(chunk: Chunk) -> tuple[DoseStatement, ...]:
     """The chunk's statements, read with its document's drugs, indications and source kinds."""
-    default = "label" if chunk.doc_kind == "label" else (
-        "other" if chunk.doc_kind == "article" else "local document"
-    )
     return extract_statements(
         chunk.text,
         doc_id=chunk.doc_id,
@@ -68,7 +64,7 @@ def statements_for_chunk(chunk: Chunk) -> tuple[DoseStatement, ...]:
         drugs=tuple(chunk.drugs),
         indications=tuple(chunk.indications),
         evidence={s.id: s.kind for s in chunk.sources},
-        default_evidence=default,
+        default_evidence=default_evidence(chunk.doc_kind),
     )
 
 
@@ -177,17 +173,3 @@ class StatementStore:
             "drugs_with_statements": len(self.drug_counts()),
             "generation": self.generation(),
         }
-
-    def for_drug(self, drug: str, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = self._live_rows(
-            "SELECT id, doc_id, role, quantity, indications, population, conditions, section, "
-            "evidence FROM statements JOIN live USING (fingerprint) WHERE drug = ? LIMIT ?",
-            (drug, limit),
-        )
-        keys = ("id", "doc_id", "role", "quantity", "indications", "population", "conditions",
-                "section", "evidence")  # fmt: skip
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    @staticmethod
-    def count_by_role(statements: Iterable[DoseStatement]) -> Counter[str]:
-        return Counter(st.role.value for st in statements)
