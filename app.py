@@ -231,6 +231,19 @@ def age_text(when: Any) -> str:
     return f"{stamp:%Y-%m-%d %H:%M} UTC ({ago})"
 
 
+# Runs in the page (st.html, not an iframe). Twice: Streamlit's own scroll-to-bottom can land
+# after the first attempt while the expanders and buttons below the answer are still laid out.
+_SCROLL_TO_NEW_ANSWER = """<script>
+(() => {
+  const toTop = () => {
+    const all = document.querySelectorAll('[data-testid="stChatMessage"]');
+    if (all.length) all[all.length - 1].scrollIntoView({block: "start"});
+  };
+  setTimeout(toTop, 60);
+  setTimeout(toTop, 450);
+})();
+</script>"""
+
 _UPLOAD_TYPES = ("txt", "md", "markdown", "html", "htm", "pdf", "xml")
 _UPLOAD_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -728,8 +741,18 @@ def answer(question: str) -> dict[str, Any]:
         if getattr(assistant, "llm", None) is not None and hasattr(assistant, "stream"):
             result = stream_answer(question, kwargs)
         else:
-            with st.spinner("Searching the corpus and checking every number…"):
+            waiting = st.empty()
+            if warming is not None and warming.is_alive():
+                # Only the first question after a start meets this: say what it waits for,
+                # rather than leave a clinician looking at a bare spinner for seconds.
+                with waiting.container(), st.spinner(
+                    "First question since Dosewise started: loading the embedding model and "
+                    "the search index (once only)…"
+                ):
+                    warming.join()
+            with waiting.container(), st.spinner("Searching the corpus and checking every number…"):
                 result = assistant.ask(question, **kwargs)
+            waiting.empty()
     except Exception as exc:  # a crash must become a message, never a blank page
         return {"role": "assistant", "error": f"Dosewise could not answer: {exc}"}
     msg: dict[str, Any] = {"role": "assistant", "result": result, "record_id": None}
@@ -790,8 +813,9 @@ if not messages and question is None:
         for j, q in enumerate(EXAMPLES):
             st.button(q, key=f"example-{j}", on_click=queue_question, args=(q,))
 
+warming: threading.Thread | None = None
 if factory is None:  # retrieval only: never spends a configured LLM's time on a warm-up
-    warm_up(assistant, f"{store.mode}:{store.path}:{store.host}:{store.port}")
+    warming = warm_up(assistant, f"{store.mode}:{store.path}:{store.host}:{store.port}")
 
 if question is not None:
     messages.append({"role": "user", "content": question})
@@ -801,3 +825,6 @@ if question is not None:
         msg = answer(question)
         messages.append(msg)
         render_answer(len(messages) - 1, msg, latest=True)
+    # Streamlit keeps a chat pinned to its bottom, which leaves the bold first line of a long
+    # answer off-screen: bring the new answer's top into view instead.
+    st.html(_SCROLL_TO_NEW_ANSWER, unsafe_allow_javascript=True)

@@ -129,6 +129,11 @@ def test_lupus_question_in_a_real_browser_shows_answer_citation_and_badge(
             answer_s = time.monotonic() - asked
 
             answer = page.get_by_test_id("stChatMessage").last
+            # The new answer's first (bold) line is in view, not the bottom of a long answer.
+            page.wait_for_timeout(1000)
+            top = answer.evaluate("e => e.getBoundingClientRect().top")
+            assert -8 <= top < 1000 / 2, f"the new answer starts at y={top}, off the first half"
+            page.screenshot(path=str(ARTIFACTS / "lupus_answer_viewport.png"))
             expect(answer).to_contain_text("azathioprine", ignore_case=True)
             expect(answer).to_contain_text("mg/kg/day")
             expect(answer).to_contain_text("[1]")
