@@ -5,6 +5,8 @@ Each command imports its package lazily so that `dosewise --help` stays instant.
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -404,6 +406,31 @@ def _open_assistant(settings: Settings) -> object:
     )
 
 
+_MD_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
+_MD_STRONG = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+_MD_EMPHASIS = re.compile(r"(?<![\w*])[_*](?=\S)(.+?)(?<=\S)[_*](?![\w*])")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\((\S+?)\)")
+_MD_CODE = re.compile(r"`([^`]+)`")
+
+
+def answer_text(markdown: str, *, terminal: bool) -> str:
+    """An answer for a terminal (rendered by rich) or for a pipe (plain text: Markdown markers
+    dropped, so `dosewise ask ... | grep` and mail see words, not asterisks)."""
+    if terminal:
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        console = Console(force_terminal=True, highlight=False)
+        with console.capture() as captured:
+            console.print(Markdown(markdown))
+        return captured.get()
+    text = _MD_HEADING.sub("", markdown)
+    text = _MD_STRONG.sub(r"\1", text)
+    text = _MD_EMPHASIS.sub(r"\1", text)
+    text = _MD_LINK.sub(r"\1 (\2)", text)
+    return _MD_CODE.sub(r"\1", text).rstrip() + "\n"
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The dosing question, in quotes."),
@@ -450,7 +477,7 @@ def ask(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
-        typer.echo(result.answer)
+        typer.echo(answer_text(result.answer, terminal=sys.stdout.isatty()), nl=False)
         if result.claims:
             typer.echo(f"\n{result.badge}")
         if result.followups:
