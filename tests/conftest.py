@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedding model (loaded once), a tiny valid corpus, a network guard."""
+"""Shared fixtures: the embedding model (loaded once), the real corpus indexed once, a tiny valid
+corpus, a network guard."""
 
 from __future__ import annotations
 
@@ -37,6 +38,31 @@ def embedder(model_path: str) -> Any:
     emb = Embedder.shared(model_path)  # the same instance the CLI and Chroma's rebuild use
     emb.encode(["warm up"])  # load now, so no test pays for it inside its own timing
     return emb
+
+
+@pytest.fixture(scope="session")
+def corpus_index(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """(StoreConfig, data dir) of the real corpus, ingested once per session. The collection is
+    "dosewise", the name Settings uses, so a CLI, server or app given this data dir answers
+    from the same index. Shared: a test that ingests or deletes makes its own index."""
+    from ingest.model import StoreConfig
+    from ingest.pipeline import run_ingest
+
+    data = tmp_path_factory.mktemp("corpus-index")
+    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="dosewise")
+    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
+    return cfg, data
+
+
+@pytest.fixture(scope="module")
+def corpus_assistant(corpus_index: tuple[Any, Path], embedder: Any) -> Any:
+    """An Assistant (no LLM) over the shared real-corpus index."""
+    from assistant import Assistant
+    from guardrails import load_limits
+    from ingest import open_index
+
+    cfg, data = corpus_index
+    return Assistant(open_index(cfg, embedder), embedder, load_limits(), data_dir=data)
 
 
 @pytest.fixture

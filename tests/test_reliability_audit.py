@@ -19,26 +19,16 @@ import pytest
 import guardrails.verify as verify
 from assistant import Assistant, AuditLog
 from assistant.model import AnswerResult
-from guardrails import load_limits
-from ingest import open_index
-from ingest.model import StoreConfig
-from ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def corpus_store(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreConfig, Path]:
-    data = tmp_path_factory.getbasetemp() / "reliability-index"
-    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="reliability")
-    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
-    return cfg, data
+
 
 
 @pytest.fixture(scope="module")
-def assistant(corpus_store: tuple[StoreConfig, Path], embedder: Any) -> Assistant:
-    cfg, data = corpus_store
-    return Assistant(open_index(cfg, embedder), embedder, load_limits(), data_dir=data)
+def assistant(corpus_assistant: Assistant) -> Assistant:
+    return corpus_assistant
 
 
 def _result(status: str, n: int = 0) -> AnswerResult:

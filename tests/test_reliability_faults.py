@@ -27,24 +27,17 @@ from guardrails import Passage, check_answer, load_limits, parse_quantities
 from ingest import open_index
 from ingest.errors import StoreUnavailableError
 from ingest.model import StoreConfig
-from ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "What is the azathioprine dose in lupus nephritis?"
 _REFERENCES_RE = re.compile(r"\n\n\*\*(?:Sources|Where this comes from)\*\*\n")
 
 
-@pytest.fixture(scope="session")
-def corpus_store(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreConfig, Path]:
-    data = tmp_path_factory.getbasetemp() / "reliability-index"
-    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="reliability")
-    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
-    return cfg, data
 
 
 @pytest.fixture(scope="module")
-def make(corpus_store: tuple[StoreConfig, Path], embedder: Any) -> Any:
-    cfg, data = corpus_store
+def make(corpus_index: tuple[StoreConfig, Path], embedder: Any) -> Any:
+    cfg, data = corpus_index
     index = open_index(cfg, embedder)
 
     def build(**kw: Any) -> Assistant:

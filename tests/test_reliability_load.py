@@ -64,19 +64,13 @@ def key(result: AnswerResult) -> tuple[Any, ...]:
     )
 
 
-@pytest.fixture(scope="session")
-def corpus_store(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreConfig, Path]:
-    data = tmp_path_factory.getbasetemp() / "reliability-index"
-    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="reliability")
-    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
-    return cfg, data
 
 
 @pytest.mark.slow
 def test_eight_concurrent_askers_of_fifty_questions_get_exactly_the_serial_answers(
-    corpus_store: tuple[StoreConfig, Path], embedder: Any
+    corpus_index: tuple[StoreConfig, Path], embedder: Any
 ) -> None:
-    cfg, data = corpus_store
+    cfg, data = corpus_index
     assistant = Assistant(open_index(cfg, embedder), embedder, load_limits(), data_dir=data)
     serial = [key(assistant.ask(q, patient=p)) for q, p in QUESTIONS]
     assert {s[0] for s in serial} == {"verified", "abstained", "rejected"}

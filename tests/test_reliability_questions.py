@@ -25,20 +25,12 @@ STATUSES = {"verified", "blocked", "abstained", "rejected"}
 _REFERENCES_RE = re.compile(r"\n\n\*\*(?:Sources|Where this comes from)\*\*\n")
 
 
-@pytest.fixture(scope="session")
-def corpus_store(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreConfig, Path]:
-    """The real corpus, ingested once per session (run_ingest is idempotent, so every reliability
-    module points at the same directory and only the first one pays)."""
-    data = tmp_path_factory.getbasetemp() / "reliability-index"
-    cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="reliability")
-    run_ingest([REPO / "corpus"], cfg, embedder, chunk_size=900, data_dir=data, progress=False)
-    return cfg, data
+
 
 
 @pytest.fixture(scope="module")
-def assistant(corpus_store: tuple[StoreConfig, Path], embedder: Any) -> Assistant:
-    cfg, data = corpus_store
-    return Assistant(open_index(cfg, embedder), embedder, load_limits(), data_dir=data)
+def assistant(corpus_assistant: Assistant) -> Assistant:
+    return corpus_assistant
 
 
 def shown_body(result: AnswerResult) -> str:
