@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install check ingest bench eval
+.PHONY: run test test-fast install check ingest bench eval
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The edit loop: everything but the slow reliability/load/fuzz tests, the real browser and the
+# Chroma server (CI runs them all through `make test`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser and not server"
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

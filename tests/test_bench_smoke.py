@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# A whole quick bench run (~30 s): in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (200, 500)
 

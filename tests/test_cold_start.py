@@ -79,6 +79,7 @@ def test_stats_and_help_import_no_model(env: dict[str, str], tmp_path: Path) -> 
     assert heavy == []
 
 
+@pytest.mark.slow  # a fresh process ingests and answers
 def test_ask_after_ingest_answers_without_torch(env: dict[str, str], tmp_path: Path) -> None:
     _ingest(env)  # exports the query model (once per model) and prepares the lexical index
     proc, heavy = _run(["ask", "What is the azathioprine dose in lupus nephritis?", "--json", "--no-audit"],

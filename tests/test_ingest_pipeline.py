@@ -208,6 +208,7 @@ _KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two killed ingest processes
 @pytest.mark.parametrize("stage", ["batch", "before_flip"])
 def test_kill_9_during_ingest_leaves_the_old_index_queryable_and_the_next_ingest_completes(
     stage: str,
