@@ -231,16 +231,23 @@ def age_text(when: Any) -> str:
     return f"{stamp:%Y-%m-%d %H:%M} UTC ({ago})"
 
 
-# Runs in the page (st.html, not an iframe). Twice: Streamlit's own scroll-to-bottom can land
-# after the first attempt while the expanders and buttons below the answer are still laid out.
+# Runs in the page (st.html, not an iframe). Streamlit's own scroll-to-bottom fires again each
+# time the expanders and buttons below the answer are laid out (later on a loaded machine), so
+# the answer's top is brought back into view for three seconds, unless the reader scrolls first.
 _SCROLL_TO_NEW_ANSWER = """<script>
 (() => {
+  let reading = false;
+  for (const e of ["wheel", "touchstart", "keydown", "mousedown"]) {
+    window.addEventListener(e, () => { reading = true; }, {once: true, capture: true});
+  }
+  const started = Date.now();
   const toTop = () => {
+    if (reading || Date.now() - started > 3000) return;
     const all = document.querySelectorAll('[data-testid="stChatMessage"]');
     if (all.length) all[all.length - 1].scrollIntoView({block: "start"});
+    setTimeout(toTop, 150);
   };
   setTimeout(toTop, 60);
-  setTimeout(toTop, 450);
 })();
 </script>"""
 

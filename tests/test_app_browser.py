@@ -168,3 +168,42 @@ def test_lupus_question_in_a_real_browser_shows_answer_citation_and_badge(
         f"cold start: first screen {first_screen:.1f} s, first answer {cold_start:.1f} s "
         f"({answer_s:.1f} s after Enter)"
     )
+
+
+USAGE_Q = (
+    "What is the usage and dosage of Azothioprine (Imuran) in treating autoimmune diseases and "
+    "preventing organ rejection?"
+)
+
+
+def test_usage_question_answer_opens_at_its_first_line(server: tuple[str, float]) -> None:
+    """The longer reference answer: after Enter the clinician sees its bold first line, not
+    the follow-up buttons at its end. Saves artifacts/usage_answer*.png."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            box = page.get_by_test_id("stChatInputTextArea")
+            expect(box).to_be_visible(timeout=180_000)
+            box.fill(USAGE_Q)
+            box.press("Enter")
+            answer = page.get_by_test_id("stChatMessage").nth(1)
+            expect(answer.get_by_text("numbers verified").first).to_be_visible(timeout=180_000)
+            page.wait_for_timeout(1000)
+            top = answer.evaluate("e => e.getBoundingClientRect().top")
+            assert -8 <= top < 1000 / 2, f"the new answer starts at y={top}, off the first half"
+            expect(answer.locator("strong").first).to_be_in_viewport()
+            page.screenshot(path=str(ARTIFACTS / "usage_answer_viewport.png"))
+            page.set_viewport_size({"width": 1280, "height": 3200})
+            answer.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "usage_answer.png"))
+        finally:
+            browser.close()
