@@ -26,7 +26,7 @@ from typing import Any, TypeVar  # noqa: E402
 
 import chromadb  # noqa: E402
 import chromadb.config  # noqa: E402
-from chromadb.errors import ChromaError, NotFoundError  # noqa: E402
+from chromadb.errors import ChromaError, InternalError, NotFoundError  # noqa: E402
 
 from ingest.chunking import embedding_text  # noqa: E402
 from ingest.embeddings import Embedder  # noqa: E402
@@ -203,13 +203,19 @@ class Index:
         for attempt in (0, 1):
             if self._collection is None:
                 return empty
+            used = self._collection.name
             try:
                 return fn(self._collection)
-            except (NotFoundError, ValueError):
+            except (NotFoundError, ValueError, InternalError) as exc:
                 # Our generation was replaced and deleted under us: follow the pointer once.
+                # A delete that lands mid-query surfaces as InternalError ("Missing metadata
+                # segment"); that one is retried only if the pointer really moved, so a genuine
+                # internal error is never hidden.
                 if attempt:
                     raise
                 self.refresh()
+                if isinstance(exc, InternalError) and self.collection_name == used:
+                    raise
         return empty
 
     def count(self) -> int:
