@@ -233,7 +233,8 @@ def age_text(when: Any) -> str:
 
 # Runs in the page (st.html, not an iframe). Streamlit's own scroll-to-bottom fires again each
 # time the expanders and buttons below the answer are laid out (later on a loaded machine), so
-# the answer's top is brought back into view for three seconds, unless the reader scrolls first.
+# the answer's top is brought back into view until its height has settled (10 s at most),
+# unless the reader scrolls or types first.
 _SCROLL_TO_NEW_ANSWER = """<script>
 (() => {
   let reading = false;
@@ -241,10 +242,18 @@ _SCROLL_TO_NEW_ANSWER = """<script>
     window.addEventListener(e, () => { reading = true; }, {once: true, capture: true});
   }
   const started = Date.now();
+  let lastHeight = -1, stableTicks = 0;
   const toTop = () => {
-    if (reading || Date.now() - started > 3000) return;
+    if (reading || Date.now() - started > 10000) return;
     const all = document.querySelectorAll('[data-testid="stChatMessage"]');
-    if (all.length) all[all.length - 1].scrollIntoView({block: "start"});
+    if (all.length) {
+      const answer = all[all.length - 1];
+      answer.scrollIntoView({block: "start"});
+      const height = answer.getBoundingClientRect().height;
+      stableTicks = height === lastHeight ? stableTicks + 1 : 0;
+      lastHeight = height;
+      if (stableTicks >= 6 && Date.now() - started > 1500) return;
+    }
     setTimeout(toTop, 150);
   };
   setTimeout(toTop, 60);
