@@ -69,10 +69,17 @@ from guardrails.quantities import (
 )
 from guardrails.sentences import citations, clauses
 from guardrails.statements import (
+    AskedScope,
     ClaimContext,
+    asked_scope,
     claim_context,
+    conditions_hold,
     indications_compatible,
+    not_renal,
+    organs_in,
     roles_compatible,
+    sources_in,
+    statement_sources,
     statements_of,
 )
 from guardrails.textsearch import has_case_fold_trap, lowered
@@ -81,6 +88,11 @@ __all__ = ["check_answer"]
 
 _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
+# Figures that are not doses but still belong to a sentence's drug, indication and source: how
+# long, how often, which level. Their statements are read too (a duration from another
+# indication's sentence is not this one's).
+_TIMED_KINDS = frozenset({"duration", "frequency"})
+_SCOPED_KINDS = frozenset({"duration", "frequency", "lab", "number", "count"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
 _WEEKLY_RE = re.compile(r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
@@ -153,19 +165,35 @@ def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
 
 
 def _scope_mismatch(
-    q: Quantity, claim_drug: str | None, st: DoseStatement | None, ctx: ClaimContext
+    q: Quantity,
+    claim_drug: str | None,
+    st: DoseStatement | None,
+    ctx: ClaimContext,
+    named: str | None = None,
+    asked: AskedScope | None = None,
+    source_text: str = "",
 ) -> str | None:
     """Why the source statement does not support the claim as the answer states it: another
-    drug, another role, indication or population (None when it does)."""
+    drug, another role, indication or population (None when it does). With ``asked`` (the
+    question's scope), what the answer's sentence leaves unsaid is what the question asked;
+    ``source_text`` is the statement's own sentence."""
     if st is None:
         return None
     dosed = st.drug
     if claim_drug is not None and dosed is not None and q.kind == "dose":
         if not same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
-    # The source side first: a plain source figure fits any reading of the claim.
+    if named is not None and q.kind in _TIMED_KINDS and st.drugs and not any(
+        same_drug(d, named) for d in st.drugs
+    ):
+        # "azathioprine ... for 24 weeks" from a sentence about mycophenolate's 24 weeks.
+        return f"gives this for {', '.join(st.drugs)}, not {named}"
+    # The source side first: a plain source figure fits any reading of the claim. Of the other
+    # figures only how long and how often have roles read reliably enough to compare (a
+    # lab value's "target" or "threshold" depends on wording both sides vary).
     if (
-        st.role not in _PLAIN_ROLES
+        (q.kind in _DRUG_BOUND_KINDS or q.kind in _TIMED_KINDS)
+        and st.role not in _PLAIN_ROLES
         and not roles_compatible(ctx.role, st.role)
         and ctx.role not in st.also
     ):
@@ -174,6 +202,59 @@ def _scope_mismatch(
         return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
     if st.population != "any" and ctx.population not in ("any", st.population):
         return f"gives this for {st.population} patients, not {ctx.population}"
+    if asked is None:
+        return None
+    return _asked_mismatch(q, st, ctx, asked, source_text)
+
+
+def _asked_mismatch(
+    q: Quantity, st: DoseStatement, ctx: ClaimContext, asked: AskedScope, source_text: str
+) -> str | None:
+    """The question's scope, for a claim its own sentence leaves open (see ``check_answer``)."""
+    sentence = ctx.sentence_text
+    # Indication: the sentence's own, narrowed to the asked ones when it names them too ("RA
+    # starting dose: 1-3 mg/kg/day ... from the day of transplantation" asked about RA).
+    claim_ind = ctx.indications
+    if asked.indications:
+        both = tuple(i for i in claim_ind if i in asked.indications)
+        claim_ind = both or claim_ind or asked.indications
+    if st.indications and claim_ind and not indications_compatible(claim_ind, st.indications):
+        return f"gives this for {', '.join(st.indications)}, not {', '.join(claim_ind)}"
+    claim_not_renal = not_renal(sentence) or (asked.not_renal and not ctx.indications)
+    if claim_not_renal and st.indications and set(st.indications) <= {"lupus nephritis"}:
+        return "gives this for lupus nephritis, not non-renal lupus"
+    if st.indications and "lupus nephritis" in claim_ind and "systemic lupus erythematosus" not in claim_ind \
+            and not_renal(source_text):  # fmt: skip
+        return "gives this for non-renal lupus, not lupus nephritis"
+    # Phase: a dose whose sentence names none is the one asked ("maintenance dose?": "2 mg/kg/day").
+    if (
+        asked.role is not None
+        and q.kind == "dose"
+        and ctx.role in _PLAIN_ROLES
+        and st.role not in _PLAIN_ROLES
+        and not roles_compatible(asked.role, st.role)
+        and asked.role not in st.also
+    ):
+        return f"gives this as the {st.role.value}, not the {asked.role.value} asked"
+    if st.population != "any" and ctx.population == "any" and asked.population not in ("any", st.population):
+        return f"gives this for {st.population} patients, not {asked.population}"
+    claim_organs = organs_in(sentence) or asked.organs
+    if claim_organs:
+        src_organs = organs_in(source_text)
+        if src_organs and not set(src_organs) & set(claim_organs):
+            return f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
+    # Source: an answer that gives a figure as the very source the question asks about ("per
+    # SmPC": "the SmPC dose is ...") must have it from that source. (A sentence naming some
+    # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
+    # the guideline's name, is what the clinician doses by.)
+    if asked.sources:
+        claim_sources = set(sources_in(sentence)) & set(asked.sources)
+        src = statement_sources(st, source_text) if claim_sources else ()
+        if src and not set(src) & claim_sources:
+            return f"is from {', '.join(src)}, not {', '.join(sorted(claim_sources))}"
+    unmet = conditions_hold(st, sentence, asked.text, asked.drugs)
+    if unmet is not None:
+        return f"gives this only with {unmet.replace(':', ' ')}, which neither the question nor the sentence states"
     return None
 
 
@@ -325,6 +406,7 @@ def _check_claim(
     indication: str | None,
     drug: str | None = None,
     prev_end: int = 0,
+    asked: AskedScope | None = None,
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -348,6 +430,9 @@ def _check_claim(
 
     missing, scope = clause.missing, clause.scope
     drug_bound = q.kind in _DRUG_BOUND_KINDS
+    # Other figures are read against their statement only where there is a scope to keep: a
+    # question's, or a drug or source the answer names (most answers pay nothing).
+    scoped = q.kind in _SCOPED_KINDS and (asked is not None or named is not None)
     # A number whose clause names no drug is about its sentence's only drug, else the drug
     # asked (when the caller says which).
     check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
@@ -364,11 +449,12 @@ def _check_claim(
             if not _drug_ok(check_drug, src, p, indexed.drugs):
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
-            st = _statement_at(p).get(src.q.span) if drug_bound else None
+            st = _statement_at(p).get(src.q.span) if drug_bound or scoped else None
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
-                mismatch = _scope_mismatch(q, check_drug, st, ctx)
+                mismatch = _scope_mismatch(q, check_drug, st, ctx, named, asked,
+                                           p.text[st.sentence[0]:st.sentence[1]])  # fmt: skip
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
@@ -605,6 +691,7 @@ def _check(
     drug: str | None,
     indication: str | None,
     also_asked: Sequence[str] = (),
+    question: str | None = None,
 ) -> AnswerVerdict:
     if not isinstance(answer, str):
         raise TypeError(f"answer must be text, got {type(answer).__name__}")
@@ -646,6 +733,11 @@ def _check(
     scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
     asked = drug.lower().strip() if drug else None
+    scope = None
+    if question:
+        named_drugs = tuple(d for d in (asked, *(a.lower().strip() for a in also_asked)) if d)
+        scope = asked_scope(question, named_drugs)
+        scope = None if scope.empty and not scope.drugs else scope
     prev_end = 0
     for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):
         # The previous number of the same sentence: a role cue before it is not this one's.
@@ -660,7 +752,7 @@ def _check(
                                             mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
             _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
-                         limits, indication, asked, this_prev)  # fmt: skip
+                         limits, indication, asked, this_prev, scope)  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
@@ -678,14 +770,19 @@ def check_answer(
     indication: str | None = None,
     *,
     also_asked: Sequence[str] = (),
+    question: str | None = None,
 ) -> AnswerVerdict:
     """Verdict over every number in ``answer``; never raises, never passes on error.
 
     ``limits=None`` skips limit checks (pass ``load_limits()`` in production); ``indication``
     narrows which limit rows apply (None: all but oncologic rows). ``drug`` is the drug asked;
-    ``also_asked`` the others a question names ("prednisone ... azathioprine").
+    ``also_asked`` the others a question names ("prednisone ... azathioprine"). ``question``,
+    when given, is what was asked: a number whose sentence leaves its indication, phase,
+    population, phenotype, source or transplanted organ unsaid is read as about what the
+    question names, and a statement whose conditions (phenotype, co-medication, kidney or liver
+    function) neither the sentence nor the question states does not support it.
     """
     try:
-        return _check(answer, passages, patient, limits, drug, indication, also_asked)
+        return _check(answer, passages, patient, limits, drug, indication, also_asked, question)
     except Exception as exc:  # fail closed: an error must withhold the answer, not crash the app
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")
