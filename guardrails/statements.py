@@ -70,7 +70,8 @@ _F = re.IGNORECASE
 # Cue -> role, tried on the text before a number; the match ending nearest the number wins.
 _PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
-                                  r"|subsequently|(?:after|following|post)[- ]induction|then)\b", _F)),
+                                  r"|subsequently|(?:after|following|post)[- ]induction|then"
+                                  r"|followed by)\b", _F)),
     (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
                               r"|first dose(?! reduc)|at first)\b|(?<!after )(?<!following )(?<!post-)"
                               r"(?<!post )\binduction\b", _F)),
@@ -93,7 +94,9 @@ _BY_BEFORE_RE = re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0
                            r"|\breduction of\s*$", _F)
 _SUFFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.INITIAL, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:at first|initially|to start|to begin"
-                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction)\b", _F)),
+                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction"
+                              # "50 mg/day, the usual US starting dose"
+                              r"|,?\s*(?:the|a) (?:[\w-]+ ){0,2}(?:starting|initial|loading) dose)\b", _F)),
     (Role.MAINTENANCE, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:for maintenance|as maintenance"
                                   r"|thereafter|long[- ]term)\b", _F)),
     (Role.MAXIMUM, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:maximum|max\b|at most|or less\b|at the most)", _F)),
@@ -285,9 +288,13 @@ def _role_of(
 _PHASE_CUES = tuple((r, rx) for r, rx in _PREFIX_CUES if r in (Role.INITIAL, Role.MAINTENANCE))
 
 
-def _own_words(text: str, q: Quantity, prev_end: int, s_end: int) -> str:
+def _own_words(text: str, q: Quantity, prev_end: int, s_end: int, before_only: bool = False) -> str:
     """The words that belong to one number: from the previous number of its sentence to the
-    next comma, semicolon or number after it ("3-5 mg/kg/day at first" of "..., later 1-3")."""
+    next comma, semicolon or number after it ("3-5 mg/kg/day at first" of "..., later 1-3").
+    ``before_only``: up to the number ("start 50 mg/day and increase to maintenance" names
+    maintenance as where the dose goes, not as a phase the 50 mg/day belongs to)."""
+    if before_only:
+        return text[prev_end:q.span[0]]
     stop = s_end
     for mark in ",;":
         at = text.find(mark, q.span[1], s_end)
@@ -319,16 +326,26 @@ def _first(table: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> str | N
     return next((name for name, rx in table if rx.search(text)), None)
 
 
-def _conditions(sentence: str, heading: str, dosed: str | None, others: Iterable[str]) -> tuple[str, ...]:
+_NEXT_WORDS_RE = re.compile(r"\s*(?:\([^)]*\)\s*)?((?:[A-Za-z-]+\s+){0,2}[A-Za-z-]+)")
+
+
+def _conditions(
+    sentence: str, heading: str, dosed: str | None, others: Iterable[str], after: str = ""
+) -> tuple[str, ...]:
     out: list[str] = []
     genes = [g.lower() for g in _GENE_RE.findall(sentence)] or [
         g.lower() for g in _GENE_RE.findall(heading)
     ]
     if genes:
-        for phenotype, rx in _PHENOTYPE_WORDS:
-            if rx.search(sentence):
-                out.extend(f"{gene}:{phenotype}" for gene in dict.fromkeys(genes))
-                break
+        # A phenotype right after the number is its own ("0.3% homozygous deficient and 10%
+        # intermediate": two phenotypes, one each); otherwise the sentence's first.
+        m = _NEXT_WORDS_RE.match(after)
+        near = m.group(1) if m else ""
+        found = next((ph for ph, rx in _PHENOTYPE_WORDS if near and rx.search(near)), None)
+        if found is None:
+            found = next((ph for ph, rx in _PHENOTYPE_WORDS if rx.search(sentence)), None)
+        if found is not None:
+            out.extend(f"{gene}:{found}" for gene in dict.fromkeys(genes))
     if _COMED_CUE_RE.search(sentence):
         out.extend(f"comedication:{d}" for d in sorted(set(others)) if d != dosed)
     if _KIDNEY_RE.search(sentence):
@@ -387,7 +404,7 @@ def extract_statements(
             if dosed is None:
                 dosed = next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
             role = _role(text, q, (s_start, s_end), prev_end, section)
-            also = _phases(_own_words(text, q, prev_end, s_end), role) if q.kind == "dose" else ()
+            also = _phases(_own_words(text, q, prev_end, s_end, before_only=True), role) if q.kind == "dose" else ()
             prev_end = q.span[1]
             others = sorted(named - {dosed}) if dosed else sorted(named)
             out.append(
@@ -400,7 +417,8 @@ def extract_statements(
                     population=population,
                     route=route,
                     frequency=_frequency(q),
-                    conditions=_conditions(sentence, section, dosed, named),
+                    conditions=_conditions(sentence, section, dosed, named,
+                                           text[q.span[1]:s_end]),  # fmt: skip
                     source_id=doc_id,
                     section=section,
                     span=q.span,

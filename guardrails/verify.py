@@ -75,6 +75,7 @@ from guardrails.statements import (
     claim_context,
     conditions_hold,
     indications_compatible,
+    indications_in,
     not_renal,
     organs_in,
     roles_compatible,
@@ -92,7 +93,11 @@ _PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
 # long, how often, which level. Their statements are read too (a duration from another
 # indication's sentence is not this one's).
 _TIMED_KINDS = frozenset({"duration", "frequency"})
-_SCOPED_KINDS = frozenset({"duration", "frequency", "lab", "number", "count"})
+_SCOPED_KINDS = frozenset({"duration", "frequency", "lab", "number", "count", "ratio"})
+# Figures that belong to one drug's regimen: a thiopurine level or a genotype's frequency is
+# shared by the drugs of its class and is not held to one.
+_DATED_KINDS = frozenset({"duration", "frequency", "number"})
+_WORDLESS_KINDS = frozenset({"number", "count"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
 _WEEKLY_RE = re.compile(r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
@@ -169,9 +174,10 @@ def _scope_mismatch(
     claim_drug: str | None,
     st: DoseStatement | None,
     ctx: ClaimContext,
-    named: str | None = None,
+    claim_drugs: frozenset[str] = frozenset(),
     asked: AskedScope | None = None,
     source_text: str = "",
+    source_drugs: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why the source statement does not support the claim as the answer states it: another
     drug, another role, indication or population (None when it does). With ``asked`` (the
@@ -183,16 +189,17 @@ def _scope_mismatch(
     if claim_drug is not None and dosed is not None and q.kind == "dose":
         if not same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
-    if named is not None and q.kind in _TIMED_KINDS and st.drugs and not any(
-        same_drug(d, named) for d in st.drugs
+    if q.kind in _DATED_KINDS and q.text[:1].isdigit() and claim_drugs and source_drugs and not any(
+        same_drug(a, b) for a in claim_drugs for b in source_drugs
     ):
-        # "azathioprine ... for 24 weeks" from a sentence about mycophenolate's 24 weeks.
-        return f"gives this for {', '.join(st.drugs)}, not {named}"
-    # The source side first: a plain source figure fits any reading of the claim. Of the other
-    # figures only how long and how often have roles read reliably enough to compare (a
-    # lab value's "target" or "threshold" depends on wording both sides vary).
+        # "azathioprine ... for 24 weeks" from a sentence about mycophenolate's 24 weeks. Whole
+        # sentences on both sides: which drug a duration belongs to is seldom written next to it.
+        return f"gives this for {', '.join(sorted(source_drugs))}, not {', '.join(sorted(claim_drugs))}"
+    # The source side first: a plain source figure fits any reading of the claim. Only doses
+    # and percentages: the role of a duration, interval or lab value hangs on words ("monitor",
+    # "target") that an answer's sentence and its source's place differently.
     if (
-        (q.kind in _DRUG_BOUND_KINDS or q.kind in _TIMED_KINDS)
+        q.kind in _DRUG_BOUND_KINDS
         and st.role not in _PLAIN_ROLES
         and not roles_compatible(ctx.role, st.role)
         and ctx.role not in st.also
@@ -202,8 +209,8 @@ def _scope_mismatch(
         return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
     if st.population != "any" and ctx.population not in ("any", st.population):
         return f"gives this for {st.population} patients, not {ctx.population}"
-    if asked is None:
-        return None
+    if asked is None or q.kind in _WORDLESS_KINDS:
+        return None  # a bare count has no scope of its own: its words decide (_reading_mismatch)
     return _asked_mismatch(q, st, ctx, asked, source_text)
 
 
@@ -220,6 +227,10 @@ def _asked_mismatch(
         claim_ind = both or claim_ind or asked.indications
     if st.indications and claim_ind and not indications_compatible(claim_ind, st.indications):
         return f"gives this for {', '.join(st.indications)}, not {', '.join(claim_ind)}"
+    if q.kind == "dose" and not claim_ind and st.indications and indications_in(source_text):
+        # Neither the question nor the sentence names an indication, and the source sentence
+        # gives this dose for one: the RA starting range is not "the" starting dose.
+        return f"gives this for {', '.join(st.indications)} only; the answer gives it for any indication"
     claim_not_renal = not_renal(sentence) or (asked.not_renal and not ctx.indications)
     if claim_not_renal and st.indications and set(st.indications) <= {"lupus nephritis"}:
         return "gives this for lupus nephritis, not non-renal lupus"
@@ -256,6 +267,86 @@ def _asked_mismatch(
     if unmet is not None:
         return f"gives this only with {unmet.replace(':', ' ')}, which neither the question nor the sentence states"
     return None
+
+
+_TIME_WORD_RE = re.compile(r"\b(?:week|day|month|year|cycle|pulse|dose)\s*$", re.IGNORECASE)
+_WORD_BEFORE_RE = re.compile(r"([A-Za-z]+)\W*$")
+_WORD_AFTER_RE = re.compile(r"^\W*?([A-Za-z]+)")
+
+
+def _words_around(text: str, span: tuple[int, int], lo: int, hi: int) -> frozenset[str]:
+    """The word right before and right after a number within ``[lo, hi)``, lower case."""
+    out = set()
+    before = _WORD_BEFORE_RE.search(text, max(lo, span[0] - 30), span[0])
+    if before:
+        out.add(before.group(1).lower())
+    after = _WORD_AFTER_RE.match(text[span[1]:min(hi, span[1] + 30)])
+    if after:
+        out.add(after.group(1).lower())
+    return frozenset(out)
+
+
+_POINT_RE = re.compile(r"\b(week|day|month|year)\s*$", re.IGNORECASE)
+
+
+def _time_point_of(answer: str, q: Quantity, s: Quantity) -> bool:
+    """Is claim ``q`` the time point ("by week 4") that the source states as a duration ("over
+    4 weeks")? The parser reads the first as a bare number and the second as weeks."""
+    if q.kind != "number" or q.is_range or s.kind != "duration" or s.is_range or q.low != s.low:
+        return False
+    m = _POINT_RE.search(answer, max(0, q.span[0] - 12), q.span[0])
+    return m is not None and s.unit.startswith(m.group(1).lower())
+
+
+def _reading_mismatch(
+    answer: str,
+    q: Quantity,
+    clause: _Clause,
+    all_claims: Sequence[Quantity],
+    p: Passage,
+    src: _SourceClaim,
+    st: DoseStatement,
+    claim_drugs: frozenset[str],
+) -> str | None:
+    """A figure that is not a dose means what the words around it say:
+
+    - A unitless number ("1", "3") has no meaning of its own: it is supported only where the
+      source has it next to the same word ("week 1" for "week 1", not "The answer is: 1.").
+    - A duration or time point ("for 4 weeks", "by week 1") dates the dose stated before it in
+      its sentence: the source must give that dose before the same figure in its sentence
+      ("30 mg/day in week 1, tapered to 10 mg/day by week 4" does not support "10 mg/day by
+      week 1"). A source sentence with no dose before the figure dates nothing: no check.
+    """
+    ss, se = clause.sentence
+    time_point = q.kind == "number" and bool(_TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0]))
+    if q.kind == "number" and not q.unit and q.text[:1].isdigit():
+        mine = _words_around(answer, q.span, ss, se)
+        theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
+        if not mine & theirs:
+            return f"gives {src.q.text!r} in another sense (next to {', '.join(sorted(theirs)) or 'no word'})"
+    if q.kind != "duration" and not time_point:
+        return None
+    dated = next((c for c in reversed(all_claims)
+                  if c.kind == "dose" and ss <= c.span[0] and c.span[1] <= q.span[0]), None)  # fmt: skip
+    if dated is None:
+        return None
+    if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
+               for pp in clause.scope for c in _index(pp.text, frozenset()).claims
+               if c.q.kind == "dose"):  # fmt: skip
+        # A dose no source gives this drug is blocked on its own; what it dates cannot be judged.
+        return None
+    before = [c.q for c in _index(p.text, frozenset()).claims
+              if c.q.kind == "dose" and st.sentence[0] <= c.q.span[0]
+              and c.q.span[1] <= src.q.span[0]]  # fmt: skip
+    if not before or any(_shares_number(dated, b) for b in before):
+        return None
+    return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
+
+
+def _shares_number(a: Quantity, b: Quantity) -> bool:
+    """Do two doses share a figure in the same unit ("30 to 10 mg a day" read as one range and
+    "30 mg/day ... 10 mg/day" as two)?"""
+    return a.unit == b.unit and a.per_kg == b.per_kg and bool({a.low, a.high} & {b.low, b.high})
 
 
 def _same_numbers(a: Quantity, b: Quantity) -> bool:
@@ -407,6 +498,7 @@ def _check_claim(
     drug: str | None = None,
     prev_end: int = 0,
     asked: AskedScope | None = None,
+    all_claims: Sequence[Quantity] = (),
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -433,6 +525,7 @@ def _check_claim(
     # Other figures are read against their statement only where there is a scope to keep: a
     # question's, or a drug or source the answer names (most answers pay nothing).
     scoped = q.kind in _SCOPED_KINDS and (asked is not None or named is not None)
+    claim_drugs: frozenset[str] | None = None
     # A number whose clause names no drug is about its sentence's only drug, else the drug
     # asked (when the caller says which).
     check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
@@ -453,8 +546,15 @@ def _check_claim(
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
-                mismatch = _scope_mismatch(q, check_drug, st, ctx, named, asked,
-                                           p.text[st.sentence[0]:st.sentence[1]])  # fmt: skip
+                if scoped and claim_drugs is None:
+                    claim_drugs = drugs_among(mentions, *clause.sentence) or (
+                        frozenset({drug}) if drug else frozenset())
+                mismatch = _scope_mismatch(q, check_drug, st, ctx, claim_drugs or frozenset(),
+                                           asked, p.text[st.sentence[0]:st.sentence[1]],
+                                           src.drugs)  # fmt: skip
+                if mismatch is None and scoped:
+                    mismatch = _reading_mismatch(answer, q, clause, all_claims, p, src, st,
+                                                 claim_drugs or frozenset())  # fmt: skip
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
@@ -486,6 +586,9 @@ def _check_claim(
             if not _same_numbers(q, s):
                 continue
             same_per = s.per == q.per or (s.per in (None, "dose") and q.per in (None, "dose"))
+            if _time_point_of(answer, q, s):
+                return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}] ({s.text})", named,
+                                passage_n=p.n, source_span=s.span)  # fmt: skip
             if (s.low, s.high, s.unit, s.kind, s.per_kg, s.per_m2, s.per_count) == (
                 q.low, q.high, q.unit, q.kind, q.per_kg, q.per_m2, q.per_count
             ) and same_per:  # fmt: skip
@@ -752,7 +855,7 @@ def _check(
                                             mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
             _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
-                         limits, indication, asked, this_prev, scope)  # fmt: skip
+                         limits, indication, asked, this_prev, scope, claims)  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
