@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
@@ -55,6 +55,8 @@ __all__ = [
     "phenotypes_in",
     "sources_in",
     "statement_sources",
+    "text_facts",
+    "TextFacts",
     "indication_mentions",
     "indications_in",
     "claim_context",
@@ -562,7 +564,7 @@ _ORGAN_RE = re.compile(r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?
 _ORGANS = {"kidney": "kidney", "renal": "kidney", "liver": "liver", "hepatic": "liver",
            "heart": "heart", "cardiac": "heart", "lung": "lung"}  # fmt: skip
 # "non-renal SLE", "SLE without nephritis": lupus that is not lupus nephritis.
-_NOT_RENAL_RE = re.compile(r"\bnon[- ]?renal\b|\bwithout (?:lupus )?nephritis\b|\bextra-?renal\b", _F)
+_NOT_RENAL_RE = re.compile(r"\bnon[- ]?renal\b|\bwithout (?:lupus )?nephritis\b", _F)
 _ASKED_ROLES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\bmaint\w*\b", _F)),
     (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|induction|loading|day (?:one|1)|first day)\b", _F)),
@@ -655,6 +657,25 @@ def phenotype_values(text: str) -> frozenset[str]:
     return frozenset(name for name, rx in _PHENOTYPE_WORDS if rx.search(text))
 
 
+@dataclass(frozen=True)
+class TextFacts:
+    """What one sentence names, read once (an answer's sentence holds several numbers, and a
+    source sentence supports many answers)."""
+
+    indications: tuple[str, ...]
+    organs: tuple[str, ...]
+    not_renal: bool
+    sources: tuple[str, ...]
+    phenotypes: frozenset[str]
+
+
+@lru_cache(maxsize=8192)
+def text_facts(text: str) -> TextFacts:
+    return TextFacts(indications=indications_in(text), organs=organs_in(text),
+                     not_renal=not_renal(text), sources=sources_in(text),
+                     phenotypes=phenotype_values(text))  # fmt: skip
+
+
 def conditions_hold(
     st: DoseStatement, sentence: str, question: str, asked_drugs: Iterable[str]
 ) -> str | None:
@@ -669,8 +690,10 @@ def conditions_hold(
       itself), and that is no condition of the figure.
     - Kidney or liver impairment: when the context names kidney or liver function.
     """
+    if not st.conditions:
+        return None
     context = f"{sentence}\n{question}"
-    stated = phenotype_values(sentence) or phenotype_values(question)
+    stated = text_facts(sentence).phenotypes or text_facts(question).phenotypes
     phen = {c.partition(":")[2] for c in st.conditions if c.startswith(("tpmt:", "nudt15:"))}
     if phen and not phen & stated and not (phen == {"normal"} and not stated):
         c = next(c for c in st.conditions if c.startswith(("tpmt:", "nudt15:")))

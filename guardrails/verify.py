@@ -75,13 +75,10 @@ from guardrails.statements import (
     claim_context,
     conditions_hold,
     indications_compatible,
-    indications_in,
-    not_renal,
-    organs_in,
     roles_compatible,
-    sources_in,
     statement_sources,
     statements_of,
+    text_facts,
 )
 from guardrails.textsearch import has_case_fold_trap, lowered
 
@@ -219,6 +216,7 @@ def _asked_mismatch(
 ) -> str | None:
     """The question's scope, for a claim its own sentence leaves open (see ``check_answer``)."""
     sentence = ctx.sentence_text
+    mine, theirs = text_facts(sentence), text_facts(source_text)
     # Indication: the sentence's own, narrowed to the asked ones when it names them too ("RA
     # starting dose: 1-3 mg/kg/day ... from the day of transplantation" asked about RA).
     claim_ind = ctx.indications
@@ -227,15 +225,20 @@ def _asked_mismatch(
         claim_ind = both or claim_ind or asked.indications
     if st.indications and claim_ind and not indications_compatible(claim_ind, st.indications):
         return f"gives this for {', '.join(st.indications)}, not {', '.join(claim_ind)}"
-    if q.kind == "dose" and not claim_ind and st.indications and indications_in(source_text):
+    if q.kind == "dose" and not claim_ind and st.indications and theirs.indications:
         # Neither the question nor the sentence names an indication, and the source sentence
         # gives this dose for one: the RA starting range is not "the" starting dose.
         return f"gives this for {', '.join(st.indications)} only; the answer gives it for any indication"
-    claim_not_renal = not_renal(sentence) or (asked.not_renal and not ctx.indications)
-    if claim_not_renal and st.indications and set(st.indications) <= {"lupus nephritis"}:
+    # "Non-renal SLE" against lupus nephritis, either way round (SLE and LN are otherwise
+    # compatible). A sentence that names both ("unlike non-renal lupus, LN needs ...") is
+    # about the nephritis.
+    ln = "lupus nephritis"
+    claim_not_renal = (mine.not_renal and ln not in ctx.indications) or (
+        asked.not_renal and not ctx.indications)
+    if claim_not_renal and st.indications and set(st.indications) <= {ln}:
         return "gives this for lupus nephritis, not non-renal lupus"
-    if st.indications and "lupus nephritis" in claim_ind and "systemic lupus erythematosus" not in claim_ind \
-            and not_renal(source_text):  # fmt: skip
+    if (st.indications and ln in claim_ind and "systemic lupus erythematosus" not in claim_ind
+            and ln not in st.indications and theirs.not_renal):  # fmt: skip
         return "gives this for non-renal lupus, not lupus nephritis"
     # Phase: a dose whose sentence names none is the one asked ("maintenance dose?": "2 mg/kg/day").
     if (
@@ -249,9 +252,9 @@ def _asked_mismatch(
         return f"gives this as the {st.role.value}, not the {asked.role.value} asked"
     if st.population != "any" and ctx.population == "any" and asked.population not in ("any", st.population):
         return f"gives this for {st.population} patients, not {asked.population}"
-    claim_organs = organs_in(sentence) or asked.organs
+    claim_organs = mine.organs or asked.organs
     if claim_organs:
-        src_organs = organs_in(source_text)
+        src_organs = theirs.organs
         if src_organs and not set(src_organs) & set(claim_organs):
             return f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
     # Source: an answer that gives a figure as the very source the question asks about ("per
@@ -259,7 +262,7 @@ def _asked_mismatch(
     # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
     # the guideline's name, is what the clinician doses by.)
     if asked.sources:
-        claim_sources = set(sources_in(sentence)) & set(asked.sources)
+        claim_sources = set(mine.sources) & set(asked.sources)
         src = statement_sources(st, source_text) if claim_sources else ()
         if src and not set(src) & claim_sources:
             return f"is from {', '.join(src)}, not {', '.join(sorted(claim_sources))}"
@@ -330,15 +333,16 @@ def _reading_mismatch(
                   if c.kind == "dose" and ss <= c.span[0] and c.span[1] <= q.span[0]), None)  # fmt: skip
     if dated is None:
         return None
-    if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
-               for pp in clause.scope for c in _index(pp.text, frozenset()).claims
-               if c.q.kind == "dose"):  # fmt: skip
-        # A dose no source gives this drug is blocked on its own; what it dates cannot be judged.
-        return None
     before = [c.q for c in _index(p.text, frozenset()).claims
               if c.q.kind == "dose" and st.sentence[0] <= c.q.span[0]
               and c.q.span[1] <= src.q.span[0]]  # fmt: skip
     if not before or any(_shares_number(dated, b) for b in before):
+        return None
+    # Only now (rare) the wider look: a dose no source gives this drug is blocked on its own,
+    # and what it dates cannot be judged.
+    if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
+               for pp in clause.scope for c in _index(pp.text, frozenset()).claims
+               if c.q.kind == "dose"):  # fmt: skip
         return None
     return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
 
@@ -346,7 +350,9 @@ def _reading_mismatch(
 def _shares_number(a: Quantity, b: Quantity) -> bool:
     """Do two doses share a figure in the same unit ("30 to 10 mg a day" read as one range and
     "30 mg/day ... 10 mg/day" as two)?"""
-    return a.unit == b.unit and a.per_kg == b.per_kg and bool({a.low, a.high} & {b.low, b.high})
+    if a.unit != b.unit or a.per_kg != b.per_kg:
+        return False
+    return a.low == b.low or a.low == b.high or a.high == b.low or a.high == b.high
 
 
 def _same_numbers(a: Quantity, b: Quantity) -> bool:
@@ -522,9 +528,10 @@ def _check_claim(
 
     missing, scope = clause.missing, clause.scope
     drug_bound = q.kind in _DRUG_BOUND_KINDS
-    # Other figures are read against their statement only where there is a scope to keep: a
-    # question's, or a drug or source the answer names (most answers pay nothing).
-    scoped = q.kind in _SCOPED_KINDS and (asked is not None or named is not None)
+    # Other figures (durations, time points, counts, levels, ratios) are read against their
+    # statement only when the question is given (an LLM draft's check): the composer's answers
+    # restate source sentences whole, and pay nothing for it.
+    scoped = asked is not None and q.kind in _SCOPED_KINDS
     claim_drugs: frozenset[str] | None = None
     # A number whose clause names no drug is about its sentence's only drug, else the drug
     # asked (when the caller says which).
