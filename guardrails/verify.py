@@ -349,9 +349,12 @@ def _reading_mismatch(
 
 def _shares_number(a: Quantity, b: Quantity) -> bool:
     """Do two doses share a figure in the same unit ("30 to 10 mg a day" read as one range and
-    "30 mg/day ... 10 mg/day" as two)?"""
+    "30 mg/day ... 10 mg/day" as two)? Two ranges must be the same range: 750–1000 mg is not
+    1000–1500 mg."""
     if a.unit != b.unit or a.per_kg != b.per_kg:
         return False
+    if a.is_range and b.is_range:
+        return {a.low, a.high} == {b.low, b.high}
     return a.low == b.low or a.low == b.high or a.high == b.low or a.high == b.high
 
 
