@@ -200,3 +200,19 @@ def test_asked_scope_reads_the_question() -> None:
 def test_unsupported_claims_keep_their_status() -> None:
     v = check("The answer is: 2000–3000 mg/day.", "MMF liver tx dose?", "mycophenolate")
     assert v.failed[0].status is Status.UNSUPPORTED
+
+
+def test_a_duration_dates_only_the_same_range() -> None:
+    passage = Passage(
+        1,
+        "- MMF for LN induction, KDIGO: 1000–1500 mg twice daily for about 6 months [@k].\n"
+        "- MMF for LN maintenance, KDIGO: 750–1000 mg twice daily [@k].",
+        drugs=("mycophenolate",),
+    )
+    q = "mycophenolate lupus nephritis dosing"
+    v = check_answer("MMF for LN maintenance: 750–1000 mg twice daily for about 6 months.",
+                     [passage], drug="mycophenolate", question=q)  # fmt: skip
+    assert [c.claim.text for c in v.failed] == ["6 months"]
+    v = check_answer("MMF for LN induction: 1000–1500 mg twice daily for about 6 months.",
+                     [passage], drug="mycophenolate", question=q)  # fmt: skip
+    assert v.passed, failed(v)
