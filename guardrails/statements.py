@@ -639,7 +639,7 @@ def statement_sources(st: DoseStatement, sentence_text: str) -> tuple[str, ...]:
         return named
     tokens = st.citation.split("-") if st.citation else []
     out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
-    if not out and "label" in tokens or not st.citation and st.evidence == "label":
+    if not out and ("label" in tokens or (not st.citation and st.evidence == "label")):
         out.append("us label")
     return tuple(dict.fromkeys(out))
 

@@ -86,14 +86,14 @@ __all__ = ["check_answer"]
 
 _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
-# Figures that are not doses but still belong to a sentence's drug, indication and source: how
-# long, how often, which level. Their statements are read too (a duration from another
-# indication's sentence is not this one's).
-_TIMED_KINDS = frozenset({"duration", "frequency"})
+# Figures that are not doses but still belong to a sentence's indication, phenotype and phase:
+# how long, how often, which level, how many in how many. With a question, their statements are
+# read too (a duration from another indication's sentence is not this one's).
 _SCOPED_KINDS = frozenset({"duration", "frequency", "lab", "number", "count", "ratio"})
-# Figures that belong to one drug's regimen: a thiopurine level or a genotype's frequency is
-# shared by the drugs of its class and is not held to one.
+# Of those, the ones that belong to one drug's regimen (a thiopurine level or a genotype's
+# frequency is shared by the drugs of its class and is not held to one).
 _DATED_KINDS = frozenset({"duration", "frequency", "number"})
+# A bare count has no indication or phase of its own: the words next to it decide.
 _WORDLESS_KINDS = frozenset({"number", "count"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
