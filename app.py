@@ -344,7 +344,8 @@ def load_limit_table() -> Any:
 
 @st.cache_resource(show_spinner="Connecting to the LLM backend…")
 def load_llm(
-    name: str, model: str, base_url: str, api_key: str, timeout_s: float, model_path: str
+    name: str, model: str, base_url: str, api_key: str, timeout_s: float, model_path: str,
+    chat_format: str = "",
 ) -> Any:
     return get_backend(
         name,
@@ -353,6 +354,7 @@ def load_llm(
         api_key=api_key,
         timeout_s=timeout_s,
         model_path=model_path,
+        chat_format=chat_format,
     )
 
 
@@ -485,6 +487,7 @@ if settings.llm_backend and settings.llm_backend != "none":
             settings.llm_api_key,
             settings.llm_timeout_s,
             settings.llamacpp_model_path,
+            settings.llamacpp_chat_format,
         )
     except Exception as exc:
         llm_error = f"LLM backend '{settings.llm_backend}' unavailable ({exc}); using the deterministic composer."

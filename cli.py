@@ -392,6 +392,7 @@ def _open_assistant(settings: Settings) -> object:
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key,
             model_path=settings.llamacpp_model_path,
+            chat_format=settings.llamacpp_chat_format,
             timeout_s=settings.llm_timeout_s,
         )
     return Assistant(

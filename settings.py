@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llamacpp_model_path: str = ""
+    # llama-cpp's prompt format ("gemma", "chatml", ...) for a GGUF without a chat template;
+    # empty: the file's own template.
+    llamacpp_chat_format: str = ""
     audit_log: Path | None = None  # default: <data_dir>/audit/audit.jsonl (see audit_path)
     audit_retention_days: int | None = Field(default=None, ge=1)  # None: keep every record
     # The HTTP API (`dosewise serve`). Loopback by default: another host reaches it only when

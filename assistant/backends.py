@@ -7,7 +7,10 @@ for, so the default install (no LLM) never needs it.
 - ``openai``: ``langchain_openai.ChatOpenAI`` against any OpenAI-compatible server (vLLM,
   llama.cpp's server...) (opts: model, base_url, api_key, temperature, timeout_s)
 - ``llamacpp``: a local GGUF file through ``llama_cpp.Llama`` (opts: model_path, n_ctx,
-  max_tokens, temperature, n_threads)
+  max_tokens, temperature, n_threads, chat_format). ``chat_format`` names llama-cpp's prompt
+  format ("gemma", "chatml", ...) for a GGUF that carries no chat template: without one
+  llama-cpp falls back to llama-2's, which a Gemma model answers with "<<SYS>>" and nothing else.
+  Empty: the template in the GGUF file.
 """
 
 from __future__ import annotations
@@ -69,12 +72,16 @@ def _llamacpp(**opts: Any) -> BaseChatModel:
     path = opts.get("model_path") or ""
     if not path:
         raise BackendUnavailableError("llamacpp", "a GGUF model file (model_path)", "llamacpp")
-    llama = mod.Llama(
-        model_path=str(path),
-        n_ctx=int(opts.get("n_ctx", 4096)),
-        n_threads=opts.get("n_threads"),
-        verbose=False,
-    )
+    kwargs: dict[str, Any] = {
+        "model_path": str(path),
+        "n_ctx": int(opts.get("n_ctx", 4096)),
+        "n_threads": opts.get("n_threads"),
+        "verbose": False,
+    }
+    chat_format = str(opts.get("chat_format") or "").strip()
+    if chat_format:
+        kwargs["chat_format"] = chat_format
+    llama = mod.Llama(**kwargs)
     return LlamaCppChat(
         llama=llama,
         max_tokens=int(opts.get("max_tokens", 512)),

@@ -516,7 +516,10 @@ class Assistant:
         t0 = time.perf_counter()
         drug = state.facets.drug if state.facets else None
         also = state.facets.drugs[1:] if state.facets else ()
-        verdict = _safe_check(draft, passages, state.patient, self.limits, drug, also_asked=also)
+        # The resolved question: a follow-up's inherited drug and indication, and the patient's
+        # phenotype or co-medication, are what the draft's unqualified sentences are about.
+        verdict = _safe_check(draft, passages, state.patient, self.limits, drug, also_asked=also,
+                              question=state.resolved or state.question)  # fmt: skip
         state.timings["guard"] = (time.perf_counter() - t0) * 1000
         if verdict.error or not verdict.passed:
             failed = ", ".join(dict.fromkeys(c.claim.text for c in verdict.failed)) or "unknown"

@@ -144,7 +144,8 @@ def _drugs_named(question: str) -> tuple[str, ...]:
 
 def score_draft(d: Draft, limits: Any) -> DraftOutcome:
     verdict: AnswerVerdict = check_answer(d.answer, d.passages, limits=limits, drug=d.drug,
-                                          also_asked=_drugs_named(d.question))  # fmt: skip
+                                          also_asked=_drugs_named(d.question),
+                                          question=d.question)  # fmt: skip
     failed = [c for c in verdict.claims if not c.status.verified]
     blocks = tuple(n for n in d.numbers if n.label == "block")
     caught = tuple(

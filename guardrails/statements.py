@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from guardrails.drugs import attached_drug_in, drugs_among, mentions_in
@@ -45,7 +45,18 @@ from guardrails.quantities import parse_quantities
 from guardrails.sentences import sentences
 
 __all__ = [
+    "AskedScope",
     "ClaimContext",
+    "asked_scope",
+    "conditions_hold",
+    "not_renal",
+    "organs_in",
+    "phenotype_values",
+    "phenotypes_in",
+    "sources_in",
+    "statement_sources",
+    "text_facts",
+    "TextFacts",
     "indication_mentions",
     "indications_in",
     "claim_context",
@@ -61,7 +72,8 @@ _F = re.IGNORECASE
 # Cue -> role, tried on the text before a number; the match ending nearest the number wins.
 _PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
-                                  r"|subsequently|(?:after|following|post)[- ]induction|then)\b", _F)),
+                                  r"|subsequently|(?:after|following|post)[- ]induction|then"
+                                  r"|followed by)\b", _F)),
     (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
                               r"|first dose(?! reduc)|at first)\b|(?<!after )(?<!following )(?<!post-)"
                               r"(?<!post )\binduction\b", _F)),
@@ -84,7 +96,9 @@ _BY_BEFORE_RE = re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0
                            r"|\breduction of\s*$", _F)
 _SUFFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.INITIAL, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:at first|initially|to start|to begin"
-                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction)\b", _F)),
+                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction"
+                              # "50 mg/day, the usual US starting dose"
+                              r"|,?\s*(?:the|a) (?:[\w-]+ ){0,2}(?:starting|initial|loading) dose)\b", _F)),
     (Role.MAINTENANCE, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:for maintenance|as maintenance"
                                   r"|thereafter|long[- ]term)\b", _F)),
     (Role.MAXIMUM, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:maximum|max\b|at most|or less\b|at the most)", _F)),
@@ -276,9 +290,13 @@ def _role_of(
 _PHASE_CUES = tuple((r, rx) for r, rx in _PREFIX_CUES if r in (Role.INITIAL, Role.MAINTENANCE))
 
 
-def _own_words(text: str, q: Quantity, prev_end: int, s_end: int) -> str:
+def _own_words(text: str, q: Quantity, prev_end: int, s_end: int, before_only: bool = False) -> str:
     """The words that belong to one number: from the previous number of its sentence to the
-    next comma, semicolon or number after it ("3-5 mg/kg/day at first" of "..., later 1-3")."""
+    next comma, semicolon or number after it ("3-5 mg/kg/day at first" of "..., later 1-3").
+    ``before_only``: up to the number ("start 50 mg/day and increase to maintenance" names
+    maintenance as where the dose goes, not as a phase the 50 mg/day belongs to)."""
+    if before_only:
+        return text[prev_end:q.span[0]]
     stop = s_end
     for mark in ",;":
         at = text.find(mark, q.span[1], s_end)
@@ -310,16 +328,26 @@ def _first(table: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> str | N
     return next((name for name, rx in table if rx.search(text)), None)
 
 
-def _conditions(sentence: str, heading: str, dosed: str | None, others: Iterable[str]) -> tuple[str, ...]:
+_NEXT_WORDS_RE = re.compile(r"\s*(?:\([^)]*\)\s*)?((?:[A-Za-z-]+\s+){0,2}[A-Za-z-]+)")
+
+
+def _conditions(
+    sentence: str, heading: str, dosed: str | None, others: Iterable[str], after: str = ""
+) -> tuple[str, ...]:
     out: list[str] = []
     genes = [g.lower() for g in _GENE_RE.findall(sentence)] or [
         g.lower() for g in _GENE_RE.findall(heading)
     ]
     if genes:
-        for phenotype, rx in _PHENOTYPE_WORDS:
-            if rx.search(sentence):
-                out.extend(f"{gene}:{phenotype}" for gene in dict.fromkeys(genes))
-                break
+        # A phenotype right after the number is its own ("0.3% homozygous deficient and 10%
+        # intermediate": two phenotypes, one each); otherwise the sentence's first.
+        m = _NEXT_WORDS_RE.match(after)
+        near = m.group(1) if m else ""
+        found = next((ph for ph, rx in _PHENOTYPE_WORDS if near and rx.search(near)), None)
+        if found is None:
+            found = next((ph for ph, rx in _PHENOTYPE_WORDS if rx.search(sentence)), None)
+        if found is not None:
+            out.extend(f"{gene}:{found}" for gene in dict.fromkeys(genes))
     if _COMED_CUE_RE.search(sentence):
         out.extend(f"comedication:{d}" for d in sorted(set(others)) if d != dosed)
     if _KIDNEY_RE.search(sentence):
@@ -378,7 +406,7 @@ def extract_statements(
             if dosed is None:
                 dosed = next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
             role = _role(text, q, (s_start, s_end), prev_end, section)
-            also = _phases(_own_words(text, q, prev_end, s_end), role) if q.kind == "dose" else ()
+            also = _phases(_own_words(text, q, prev_end, s_end, before_only=True), role) if q.kind == "dose" else ()
             prev_end = q.span[1]
             others = sorted(named - {dosed}) if dosed else sorted(named)
             out.append(
@@ -391,7 +419,8 @@ def extract_statements(
                     population=population,
                     route=route,
                     frequency=_frequency(q),
-                    conditions=_conditions(sentence, section, dosed, named),
+                    conditions=_conditions(sentence, section, dosed, named,
+                                           text[q.span[1]:s_end]),  # fmt: skip
                     source_id=doc_id,
                     section=section,
                     span=q.span,
@@ -479,6 +508,10 @@ class ClaimContext:
         return self._indications
 
     @property
+    def sentence_text(self) -> str:
+        return self._text[self._sentence[0]:self._sentence[1]]
+
+    @property
     def population(self) -> str:
         if self._population is None:
             s = self._text[self._sentence[0]:self._sentence[1]]
@@ -496,3 +529,184 @@ def claim_context(
 ) -> ClaimContext:
     """The role, indications and population an answer gives the number ``q`` (read lazily)."""
     return ClaimContext(text, q, sentence, prev_end)
+
+
+# --- the asked question's scope -----------------------------------------------------------------
+# A figure can be true in its passage and still not answer the question: the RA starting range
+# for a renal-impairment question, the lupus-nephritis induction dose for a liver transplant, a
+# US-label figure for "per SmPC". The question names what it asks (indication, phase,
+# population, phenotype, source); a sentence of the answer that does not name its own is about
+# what was asked, and may be supported only by a statement compatible with it.
+
+# Sources a question or sentence may name, and the citation-id tokens of each.
+_SOURCE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("smpc", re.compile(r"\bsmpc\b|summary of product characteristics|\buk label\b", _F)),
+    ("us label", re.compile(r"\bus (?:label|prescribing information)\b|\bfda\b", _F)),
+    ("cpic", re.compile(r"\bcpic\b", _F)),
+    ("kdigo", re.compile(r"\bkdigo\b", _F)),
+    ("eular", re.compile(r"\beular\b", _F)),
+    ("aasld", re.compile(r"\baasld\b", _F)),
+    ("easl", re.compile(r"\beasl\b", _F)),
+    ("bsg", re.compile(r"\bbsg\b", _F)),
+    ("bsr", re.compile(r"\bbsr\b", _F)),
+    # Short capitals that are also words or syllables: only as written in capitals.
+    ("acr", re.compile(r"\bACR\b")),
+    ("aga", re.compile(r"\bAGA\b")),
+    ("acg", re.compile(r"\bACG\b")),
+    ("bad", re.compile(r"\bBAD\b")),
+    ("secondary summary", re.compile(r"\bsecondary summar", _F)),
+)
+_SOURCE_ID_TOKENS = {"smpc": "smpc", "cpic": "cpic", "kdigo": "kdigo", "eular": "eular",
+                     "aasld": "aasld", "easl": "easl", "bsg": "bsg", "bsr": "bsr", "acr": "acr",
+                     "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary"}  # fmt: skip
+_ORGAN_RE = re.compile(r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?:transplant\w*|tx\b"
+                       r"|allograft\w*|homotransplant\w*|recipients?)", _F)
+_ORGANS = {"kidney": "kidney", "renal": "kidney", "liver": "liver", "hepatic": "liver",
+           "heart": "heart", "cardiac": "heart", "lung": "lung"}  # fmt: skip
+# "non-renal SLE", "SLE without nephritis": lupus that is not lupus nephritis.
+_NOT_RENAL_RE = re.compile(r"\bnon[- ]?renal\b|\bwithout (?:lupus )?nephritis\b", _F)
+_ASKED_ROLES: tuple[tuple[Role, re.Pattern[str]], ...] = (
+    (Role.MAINTENANCE, re.compile(r"\bmaint\w*\b", _F)),
+    (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|induction|loading|day (?:one|1)|first day)\b", _F)),
+    (Role.MAXIMUM, re.compile(r"\b(?:max\w*|ceiling|highest|upper limit)\b", _F)),
+)
+
+
+def sources_in(text: str) -> tuple[str, ...]:
+    """The sources ``text`` names ("UK SmPC", "CPIC", "secondary summary"), canonical."""
+    return tuple(name for name, rx in _SOURCE_NAMES if rx.search(text))
+
+
+def organs_in(text: str) -> tuple[str, ...]:
+    """The transplanted organs ``text`` names ("kidney transplant", "liver tx")."""
+    return tuple(dict.fromkeys(_ORGANS[m.group(1).lower()] for m in _ORGAN_RE.finditer(text)))
+
+
+def phenotypes_in(text: str) -> tuple[str, ...]:
+    """``gene:phenotype`` conditions ``text`` names ("TPMT poor metabolizer" -> tpmt:poor)."""
+    genes = [g.lower() for g in _GENE_RE.findall(text)]
+    if not genes:
+        return ()
+    for phenotype, rx in _PHENOTYPE_WORDS:
+        if rx.search(text):
+            return tuple(f"{gene}:{phenotype}" for gene in dict.fromkeys(genes))
+    return ()
+
+
+def not_renal(text: str) -> bool:
+    """Does ``text`` say its lupus is not lupus nephritis ("non-renal SLE")?"""
+    return bool(_NOT_RENAL_RE.search(text))
+
+
+class AskedScope:
+    """What a question asks: indications (and whether it excludes lupus nephritis), the phase
+    (initial, maintenance, maximum), population, phenotype, named sources and transplanted
+    organ. Read once per answer; each facet is empty when the question names none."""
+
+    __slots__ = ("drugs", "indications", "not_renal", "organs", "phenotypes", "population",
+                 "role", "sources", "text")  # fmt: skip
+
+    def __init__(self, question: str, drugs: Iterable[str] = ()) -> None:
+        self.text = question
+        self.drugs = frozenset(d.lower() for d in drugs)
+        self.indications = indications_in(question)
+        self.not_renal = not_renal(question)
+        found = [r for r, rx in _ASKED_ROLES if rx.search(question)]
+        # "induction and maintenance", "start and maximum": the question asks the regimen.
+        self.role: Role | None = found[0] if len(found) == 1 else None
+        self.population = _first(_POPULATIONS, question) or "any"
+        self.phenotypes = phenotypes_in(question)
+        self.sources = sources_in(question)
+        self.organs = organs_in(question)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.indications or self.role or self.population != "any" or self.phenotypes
+                    or self.sources or self.organs or self.not_renal)  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def asked_scope(question: str, drugs: tuple[str, ...] = ()) -> AskedScope:
+    """The scope of ``question`` (cached: the guard reads it for every claim of an answer)."""
+    return AskedScope(question, drugs)
+
+
+def statement_sources(st: DoseStatement, sentence_text: str) -> tuple[str, ...]:
+    """Which source a statement is from: the sources its sentence names, else its citation's
+    id tokens ("imuran-smpc" -> smpc, "imuran-label" -> us label), else a label's own text."""
+    named = sources_in(sentence_text)
+    if named:
+        return named
+    tokens = st.citation.split("-") if st.citation else []
+    out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
+    if not out and ("label" in tokens or (not st.citation and st.evidence == "label")):
+        out.append("us label")
+    return tuple(dict.fromkeys(out))
+
+
+_PHENOTYPE_CONTEXT_RE = re.compile(r"\b(?:TPMT|NUDT15|metaboli[sz]ers?|activity|heterozygo\w*|homozygo\w*"
+                                   r"|deficien\w*|genotype|phenotype)\b", _F)
+_REDUCTION_ROLES = frozenset({Role.REDUCTION_BY, Role.REDUCTION_TO})
+
+
+def phenotype_values(text: str) -> frozenset[str]:
+    """The metabolizer phenotypes ``text`` states (intermediate, poor, normal), whichever gene:
+    a sentence says "intermediate metabolizer" under a question that named TPMT."""
+    if not _PHENOTYPE_CONTEXT_RE.search(text):
+        return frozenset()
+    return frozenset(name for name, rx in _PHENOTYPE_WORDS if rx.search(text))
+
+
+@dataclass(frozen=True)
+class TextFacts:
+    """What one sentence names, read once (an answer's sentence holds several numbers, and a
+    source sentence supports many answers)."""
+
+    indications: tuple[str, ...]
+    organs: tuple[str, ...]
+    not_renal: bool
+    sources: tuple[str, ...]
+    phenotypes: frozenset[str]
+
+
+@lru_cache(maxsize=8192)
+def text_facts(text: str) -> TextFacts:
+    return TextFacts(indications=indications_in(text), organs=organs_in(text),
+                     not_renal=not_renal(text), sources=sources_in(text),
+                     phenotypes=phenotype_values(text))  # fmt: skip
+
+
+def conditions_hold(
+    st: DoseStatement, sentence: str, question: str, asked_drugs: Iterable[str]
+) -> str | None:
+    """The first condition of statement ``st`` that the answer's ``sentence`` and the
+    ``question`` do not state, or None when all hold.
+
+    - Phenotype: the sentence's, else the question's. The statement's genes are alternatives
+      ("TPMT or NUDT15 intermediate"); its phenotype holds when that phenotype is stated, and
+      a normal phenotype also when none is.
+    - Co-medication: only a reduction's ("with allopurinol, reduce to one-quarter"); a sentence
+      naming two drugs gives every other number that "condition" too (the allopurinol dose
+      itself), and that is no condition of the figure.
+    - Kidney or liver impairment: when the context names kidney or liver function.
+    """
+    if not st.conditions:
+        return None
+    context = f"{sentence}\n{question}"
+    stated = text_facts(sentence).phenotypes or text_facts(question).phenotypes
+    phen = {c.partition(":")[2] for c in st.conditions if c.startswith(("tpmt:", "nudt15:"))}
+    if phen and not phen & stated and not (phen == {"normal"} and not stated):
+        c = next(c for c in st.conditions if c.startswith(("tpmt:", "nudt15:")))
+        return c
+    asked = set(asked_drugs)
+    low = context.lower()
+    for c in st.conditions:
+        key, _, value = c.partition(":")
+        if key == "comedication" and st.role in _REDUCTION_ROLES:
+            if value not in asked and value not in low:
+                return c
+        elif key == "kidney" and not _KIDNEY_RE.search(context):
+            return c
+        elif key == "liver" and not _LIVER_RE.search(context):
+            return c
+    return None

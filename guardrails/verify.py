@@ -69,11 +69,16 @@ from guardrails.quantities import (
 )
 from guardrails.sentences import citations, clauses
 from guardrails.statements import (
+    AskedScope,
     ClaimContext,
+    asked_scope,
     claim_context,
+    conditions_hold,
     indications_compatible,
     roles_compatible,
+    statement_sources,
     statements_of,
+    text_facts,
 )
 from guardrails.textsearch import has_case_fold_trap, lowered
 
@@ -81,6 +86,15 @@ __all__ = ["check_answer"]
 
 _DRUG_BOUND_KINDS = frozenset({"dose", "percent"})
 _PLAIN_ROLES = frozenset({Role.USUAL, Role.UNKNOWN})
+# Figures that are not doses but still belong to a sentence's indication, phenotype and phase:
+# how long, how often, which level, how many in how many. With a question, their statements are
+# read too (a duration from another indication's sentence is not this one's).
+_SCOPED_KINDS = frozenset({"duration", "frequency", "lab", "number", "count", "ratio"})
+# Of those, the ones that belong to one drug's regimen (a thiopurine level or a genotype's
+# frequency is shared by the drugs of its class and is not held to one).
+_DATED_KINDS = frozenset({"duration", "frequency", "number"})
+# A bare count has no indication or phase of its own: the words next to it decide.
+_WORDLESS_KINDS = frozenset({"number", "count"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
 _WEEKLY_RE = re.compile(r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
@@ -153,19 +167,37 @@ def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
 
 
 def _scope_mismatch(
-    q: Quantity, claim_drug: str | None, st: DoseStatement | None, ctx: ClaimContext
+    q: Quantity,
+    claim_drug: str | None,
+    st: DoseStatement | None,
+    ctx: ClaimContext,
+    claim_drugs: frozenset[str] = frozenset(),
+    asked: AskedScope | None = None,
+    source_text: str = "",
+    source_drugs: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why the source statement does not support the claim as the answer states it: another
-    drug, another role, indication or population (None when it does)."""
+    drug, another role, indication or population (None when it does). With ``asked`` (the
+    question's scope), what the answer's sentence leaves unsaid is what the question asked;
+    ``source_text`` is the statement's own sentence."""
     if st is None:
         return None
     dosed = st.drug
     if claim_drug is not None and dosed is not None and q.kind == "dose":
         if not same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
-    # The source side first: a plain source figure fits any reading of the claim.
+    if q.kind in _DATED_KINDS and q.text[:1].isdigit() and claim_drugs and source_drugs and not any(
+        same_drug(a, b) for a in claim_drugs for b in source_drugs
+    ):
+        # "azathioprine ... for 24 weeks" from a sentence about mycophenolate's 24 weeks. Whole
+        # sentences on both sides: which drug a duration belongs to is seldom written next to it.
+        return f"gives this for {', '.join(sorted(source_drugs))}, not {', '.join(sorted(claim_drugs))}"
+    # The source side first: a plain source figure fits any reading of the claim. Only doses
+    # and percentages: the role of a duration, interval or lab value hangs on words ("monitor",
+    # "target") that an answer's sentence and its source's place differently.
     if (
-        st.role not in _PLAIN_ROLES
+        q.kind in _DRUG_BOUND_KINDS
+        and st.role not in _PLAIN_ROLES
         and not roles_compatible(ctx.role, st.role)
         and ctx.role not in st.also
     ):
@@ -174,7 +206,156 @@ def _scope_mismatch(
         return f"gives this for {', '.join(st.indications)}, not {', '.join(ctx.indications)}"
     if st.population != "any" and ctx.population not in ("any", st.population):
         return f"gives this for {st.population} patients, not {ctx.population}"
+    if asked is None or q.kind in _WORDLESS_KINDS:
+        return None  # a bare count has no scope of its own: its words decide (_reading_mismatch)
+    return _asked_mismatch(q, st, ctx, asked, source_text)
+
+
+def _asked_mismatch(
+    q: Quantity, st: DoseStatement, ctx: ClaimContext, asked: AskedScope, source_text: str
+) -> str | None:
+    """The question's scope, for a claim its own sentence leaves open (see ``check_answer``)."""
+    sentence = ctx.sentence_text
+    mine, theirs = text_facts(sentence), text_facts(source_text)
+    # Indication: the sentence's own, narrowed to the asked ones when it names them too ("RA
+    # starting dose: 1-3 mg/kg/day ... from the day of transplantation" asked about RA).
+    claim_ind = ctx.indications
+    if asked.indications:
+        both = tuple(i for i in claim_ind if i in asked.indications)
+        claim_ind = both or claim_ind or asked.indications
+    if st.indications and claim_ind and not indications_compatible(claim_ind, st.indications):
+        return f"gives this for {', '.join(st.indications)}, not {', '.join(claim_ind)}"
+    if q.kind == "dose" and not claim_ind and st.indications and theirs.indications:
+        # Neither the question nor the sentence names an indication, and the source sentence
+        # gives this dose for one: the RA starting range is not "the" starting dose.
+        return f"gives this for {', '.join(st.indications)} only; the answer gives it for any indication"
+    # "Non-renal SLE" against lupus nephritis, either way round (SLE and LN are otherwise
+    # compatible). A sentence that names both ("unlike non-renal lupus, LN needs ...") is
+    # about the nephritis.
+    ln = "lupus nephritis"
+    claim_not_renal = (mine.not_renal and ln not in ctx.indications) or (
+        asked.not_renal and not ctx.indications)
+    if claim_not_renal and st.indications and set(st.indications) <= {ln}:
+        return "gives this for lupus nephritis, not non-renal lupus"
+    if (st.indications and ln in claim_ind and "systemic lupus erythematosus" not in claim_ind
+            and ln not in st.indications and theirs.not_renal):  # fmt: skip
+        return "gives this for non-renal lupus, not lupus nephritis"
+    # Phase: a dose whose sentence names none is the one asked ("maintenance dose?": "2 mg/kg/day").
+    if (
+        asked.role is not None
+        and q.kind == "dose"
+        and ctx.role in _PLAIN_ROLES
+        and st.role not in _PLAIN_ROLES
+        and not roles_compatible(asked.role, st.role)
+        and asked.role not in st.also
+    ):
+        return f"gives this as the {st.role.value}, not the {asked.role.value} asked"
+    if st.population != "any" and ctx.population == "any" and asked.population not in ("any", st.population):
+        return f"gives this for {st.population} patients, not {asked.population}"
+    claim_organs = mine.organs or asked.organs
+    if claim_organs:
+        src_organs = theirs.organs
+        if src_organs and not set(src_organs) & set(claim_organs):
+            return f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
+    # Source: an answer that gives a figure as the very source the question asks about ("per
+    # SmPC": "the SmPC dose is ...") must have it from that source. (A sentence naming some
+    # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
+    # the guideline's name, is what the clinician doses by.)
+    if asked.sources:
+        claim_sources = set(mine.sources) & set(asked.sources)
+        src = statement_sources(st, source_text) if claim_sources else ()
+        if src and not set(src) & claim_sources:
+            return f"is from {', '.join(src)}, not {', '.join(sorted(claim_sources))}"
+    unmet = conditions_hold(st, sentence, asked.text, asked.drugs)
+    if unmet is not None:
+        return f"gives this only with {unmet.replace(':', ' ')}, which neither the question nor the sentence states"
     return None
+
+
+_TIME_WORD_RE = re.compile(r"\b(?:week|day|month|year|cycle|pulse|dose)\s*$", re.IGNORECASE)
+_WORD_BEFORE_RE = re.compile(r"([A-Za-z]+)\W*$")
+_WORD_AFTER_RE = re.compile(r"^\W*?([A-Za-z]+)")
+
+
+def _words_around(text: str, span: tuple[int, int], lo: int, hi: int) -> frozenset[str]:
+    """The word right before and right after a number within ``[lo, hi)``, lower case."""
+    out = set()
+    before = _WORD_BEFORE_RE.search(text, max(lo, span[0] - 30), span[0])
+    if before:
+        out.add(before.group(1).lower())
+    after = _WORD_AFTER_RE.match(text[span[1]:min(hi, span[1] + 30)])
+    if after:
+        out.add(after.group(1).lower())
+    return frozenset(out)
+
+
+_POINT_RE = re.compile(r"\b(week|day|month|year)\s*$", re.IGNORECASE)
+
+
+def _time_point_of(answer: str, q: Quantity, s: Quantity) -> bool:
+    """Is claim ``q`` the time point ("by week 4") that the source states as a duration ("over
+    4 weeks")? The parser reads the first as a bare number and the second as weeks."""
+    if q.kind != "number" or q.is_range or s.kind != "duration" or s.is_range or q.low != s.low:
+        return False
+    m = _POINT_RE.search(answer, max(0, q.span[0] - 12), q.span[0])
+    return m is not None and s.unit.startswith(m.group(1).lower())
+
+
+def _reading_mismatch(
+    answer: str,
+    q: Quantity,
+    clause: _Clause,
+    all_claims: Sequence[Quantity],
+    p: Passage,
+    src: _SourceClaim,
+    st: DoseStatement,
+    claim_drugs: frozenset[str],
+) -> str | None:
+    """A figure that is not a dose means what the words around it say:
+
+    - A unitless number ("1", "3") has no meaning of its own: it is supported only where the
+      source has it next to the same word ("week 1" for "week 1", not "The answer is: 1.").
+    - A duration or time point ("for 4 weeks", "by week 1") dates the dose stated before it in
+      its sentence: the source must give that dose before the same figure in its sentence
+      ("30 mg/day in week 1, tapered to 10 mg/day by week 4" does not support "10 mg/day by
+      week 1"). A source sentence with no dose before the figure dates nothing: no check.
+    """
+    ss, se = clause.sentence
+    time_point = q.kind == "number" and bool(_TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0]))
+    if q.kind == "number" and not q.unit and q.text[:1].isdigit():
+        mine = _words_around(answer, q.span, ss, se)
+        theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
+        if not mine & theirs:
+            return f"gives {src.q.text!r} in another sense (next to {', '.join(sorted(theirs)) or 'no word'})"
+    if q.kind != "duration" and not time_point:
+        return None
+    dated = next((c for c in reversed(all_claims)
+                  if c.kind == "dose" and ss <= c.span[0] and c.span[1] <= q.span[0]), None)  # fmt: skip
+    if dated is None:
+        return None
+    before = [c.q for c in _index(p.text, frozenset()).claims
+              if c.q.kind == "dose" and st.sentence[0] <= c.q.span[0]
+              and c.q.span[1] <= src.q.span[0]]  # fmt: skip
+    if not before or any(_shares_number(dated, b) for b in before):
+        return None
+    # Only now (rare) the wider look: a dose no source gives this drug is blocked on its own,
+    # and what it dates cannot be judged.
+    if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
+               for pp in clause.scope for c in _index(pp.text, frozenset()).claims
+               if c.q.kind == "dose"):  # fmt: skip
+        return None
+    return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
+
+
+def _shares_number(a: Quantity, b: Quantity) -> bool:
+    """Do two doses share a figure in the same unit ("30 to 10 mg a day" read as one range and
+    "30 mg/day ... 10 mg/day" as two)? Two ranges must be the same range: 750–1000 mg is not
+    1000–1500 mg."""
+    if a.unit != b.unit or a.per_kg != b.per_kg:
+        return False
+    if a.is_range and b.is_range:
+        return {a.low, a.high} == {b.low, b.high}
+    return a.low == b.low or a.low == b.high or a.high == b.low or a.high == b.high
 
 
 def _same_numbers(a: Quantity, b: Quantity) -> bool:
@@ -325,6 +506,8 @@ def _check_claim(
     indication: str | None,
     drug: str | None = None,
     prev_end: int = 0,
+    asked: AskedScope | None = None,
+    all_claims: Sequence[Quantity] = (),
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -348,6 +531,11 @@ def _check_claim(
 
     missing, scope = clause.missing, clause.scope
     drug_bound = q.kind in _DRUG_BOUND_KINDS
+    # Other figures (durations, time points, counts, levels, ratios) are read against their
+    # statement only when the question is given (an LLM draft's check): the composer's answers
+    # restate source sentences whole, and pay nothing for it.
+    scoped = asked is not None and q.kind in _SCOPED_KINDS
+    claim_drugs: frozenset[str] | None = None
     # A number whose clause names no drug is about its sentence's only drug, else the drug
     # asked (when the caller says which).
     check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
@@ -364,11 +552,19 @@ def _check_claim(
             if not _drug_ok(check_drug, src, p, indexed.drugs):
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
-            st = _statement_at(p).get(src.q.span) if drug_bound else None
+            st = _statement_at(p).get(src.q.span) if drug_bound or scoped else None
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
-                mismatch = _scope_mismatch(q, check_drug, st, ctx)
+                if scoped and claim_drugs is None:
+                    claim_drugs = drugs_among(mentions, *clause.sentence) or (
+                        frozenset({drug}) if drug else frozenset())
+                mismatch = _scope_mismatch(q, check_drug, st, ctx, claim_drugs or frozenset(),
+                                           asked, p.text[st.sentence[0]:st.sentence[1]],
+                                           src.drugs)  # fmt: skip
+                if mismatch is None and scoped:
+                    mismatch = _reading_mismatch(answer, q, clause, all_claims, p, src, st,
+                                                 claim_drugs or frozenset())  # fmt: skip
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
@@ -400,6 +596,9 @@ def _check_claim(
             if not _same_numbers(q, s):
                 continue
             same_per = s.per == q.per or (s.per in (None, "dose") and q.per in (None, "dose"))
+            if _time_point_of(answer, q, s):
+                return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}] ({s.text})", named,
+                                passage_n=p.n, source_span=s.span)  # fmt: skip
             if (s.low, s.high, s.unit, s.kind, s.per_kg, s.per_m2, s.per_count) == (
                 q.low, q.high, q.unit, q.kind, q.per_kg, q.per_m2, q.per_count
             ) and same_per:  # fmt: skip
@@ -605,6 +804,7 @@ def _check(
     drug: str | None,
     indication: str | None,
     also_asked: Sequence[str] = (),
+    question: str | None = None,
 ) -> AnswerVerdict:
     if not isinstance(answer, str):
         raise TypeError(f"answer must be text, got {type(answer).__name__}")
@@ -646,6 +846,11 @@ def _check(
     scopes: dict[tuple[int, int, int, int], _Clause] = {}
     verdicts = []
     asked = drug.lower().strip() if drug else None
+    scope = None
+    if question:
+        named_drugs = tuple(d for d in (asked, *(a.lower().strip() for a in also_asked)) if d)
+        scope = asked_scope(question, named_drugs)
+        scope = None if scope.empty and not scope.drugs else scope
     prev_end = 0
     for i, (q, span) in enumerate(zip(claims, clause_of, strict=True)):
         # The previous number of the same sentence: a role cue before it is not this one's.
@@ -660,7 +865,7 @@ def _check(
                                             mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
             _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
-                         limits, indication, asked, this_prev)  # fmt: skip
+                         limits, indication, asked, this_prev, scope, claims)  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
@@ -678,14 +883,19 @@ def check_answer(
     indication: str | None = None,
     *,
     also_asked: Sequence[str] = (),
+    question: str | None = None,
 ) -> AnswerVerdict:
     """Verdict over every number in ``answer``; never raises, never passes on error.
 
     ``limits=None`` skips limit checks (pass ``load_limits()`` in production); ``indication``
     narrows which limit rows apply (None: all but oncologic rows). ``drug`` is the drug asked;
-    ``also_asked`` the others a question names ("prednisone ... azathioprine").
+    ``also_asked`` the others a question names ("prednisone ... azathioprine"). ``question``,
+    when given, is what was asked: a number whose sentence leaves its indication, phase,
+    population, phenotype, source or transplanted organ unsaid is read as about what the
+    question names, and a statement whose conditions (phenotype, co-medication, kidney or liver
+    function) neither the sentence nor the question states does not support it.
     """
     try:
-        return _check(answer, passages, patient, limits, drug, indication, also_asked)
+        return _check(answer, passages, patient, limits, drug, indication, also_asked, question)
     except Exception as exc:  # fail closed: an error must withhold the answer, not crash the app
         return AnswerVerdict(claims=(), passed=False, error=f"{type(exc).__name__}: {exc}")

@@ -73,3 +73,48 @@ def test_llamacpp_adapter_maps_roles_and_returns_the_completion() -> None:
 def test_llamacpp_adapter_streams_tokens() -> None:
     chat = LlamaCppChat(llama=_FakeLlama())
     assert "".join(str(c.content) for c in chat.stream("q")) == "2 mg/kg/day [1]."
+
+
+class _FakeLlamaModule:
+    """Stands in for the llama_cpp module: records what the backend builds Llama with."""
+
+    def __init__(self) -> None:
+        self.kwargs: list[dict[str, Any]] = []
+
+    def Llama(self, **kwargs: Any) -> _FakeLlama:  # noqa: N802 - the real class's name
+        self.kwargs.append(kwargs)
+        return _FakeLlama()
+
+
+@pytest.mark.parametrize(("given", "expected"), [("gemma", "gemma"), (" chatml ", "chatml")])
+def test_llamacpp_chat_format_reaches_the_model_constructor(
+    monkeypatch: pytest.MonkeyPatch, given: str, expected: str
+) -> None:
+    import assistant.backends as backends
+
+    fake = _FakeLlamaModule()
+    monkeypatch.setattr(backends, "_import", lambda *a: fake)
+    chat = get_backend("llamacpp", model_path="/models/gemma.gguf", chat_format=given)
+    assert fake.kwargs[0]["chat_format"] == expected
+    assert fake.kwargs[0]["model_path"] == "/models/gemma.gguf"
+    assert isinstance(chat, LlamaCppChat)
+
+
+@pytest.mark.parametrize("given", [None, "", "  "])
+def test_llamacpp_without_chat_format_keeps_the_files_own_template(
+    monkeypatch: pytest.MonkeyPatch, given: str | None
+) -> None:
+    import assistant.backends as backends
+
+    fake = _FakeLlamaModule()
+    monkeypatch.setattr(backends, "_import", lambda *a: fake)
+    get_backend("llamacpp", model_path="/models/m.gguf", chat_format=given)
+    # Left out, llama-cpp reads the template stored in the GGUF file.
+    assert "chat_format" not in fake.kwargs[0]
+
+
+def test_settings_pass_the_chat_format_down_as_a_plain_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from settings import Settings
+
+    monkeypatch.setenv("DOSEWISE_LLAMACPP_CHAT_FORMAT", "gemma")
+    assert Settings().llamacpp_chat_format == "gemma"
