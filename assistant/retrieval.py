@@ -394,6 +394,7 @@ class HybridRetriever:
         vocabulary: Vocabulary,
         ranked: list[tuple[str, float]],
         chunks: dict[str, Chunk],
+        about: Callable[[Chunk], bool],
         per_section: int = 2,
     ) -> list[tuple[str, float]]:
         """A dose question deserves the TPMT and monitoring facts even when the question's
@@ -411,7 +412,7 @@ class HybridRetriever:
                 chunk = lexical.by_id[cid]
                 if cid in have or _chunk_section(tuple(chunk.section_path)) != section:
                     continue
-                if not _about_drugs(chunk, facets, vocabulary):
+                if not about(chunk):
                     continue
                 chunks[cid] = chunk
                 extra.append((cid, floor))
@@ -487,14 +488,31 @@ class HybridRetriever:
                 )
             return indication_fits[indication]
 
+        topic = _topic_words(question, facets, vocabulary)
+        # A document about other drugs that merely names the asked one ("methotrexate with
+        # penicillins") answers about those drugs: it is a source only when the question points
+        # at its topic (a word of its title beyond the drug names) or no document lists the drug.
+        strict = any(_lists_drug(chunk, facets) for chunk in chunks.values())
+
+        def about(chunk: Chunk) -> bool:
+            if not _about_drugs(chunk, facets, vocabulary):
+                return False
+            if strict and not _lists_drug(chunk, facets):
+                return bool(topic & _title_words(chunk.title))
+            return True
+
         for chunk_id, chunk in chunks.items():
-            about_drug = _about_drugs(chunk, facets, vocabulary)
+            about_drug = about(chunk)
             matching[chunk_id] = about_drug
             bonus = 0.0
             if about_drug:
                 bonus += vote
                 if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
                     bonus += vote / 2
+                if topic & _title_words(chunk.title):
+                    # Several documents on one drug (a product and its extended-release form,
+                    # a combination product): the one whose title the question names leads.
+                    bonus += vote
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
             if _section_fits(chunk, facets):
@@ -507,7 +525,7 @@ class HybridRetriever:
 
         ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
         if facets.intent in ("dose", "general") and facets.drugs and ranked:
-            ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks)
+            ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks, about)
         doc_rank: dict[str, int] = {}
         for cid, _score in ranked:
             doc_rank.setdefault(chunks[cid].doc_id, len(doc_rank))
@@ -568,6 +586,30 @@ _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",
 }
+
+
+def _lists_drug(chunk: Chunk, facets: QueryFacets) -> bool:
+    """Is an asked drug one of the drugs the chunk's document is about (its metadata)?"""
+    return bool({d.lower() for d in chunk.drugs} & set(facets.drugs))
+
+
+@functools.lru_cache(maxsize=4096)
+def _title_words(title: str) -> frozenset[str]:
+    return frozenset(lexical_tokens(title))
+
+
+def _topic_words(question: str, facets: QueryFacets, vocabulary: Vocabulary) -> set[str]:
+    """The question's words that are not the asked drugs' names: "thiopurine" in "allopurinol
+    dose used with a reduced thiopurine" points at a thiopurine article."""
+    names = {t for d in facets.drugs for a in vocabulary.aliases_of(d) for t in lexical_tokens(a)}
+    return {t for t in lexical_tokens(question) if t not in names and t not in _TOPIC_COMMON}
+
+
+# Words any dose question and any article title share: they point at no article in particular.
+_TOPIC_COMMON = frozenset(
+    """dose doses dosing dosage mg day daily adult adults patient patients tablet tablets
+    information prescribing excerpt label""".split()
+)
 
 
 def _about_drugs(chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary) -> bool:
