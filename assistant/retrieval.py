@@ -493,9 +493,15 @@ class HybridRetriever:
         # penicillins") answers about those drugs: it is a source only when the question points
         # at its topic (a word of its title beyond the drug names) or no document lists the drug.
         strict = any(_lists_drug(chunk, facets) for chunk in chunks.values())
+        # An imported document or label is about its main drug: a combination product of
+        # another drug (a Percocet label for an acetaminophen question) is a source only when
+        # the asked drug has no document of its own or the question names that drug too.
+        own_main = any(_main_drug(chunk, facets) for chunk in chunks.values())
 
         def about(chunk: Chunk) -> bool:
             if not _about_drugs(chunk, facets, vocabulary):
+                return False
+            if own_main and chunk.doc_kind in _PRODUCT_KINDS and not _main_drug(chunk, facets):
                 return False
             if strict and not _lists_drug(chunk, facets):
                 return bool(topic & _title_words(chunk.title))
@@ -586,6 +592,16 @@ _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",
 }
+
+
+# Documents whose drug list is read from their content (the first is the product's drug), not
+# written by an author who lists every drug an article is about.
+_PRODUCT_KINDS = frozenset({"label", "text", "html", "pdf"})
+
+
+def _main_drug(chunk: Chunk, facets: QueryFacets) -> bool:
+    """Is the chunk's document mainly about an asked drug (its first drug)?"""
+    return bool(chunk.drugs) and chunk.drugs[0].lower() in facets.drugs
 
 
 def _lists_drug(chunk: Chunk, facets: QueryFacets) -> bool:
