@@ -515,9 +515,10 @@ class HybridRetriever:
                 bonus += vote
                 if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
                     bonus += vote / 2
-                if topic & _title_words(chunk.title):
-                    # Several documents on one drug (a product and its extended-release form,
-                    # a combination product): the one whose title the question names leads.
+                if chunk.doc_kind in _PRODUCT_KINDS and topic & _title_words(chunk.title):
+                    # Several products of one drug (a tablet and its extended-release form,
+                    # "Tylenol PM"): the one whose title the question names leads. (An
+                    # article's title names its topic, which the facets match already.)
                     bonus += vote
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
