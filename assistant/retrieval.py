@@ -530,6 +530,10 @@ class HybridRetriever:
             # add noise (and wrong numbers) to the answer.
             fused = {cid: s for cid, s in fused.items() if matching[cid]}
 
+        if _asks_regimen(question, facets):
+            # "How Supplied" and "Description" list the strengths a product comes in: the answer
+            # to "what doses are available?", never to "what is the usual dose?".
+            fused = {cid: sc for cid, sc in fused.items() if not _lists_strengths(chunks[cid])}
         ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
         if facets.intent in ("dose", "general") and facets.drugs and ranked:
             ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks, about)
@@ -598,6 +602,31 @@ _COVER_QUERIES = {
 # Documents whose drug list is read from their content (the first is the product's drug), not
 # written by an author who lists every drug an article is about.
 _PRODUCT_KINDS = frozenset({"label", "text", "html", "pdf"})
+
+
+_STRENGTH_HEADING_RE = re.compile(
+    r"how supplied|description|dosage forms|strengths?\b|active ingredients?", re.I
+)
+_REGIMEN_RE = re.compile(
+    r"\b(?:usual|start(?:ing)?|initial|initiat\w*|maintenance|maximum|max|recommended|loading"
+    r"|titrat\w*|taper\w*|per day|a day|daily|weekly|per kg|mg/kg|regimen|schedule)\b",
+    re.I,
+)
+
+
+def _asks_regimen(question: str, facets: QueryFacets) -> bool:
+    """Does the question ask how much to give (a role, an indication, a population) rather than
+    which strengths a product comes in?"""
+    return bool(facets.indications or facets.populations or _REGIMEN_RE.search(question))
+
+
+def _lists_strengths(chunk: Chunk) -> bool:
+    """Is the chunk a product document's strengths list (How Supplied, Description...)?"""
+    if chunk.doc_kind not in _PRODUCT_KINDS:
+        return False
+    # A label's path holds its section headings only; an imported document's starts with its title.
+    headings = chunk.section_path if chunk.doc_kind == "label" else chunk.section_path[1:]
+    return bool(headings) and bool(_STRENGTH_HEADING_RE.search(headings[-1]))
 
 
 def _main_drug(chunk: Chunk, facets: QueryFacets) -> bool:
