@@ -399,7 +399,9 @@ def with_detected_topics(doc: Document, lexicon: Any = None) -> Document:
     topics = detect_topics(doc.title, doc.body, lexicon)
     source = SourceRef(
         id=doc.doc_id,
-        reference=f"{doc.title} ({Path(doc.path).name}, {LOCAL_EVIDENCE})",
+        # The answer cites "Title — Section (page N) — reference": the title is said once, the
+        # reference names the file the clinician can open and the kind of evidence.
+        reference=f"{Path(doc.path).name}, {LOCAL_EVIDENCE}",
         kind=LOCAL_EVIDENCE,
     )
     return replace(
