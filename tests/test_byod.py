@@ -305,3 +305,36 @@ def test_a_misspelt_title_still_finds_its_drug_but_ordinary_title_words_do_not()
     lexicon = default_lexicon()
     assert detect_topics("Metroprolol succinate protocol", "# x\n", lexicon).drugs == ("metoprolol",)
     assert detect_topics("Prescribing information for the ward", "# x\n", lexicon).drugs == ()
+
+
+def test_a_label_product_line_names_the_ingredients_the_title_does_not() -> None:
+    # An over-the-counter label titled by a brand the lexicon lacks: "BRAND - ingredients form".
+    body = (
+        "# Gutcalm — prescribing information\n\n## Label\n"
+        "GUTCALM ANTACID - aluminum hydroxide, magnesium hydroxide, simethicone liquid\n"
+    )
+    topics = detect_topics("Gutcalm — prescribing information", body, _SMALL_OTC)
+    assert topics.drugs == ("aluminum hydroxide", "magnesium hydroxide", "simethicone")
+    # A combination's own entry ("x and y") is not one more drug beside its parts.
+    from ingest.lexicon import default_lexicon
+
+    combo = "# Pain tabs\nPAINTABS - acetaminophen and codeine phosphate tablet\n"
+    assert detect_topics("Pain tabs", combo, default_lexicon()).drugs == ("acetaminophen", "codeine")
+    # An ordinary sentence with a dash is not a product line.
+    prose = "# Pain tabs\nNote - give acetaminophen with food. Avoid codeine.\n"
+    assert detect_topics("Pain tabs", prose, _SMALL_OTC).drugs == ()
+
+
+def test_an_unknown_brand_title_over_a_body_naming_one_drug_is_about_that_drug() -> None:
+    one = "# Brandol\n## Clinical pharmacology\nA 10 mg oral dose of levetiracetam peaks at 1 hour.\n"
+    assert detect_topics("Brandol", one, _SMALL).drugs == ("levetiracetam",)
+    # Two drugs named once each: no guess.
+    two = one + "Warfarin levels did not change.\n"
+    assert detect_topics("Brandol", two, _SMALL).drugs == ()
+
+
+_SMALL_OTC = DrugLexicon(
+    {"aluminum hydroxide": "aluminum hydroxide", "magnesium hydroxide": "magnesium hydroxide",
+     "simethicone": "simethicone", "acetaminophen": "acetaminophen", "codeine": "codeine"},
+    use_package=False,
+)  # fmt: skip
