@@ -103,6 +103,26 @@ def test_html_table_rows_are_read_with_their_header(tmp_path: Path) -> None:
     assert doc.drugs == ("apixaban",)
 
 
+def test_html_table_spans_and_bold_headers_give_every_row_its_context(tmp_path: Path) -> None:
+    # Tables typed in an editor: bold first row instead of <th>, the drug named once for two
+    # rows (rowspan), a note spanning the table (colspan).
+    f = tmp_path / "vanco.html"
+    f.write_text(
+        "<html><body><h1>Vancomycin protocol</h1><table>"
+        "<tr><td><b>Drug</b></td><td><strong>Phase</strong></td><td><b>Dose</b></td></tr>"
+        "<tr><td rowspan='2'>Vancomycin</td><td>Loading</td><td>25 mg/kg</td></tr>"
+        "<tr><td>Maintenance</td><td>15 mg/kg every 12 hours</td></tr>"
+        "<tr><td colspan='3'>Check a trough level before the fourth dose</td></tr>"
+        "</table></body></html>",
+        encoding="utf-8",
+    )
+    body = load_file(f).body
+    assert "- Drug: Vancomycin; Phase: Loading; Dose: 25 mg/kg" in body
+    assert "- Drug: Vancomycin; Phase: Maintenance; Dose: 15 mg/kg every 12 hours" in body
+    assert "- Check a trough level before the fourth dose\n" in body
+    assert "Drug: Check" not in body
+
+
 def test_a_number_keeps_its_unit_across_a_wrapped_pdf_line() -> None:
     text = "The usual dose is 500\nmg twice daily, up to\n1500 mg per day.\nMONITORING\nWeekly."
     out = unwrap_pdf_lines(text)
