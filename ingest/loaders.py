@@ -131,12 +131,29 @@ def _load_markdown(data: bytes, path: str) -> Document:
     )
 
 
+# Section names of labels and protocols, which a document may write in ordinary case on a line
+# of their own ("Dosage and Administration", "Renal impairment:"), numbered or not.
+_NAMED_HEADING_RE = re.compile(
+    # (Not "Dose" or "Indication" alone: a PDF table's column headers stand on lines of their own.)
+    r"^(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]+)?(?:dosage and administration|dosing"
+    r"|recommended dos(?:e|age|ing)|how supplied|dosage forms and strengths"
+    r"|indications and usage|contraindications|warnings(?: and precautions)?|precautions"
+    r"|adverse (?:reactions|effects)|(?:drug )?interactions|use in specific populations"
+    r"|monitoring|renal impairment|hepatic impairment|overdosage|description"
+    r"|clinical pharmacology|dose adjustments?|background|references)"
+    r"[ \t]*:?$",
+    re.I,
+)
+
+
 def _heading_text(line: str) -> str | None:
     """The heading a plain-text line stands for, or None when it is ordinary text."""
-    m = _CAPS_HEADING_RE.match(line.strip())
-    if not m or not re.search(r"[A-Z]{3}", m.group(1)):
+    stripped = line.strip()
+    m = _CAPS_HEADING_RE.match(stripped)
+    named = _NAMED_HEADING_RE.match(stripped)
+    if not named and (not m or not re.search(r"[A-Z]{3}", m.group(1))):
         return None
-    return " ".join(line.strip().rstrip(":").split())
+    return " ".join(stripped.rstrip(":").split())
 
 
 def _mark_headings(text: str) -> str:

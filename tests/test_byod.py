@@ -87,6 +87,20 @@ def test_text_headings_in_capitals_become_sections(tmp_path: Path) -> None:
     assert all(c.source_ids == (doc.doc_id,) for c in chunk_document(doc, 900))
 
 
+def test_section_names_in_ordinary_case_on_their_own_line_are_headings(tmp_path: Path) -> None:
+    f = tmp_path / "apix.txt"
+    f.write_text(
+        "Apixaban protocol\n\nDosage and Administration\nGive apixaban 5 mg twice daily.\n\n"
+        "Renal impairment:\nReduce to 2.5 mg twice daily in the patients the label names.\n\n"
+        "Dose\nA one-word line that could be a table column header stays text.\n",
+        encoding="utf-8",
+    )
+    sections = {c.section: c.text for c in chunk_document(load_file(f), 900)}
+    assert "5 mg twice daily" in sections["Apixaban protocol > Dosage and Administration"]
+    assert "2.5 mg" in sections["Apixaban protocol > Renal impairment"]
+    assert not any(s.endswith("> Dose") for s in sections), sections.keys()
+
+
 def test_html_table_rows_are_read_with_their_header(tmp_path: Path) -> None:
     f = tmp_path / "apix.html"
     f.write_text(
