@@ -630,8 +630,12 @@ def _lists_strengths(chunk: Chunk) -> bool:
 
 
 def _main_drug(chunk: Chunk, facets: QueryFacets) -> bool:
-    """Is the chunk's document mainly about an asked drug (its first drug)?"""
-    return bool(chunk.drugs) and chunk.drugs[0].lower() in facets.drugs
+    """Is the chunk's document mainly about an asked drug (its first drug)? A label lists its
+    salt first ("atorvastatin calcium"): the salt of the asked drug is that drug."""
+    if not chunk.drugs:
+        return False
+    main = chunk.drugs[0].lower()
+    return any(main == d or main.startswith(f"{d} ") for d in facets.drugs)
 
 
 def _lists_drug(chunk: Chunk, facets: QueryFacets) -> bool:
