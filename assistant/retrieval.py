@@ -394,6 +394,7 @@ class HybridRetriever:
         vocabulary: Vocabulary,
         ranked: list[tuple[str, float]],
         chunks: dict[str, Chunk],
+        about: Callable[[Chunk], bool],
         per_section: int = 2,
     ) -> list[tuple[str, float]]:
         """A dose question deserves the TPMT and monitoring facts even when the question's
@@ -411,7 +412,7 @@ class HybridRetriever:
                 chunk = lexical.by_id[cid]
                 if cid in have or _chunk_section(tuple(chunk.section_path)) != section:
                     continue
-                if not _about_drugs(chunk, facets, vocabulary):
+                if not about(chunk):
                     continue
                 chunks[cid] = chunk
                 extra.append((cid, floor))
@@ -487,14 +488,38 @@ class HybridRetriever:
                 )
             return indication_fits[indication]
 
+        topic = _topic_words(question, facets, vocabulary)
+        # A document about other drugs that merely names the asked one ("methotrexate with
+        # penicillins") answers about those drugs: it is a source only when the question points
+        # at its topic (a word of its title beyond the drug names) or no document lists the drug.
+        strict = any(_lists_drug(chunk, facets) for chunk in chunks.values())
+        # An imported document or label is about its main drug: a combination product of
+        # another drug (a Percocet label for an acetaminophen question) is a source only when
+        # the asked drug has no document of its own or the question names that drug too.
+        own_main = any(_main_drug(chunk, facets) for chunk in chunks.values())
+
+        def about(chunk: Chunk) -> bool:
+            if not _about_drugs(chunk, facets, vocabulary):
+                return False
+            if own_main and chunk.doc_kind in _PRODUCT_KINDS and not _main_drug(chunk, facets):
+                return False
+            if strict and not _lists_drug(chunk, facets):
+                return bool(topic & _title_words(chunk.title))
+            return True
+
         for chunk_id, chunk in chunks.items():
-            about_drug = _about_drugs(chunk, facets, vocabulary)
+            about_drug = about(chunk)
             matching[chunk_id] = about_drug
             bonus = 0.0
             if about_drug:
                 bonus += vote
                 if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
                     bonus += vote / 2
+                if chunk.doc_kind in _PRODUCT_KINDS and topic & _title_words(chunk.title):
+                    # Several products of one drug (a tablet and its extended-release form,
+                    # "Tylenol PM"): the one whose title the question names leads. (An
+                    # article's title names its topic, which the facets match already.)
+                    bonus += vote
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
             if _section_fits(chunk, facets):
@@ -505,9 +530,13 @@ class HybridRetriever:
             # add noise (and wrong numbers) to the answer.
             fused = {cid: s for cid, s in fused.items() if matching[cid]}
 
+        if _asks_regimen(question, facets):
+            # "How Supplied" and "Description" list the strengths a product comes in: the answer
+            # to "what doses are available?", never to "what is the usual dose?".
+            fused = {cid: sc for cid, sc in fused.items() if not _lists_strengths(chunks[cid])}
         ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
         if facets.intent in ("dose", "general") and facets.drugs and ranked:
-            ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks)
+            ranked += self._coverage(lexical, facets, vocabulary, ranked, chunks, about)
         doc_rank: dict[str, int] = {}
         for cid, _score in ranked:
             doc_rank.setdefault(chunks[cid].doc_id, len(doc_rank))
@@ -568,6 +597,69 @@ _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",
 }
+
+
+# Documents whose drug list is read from their content (the first is the product's drug), not
+# written by an author who lists every drug an article is about.
+_PRODUCT_KINDS = frozenset({"label", "text", "html", "pdf"})
+
+
+_STRENGTH_HEADING_RE = re.compile(
+    r"how supplied|description|dosage forms|strengths?\b|active ingredients?", re.I
+)
+_REGIMEN_RE = re.compile(
+    r"\b(?:usual|start(?:ing)?|initial|initiat\w*|maintenance|maximum|max|recommended|loading"
+    r"|titrat\w*|taper\w*|per day|a day|daily|weekly|per kg|mg/kg|regimen|schedule)\b",
+    re.I,
+)
+
+
+def _asks_regimen(question: str, facets: QueryFacets) -> bool:
+    """Does the question ask how much to give (a role, an indication, a population) rather than
+    which strengths a product comes in?"""
+    return bool(facets.indications or facets.populations or _REGIMEN_RE.search(question))
+
+
+def _lists_strengths(chunk: Chunk) -> bool:
+    """Is the chunk a product document's strengths list (How Supplied, Description...)?"""
+    if chunk.doc_kind not in _PRODUCT_KINDS:
+        return False
+    # A label's path holds its section headings only; an imported document's starts with its title.
+    headings = chunk.section_path if chunk.doc_kind == "label" else chunk.section_path[1:]
+    return bool(headings) and bool(_STRENGTH_HEADING_RE.search(headings[-1]))
+
+
+def _main_drug(chunk: Chunk, facets: QueryFacets) -> bool:
+    """Is the chunk's document mainly about an asked drug (its first drug)? A label lists its
+    salt first ("atorvastatin calcium"): the salt of the asked drug is that drug."""
+    if not chunk.drugs:
+        return False
+    main = chunk.drugs[0].lower()
+    return any(main == d or main.startswith(f"{d} ") for d in facets.drugs)
+
+
+def _lists_drug(chunk: Chunk, facets: QueryFacets) -> bool:
+    """Is an asked drug one of the drugs the chunk's document is about (its metadata)?"""
+    return bool({d.lower() for d in chunk.drugs} & set(facets.drugs))
+
+
+@functools.lru_cache(maxsize=4096)
+def _title_words(title: str) -> frozenset[str]:
+    return frozenset(lexical_tokens(title))
+
+
+def _topic_words(question: str, facets: QueryFacets, vocabulary: Vocabulary) -> set[str]:
+    """The question's words that are not the asked drugs' names: "thiopurine" in "allopurinol
+    dose used with a reduced thiopurine" points at a thiopurine article."""
+    names = {t for d in facets.drugs for a in vocabulary.aliases_of(d) for t in lexical_tokens(a)}
+    return {t for t in lexical_tokens(question) if t not in names and t not in _TOPIC_COMMON}
+
+
+# Words any dose question and any article title share: they point at no article in particular.
+_TOPIC_COMMON = frozenset(
+    """dose doses dosing dosage mg day daily adult adults patient patients tablet tablets
+    information prescribing excerpt label""".split()
+)
 
 
 def _about_drugs(chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary) -> bool:

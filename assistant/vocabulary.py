@@ -655,7 +655,11 @@ _SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "Dosing",
         re.compile(
+            # A label's "How Supplied", "Dosage Forms and Strengths", "Description" and a Drug
+            # Facts "Active ingredients" list the strengths a dose is given in: what "what doses
+            # does it come in?" asks.
             r"dos(e|age|ing)|administration|regimen|maintenance|induction|starting|titrat|usage"
+            r"|how supplied|strengths?|dosage forms|active ingredients?|description"
         ),
     ),
 )

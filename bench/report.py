@@ -141,6 +141,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("app: start to first screen / first screen to first answer",
                      f"{_fmt(app_cold['first_screen_s'], 's')} / {_fmt(app_cold['first_answer_after_screen_s'], 's')}"
                      f" (heavy imports: {', '.join(app_cold['heavy_imports']) or 'none'})"))
+    from bench.imported import table as imported_rows
+
+    rows.extend(imported_rows(results.get("imported", {})))
     srv = results.get("server", {})
     if "ask" in srv:
         rows.append(("server mode: new-question ask p50/p95/max", _lat(srv["ask"]["latency"]) + " ms"))

@@ -199,6 +199,20 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
 
         _section(results, "guard", log, lambda: sec.guard_section(chunks, limits, 20 if opts.quick else 200, 2 if opts.quick else 5))
 
+        def imported() -> dict[str, Any]:
+            # Documents without front matter (text, HTML, PDF, SPL XML): ingest throughput and
+            # the cost of statement extraction; `python -m bench.imported --docs DIR` for a real
+            # folder such as the BYOD dev set.
+            from bench.imported import imported_section, write_synthetic_folder
+
+            folder = work / "imported-docs"
+            written = write_synthetic_folder(folder, 6 if opts.quick else 30)
+            out = imported_section(embedder, folder, work, opts.chunk_size)
+            out["synthetic_written"] = written
+            return out
+
+        _section(results, "imported", log, imported)
+
         if warm is not None:
             _section(
                 results, "baseline", log,

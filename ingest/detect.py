@@ -82,6 +82,10 @@ def detect_topics(title: str, body: str, lexicon: _Lexicon) -> DetectedTopics:
     note(title_mentions, _TITLE_WEIGHT, True)
     for h in heads:
         note(lexicon.find(h), _HEADING_WEIGHT, True)
+    for ingredients in _product_lines(body):
+        # "MAALOX ANTACID - aluminum hydroxide, magnesium hydroxide, simethicone liquid": a
+        # label's product line names its active ingredients, as a heading would.
+        note(_parts(lexicon.find(ingredients), lexicon), _HEADING_WEIGHT, True)
     body_mentions = _drugs_only(lexicon.find(_HEADING_LINE_RE.sub("", body)))
     note(body_mentions, 1, False)
     body_count.update(m.generic for m in body_mentions)
@@ -100,6 +104,10 @@ def detect_topics(title: str, body: str, lexicon: _Lexicon) -> DetectedTopics:
             drugs.append(d)
         elif body_count[d] >= _BODY_MIN_MENTIONS and score[d] >= _BODY_SHARE * top:
             drugs.append(d)
+    if not drugs and not title_drugs and len(body_count) == 1:
+        # A title that is a brand the lexicon lacks ("Vicodin") over a body naming one drug
+        # and no other: the document is about that drug (two or more would be a guess).
+        drugs.append(next(iter(body_count)))
     drugs = drugs[:_MAX_DRUGS]
 
     brands: list[str] = []
@@ -133,6 +141,29 @@ _SALTS = frozenset(
     phosphate maleate tartrate besylate mesylate acetate citrate fumarate bromide chloride
     lactate gluconate nitrate oxalate hyclate""".split()
 )
+
+
+# An SPL-style product line: the brand in capitals, a dash, then the ingredients and the form.
+_PRODUCT_LINE_RE = re.compile(r"^[ \t]*([A-Z][A-Z0-9 .,&'+/®™()]{1,60}?)[ \t]*[-–—][ \t]+(.*[a-z].*)$", re.M)
+_PRODUCT_LINES = 3
+
+
+def _product_lines(body: str) -> list[str]:
+    """The ingredient part of the first few product lines of a label-like document."""
+    return [m.group(2) for m in _PRODUCT_LINE_RE.finditer(body)][:_PRODUCT_LINES]
+
+
+def _parts(mentions: Sequence[_Mention], lexicon: _Lexicon) -> list[_Mention]:
+    """A combination's own entry ("acetaminophen and codeine") as the drugs it combines: a
+    question names one of them, never the pair as one drug."""
+    out: list[_Mention] = []
+    for m in mentions:
+        if " and " not in m.generic:
+            out.append(m)
+            continue
+        for part in m.generic.split(" and "):
+            out.extend(p for p in lexicon.find(part) if " and " not in p.generic)
+    return out
 
 
 def _drugs_only(mentions: Sequence[_Mention]) -> list[_Mention]:

@@ -131,12 +131,29 @@ def _load_markdown(data: bytes, path: str) -> Document:
     )
 
 
+# Section names of labels and protocols, which a document may write in ordinary case on a line
+# of their own ("Dosage and Administration", "Renal impairment:"), numbered or not.
+_NAMED_HEADING_RE = re.compile(
+    # (Not "Dose" or "Indication" alone: a PDF table's column headers stand on lines of their own.)
+    r"^(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]+)?(?:dosage and administration|dosing"
+    r"|recommended dos(?:e|age|ing)|how supplied|dosage forms and strengths"
+    r"|indications and usage|contraindications|warnings(?: and precautions)?|precautions"
+    r"|adverse (?:reactions|effects)|(?:drug )?interactions|use in specific populations"
+    r"|monitoring|renal impairment|hepatic impairment|overdosage|description"
+    r"|clinical pharmacology|dose adjustments?|background|references)"
+    r"[ \t]*:?$",
+    re.I,
+)
+
+
 def _heading_text(line: str) -> str | None:
     """The heading a plain-text line stands for, or None when it is ordinary text."""
-    m = _CAPS_HEADING_RE.match(line.strip())
-    if not m or not re.search(r"[A-Z]{3}", m.group(1)):
+    stripped = line.strip()
+    m = _CAPS_HEADING_RE.match(stripped)
+    named = _NAMED_HEADING_RE.match(stripped)
+    if not named and (not m or not re.search(r"[A-Z]{3}", m.group(1))):
         return None
-    return " ".join(line.strip().rstrip(":").split())
+    return " ".join(stripped.rstrip(":").split())
 
 
 def _mark_headings(text: str) -> str:
@@ -179,8 +196,67 @@ def _load_text(data: bytes, path: str) -> Document:
     return Document(doc_id=_slug(stem), title=title, body=body, path=path, doc_kind="text")
 
 
-def _cells(row: Any) -> list[str]:
-    return [" ".join(c.get_text(" ", strip=True).split()) for c in row.find_all(["th", "td"])]
+def _cell_text(cell: Any) -> str:
+    return " ".join(cell.get_text(" ", strip=True).split())
+
+
+def _span(cell: Any, name: str) -> int:
+    try:
+        return max(1, min(int(str(cell.get(name, 1)).strip() or 1), 50))
+    except ValueError:
+        return 1
+
+
+def _grid(rows: Sequence[Any]) -> list[list[str]]:
+    """The table's rows as text cells, a ``colspan`` cell repeated across its columns and a
+    ``rowspan`` cell carried down into the rows it spans: a dose table that names its drug or
+    indication once for several rows still gives every row its drug or indication."""
+    grid: list[list[str]] = []
+    carried: dict[int, tuple[str, int]] = {}  # column -> (text, rows still to fill)
+    for row in rows:
+        out: list[str] = []
+        col = 0
+        cells = list(row.find_all(["th", "td"], recursive=False)) or list(row.find_all(["th", "td"]))
+        queue = iter(cells)
+        pending = next(queue, None)
+        while pending is not None or any(c >= col for c in carried):
+            if col in carried:
+                text, left = carried[col]
+                out.append(text)
+                if left <= 1:
+                    del carried[col]
+                else:
+                    carried[col] = (text, left - 1)
+                col += 1
+                continue
+            if pending is None:
+                break
+            text = _cell_text(pending)
+            for _ in range(_span(pending, "colspan")):
+                out.append(text)
+                if _span(pending, "rowspan") > 1:
+                    carried[col] = (text, _span(pending, "rowspan") - 1)
+                col += 1
+            pending = next(queue, None)
+        grid.append(out)
+    return grid
+
+
+def _is_header_row(row: Any) -> bool:
+    """A header row: in ``thead``, all ``th``, or every cell bold (tables typed in an editor)."""
+    if row.find_parent("thead") is not None:
+        return True
+    cells = row.find_all(["th", "td"])
+    if not cells:
+        return False
+    if all(c.name == "th" for c in cells):
+        return True
+    return all(
+        _cell_text(c) and _cell_text(c) == " ".join(
+            " ".join(b.get_text(" ", strip=True) for b in c.find_all(["b", "strong"])).split()
+        )
+        for c in cells
+    ) and not any(re.search(r"\d", _cell_text(c)) for c in cells)
 
 
 def _flatten_tables(soup: Any) -> None:
@@ -191,22 +267,24 @@ def _flatten_tables(soup: Any) -> None:
         if not rows:
             continue
         header: list[str] = []
-        first = rows[0]
-        if first.find("th") is not None and first.find("td") is None or first.find_parent("thead"):
-            header = _cells(first)
+        if _is_header_row(rows[0]):
+            header = _grid(rows[:1])[0]
             rows = rows[1:]
         lines: list[str] = []
         caption = table.find("caption")
         if caption is not None:
             lines.append(" ".join(caption.get_text(" ", strip=True).split()))
-        for row in rows:
-            cells = _cells(row)
+        for cells in _grid(rows):
             if not any(cells):
                 continue
-            if header and len(header) == len(cells):
-                parts = [f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=True) if c]
+            # A cell spread across columns (colspan) is said once, under its first header; a
+            # row that is one cell across the table is a note, not a value of any column.
+            keep = [i for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
+            if header and len(header) == len(cells) and len(keep) > 1:
+                parts = [f"{header[i]}: {cells[i]}" if header[i] and header[i] != cells[i]
+                         else cells[i] for i in keep]
             else:
-                parts = [c for c in cells if c]
+                parts = [cells[i] for i in keep]
             lines.append("- " + "; ".join(parts))
         table.replace_with("\n\n" + "\n".join(lines) + "\n\n")
 
@@ -399,7 +477,9 @@ def with_detected_topics(doc: Document, lexicon: Any = None) -> Document:
     topics = detect_topics(doc.title, doc.body, lexicon)
     source = SourceRef(
         id=doc.doc_id,
-        reference=f"{doc.title} ({Path(doc.path).name}, {LOCAL_EVIDENCE})",
+        # The answer cites "Title — Section (page N) — reference": the title is said once, the
+        # reference names the file the clinician can open and the kind of evidence.
+        reference=f"{Path(doc.path).name}, {LOCAL_EVIDENCE}",
         kind=LOCAL_EVIDENCE,
     )
     return replace(

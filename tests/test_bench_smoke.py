@@ -61,8 +61,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tuple[
 
 def test_quick_bench_writes_every_section_without_errors(quick_run: tuple[dict[str, Any], Path]) -> None:
     results, _ = quick_run
-    for name in ("meta", "embedding", "query_encoder", "warm_ask", "guard", "baseline", "scale",
-                 "cold_start", "cli_cold", "app_cold", "server", "targets"):
+    for name in ("meta", "embedding", "query_encoder", "warm_ask", "guard", "imported", "baseline",
+                 "scale", "cold_start", "cli_cold", "app_cold", "server", "targets"):
         assert name in results, name
         assert "error" not in results[name], results[name]
     assert results["server"] == {"skipped": "--no-server"}

@@ -87,6 +87,20 @@ def test_text_headings_in_capitals_become_sections(tmp_path: Path) -> None:
     assert all(c.source_ids == (doc.doc_id,) for c in chunk_document(doc, 900))
 
 
+def test_section_names_in_ordinary_case_on_their_own_line_are_headings(tmp_path: Path) -> None:
+    f = tmp_path / "apix.txt"
+    f.write_text(
+        "Apixaban protocol\n\nDosage and Administration\nGive apixaban 5 mg twice daily.\n\n"
+        "Renal impairment:\nReduce to 2.5 mg twice daily in the patients the label names.\n\n"
+        "Dose\nA one-word line that could be a table column header stays text.\n",
+        encoding="utf-8",
+    )
+    sections = {c.section: c.text for c in chunk_document(load_file(f), 900)}
+    assert "5 mg twice daily" in sections["Apixaban protocol > Dosage and Administration"]
+    assert "2.5 mg" in sections["Apixaban protocol > Renal impairment"]
+    assert not any(s.endswith("> Dose") for s in sections), sections.keys()
+
+
 def test_html_table_rows_are_read_with_their_header(tmp_path: Path) -> None:
     f = tmp_path / "apix.html"
     f.write_text(
@@ -101,6 +115,26 @@ def test_html_table_rows_are_read_with_their_header(tmp_path: Path) -> None:
     assert "- Indication: Atrial fibrillation; Dose: 5 mg twice daily" in doc.body
     assert "- Indication: Treatment of DVT; Dose: 10 mg twice daily for 7 days" in doc.body
     assert doc.drugs == ("apixaban",)
+
+
+def test_html_table_spans_and_bold_headers_give_every_row_its_context(tmp_path: Path) -> None:
+    # Tables typed in an editor: bold first row instead of <th>, the drug named once for two
+    # rows (rowspan), a note spanning the table (colspan).
+    f = tmp_path / "vanco.html"
+    f.write_text(
+        "<html><body><h1>Vancomycin protocol</h1><table>"
+        "<tr><td><b>Drug</b></td><td><strong>Phase</strong></td><td><b>Dose</b></td></tr>"
+        "<tr><td rowspan='2'>Vancomycin</td><td>Loading</td><td>25 mg/kg</td></tr>"
+        "<tr><td>Maintenance</td><td>15 mg/kg every 12 hours</td></tr>"
+        "<tr><td colspan='3'>Check a trough level before the fourth dose</td></tr>"
+        "</table></body></html>",
+        encoding="utf-8",
+    )
+    body = load_file(f).body
+    assert "- Drug: Vancomycin; Phase: Loading; Dose: 25 mg/kg" in body
+    assert "- Drug: Vancomycin; Phase: Maintenance; Dose: 15 mg/kg every 12 hours" in body
+    assert "- Check a trough level before the fourth dose\n" in body
+    assert "Drug: Check" not in body
 
 
 def test_a_number_keeps_its_unit_across_a_wrapped_pdf_line() -> None:
@@ -305,3 +339,36 @@ def test_a_misspelt_title_still_finds_its_drug_but_ordinary_title_words_do_not()
     lexicon = default_lexicon()
     assert detect_topics("Metroprolol succinate protocol", "# x\n", lexicon).drugs == ("metoprolol",)
     assert detect_topics("Prescribing information for the ward", "# x\n", lexicon).drugs == ()
+
+
+def test_a_label_product_line_names_the_ingredients_the_title_does_not() -> None:
+    # An over-the-counter label titled by a brand the lexicon lacks: "BRAND - ingredients form".
+    body = (
+        "# Gutcalm — prescribing information\n\n## Label\n"
+        "GUTCALM ANTACID - aluminum hydroxide, magnesium hydroxide, simethicone liquid\n"
+    )
+    topics = detect_topics("Gutcalm — prescribing information", body, _SMALL_OTC)
+    assert topics.drugs == ("aluminum hydroxide", "magnesium hydroxide", "simethicone")
+    # A combination's own entry ("x and y") is not one more drug beside its parts.
+    from ingest.lexicon import default_lexicon
+
+    combo = "# Pain tabs\nPAINTABS - acetaminophen and codeine phosphate tablet\n"
+    assert detect_topics("Pain tabs", combo, default_lexicon()).drugs == ("acetaminophen", "codeine")
+    # An ordinary sentence with a dash is not a product line.
+    prose = "# Pain tabs\nNote - give acetaminophen with food. Avoid codeine.\n"
+    assert detect_topics("Pain tabs", prose, _SMALL_OTC).drugs == ()
+
+
+def test_an_unknown_brand_title_over_a_body_naming_one_drug_is_about_that_drug() -> None:
+    one = "# Brandol\n## Clinical pharmacology\nA 10 mg oral dose of levetiracetam peaks at 1 hour.\n"
+    assert detect_topics("Brandol", one, _SMALL).drugs == ("levetiracetam",)
+    # Two drugs named once each: no guess.
+    two = one + "Warfarin levels did not change.\n"
+    assert detect_topics("Brandol", two, _SMALL).drugs == ()
+
+
+_SMALL_OTC = DrugLexicon(
+    {"aluminum hydroxide": "aluminum hydroxide", "magnesium hydroxide": "magnesium hydroxide",
+     "simethicone": "simethicone", "acetaminophen": "acetaminophen", "codeine": "codeine"},
+    use_package=False,
+)  # fmt: skip
