@@ -579,7 +579,7 @@ def split_lead(text: str) -> tuple[str, str]:
     return m.group(1).strip(), text[m.end() :]
 
 
-def plain_wording(text: str) -> str:
+def plain_wording(text: str, *, sentence_start: bool = True) -> str:
     """The sentence without the source names the corpus writes in front of it (the citation's
     evidence tag says where it comes from): "Azathioprine LN maintenance, secondary summary:
     2 mg/kg/day" -> "Azathioprine LN maintenance: 2 mg/kg/day"; "US label alternative:" keeps
@@ -587,7 +587,7 @@ def plain_wording(text: str) -> str:
     vocab = clinical()
     for rx in vocab.source_inline:
         text = rx.sub("", text)
-    text = _capital(text)
+    text = _capital(text) if sentence_start else text
     lead, rest = split_lead(text)
     if not lead:
         return text
@@ -604,7 +604,7 @@ def plain_wording(text: str) -> str:
     if not changed:
         return text
     if not kept:
-        return rest[:1].upper() + rest[1:]
+        return _capital(rest) if sentence_start else rest
     return f"{', '.join(kept)}: {rest}"
 
 
@@ -789,7 +789,9 @@ class _Builder:
 
     def statement(self, st: Statement, raw: str | None = None) -> str:
         self.numbering.cite(st)
-        text = replace_markers(plain_wording(raw or st.raw), st.chunk, self.numbering)
+        # A fragment (``raw``) continues a sentence the layout started: no capital for it.
+        wording = plain_wording(raw or st.raw, sentence_start=raw is None)
+        text = replace_markers(wording, st.chunk, self.numbering)
         return _patientise(text, self.audience)
 
     def use(self, s: _Scored, place: str, why: str) -> None:
@@ -900,6 +902,11 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _lower(text: str) -> str:
+    """"Lupus nephritis maintenance" -> "lupus nephritis ..."; "TPMT ..." stays."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+
+
 def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str:
     """What the direct sentence is about, in the words a clinician scans for: drug,
     indication (the sub-topic heading or the sentence's own lead), role, population."""
@@ -909,9 +916,9 @@ def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str
     if lead and names_drug:
         topic = lead
     elif lead:
-        topic = f"{_capital(drug)}, {lead[:1].lower()}{lead[1:]}" if drug else lead
+        topic = f"{_capital(drug)}, {_lower(lead)}" if drug else lead
     elif st.group:
-        topic = f"{_capital(drug)}, {st.group[:1].lower()}{st.group[1:]}" if drug else st.group
+        topic = f"{_capital(drug)}, {_lower(st.group)}" if drug else st.group
     else:
         return ""
     roles = st.roles()
@@ -1014,8 +1021,12 @@ def _section_lines(
 ) -> list[_Scored]:
     """Up to ``limit`` statements of one section not shown yet: the asked indication's first,
     one per sub-topic before a second of any, fewer figures first in a section not asked."""
-    used = builder.used_keys()
-    seen_text = {st.text for st in builder.used_statements}
+    dose_intent = facets.intent in _DOSE_INTENTS
+    # The section a non-dose question asks about lists its statements in full, the direct
+    # sentence's among them; elsewhere nothing is said twice.
+    direct = {st.key for st in builder.used_statements[:1]} if asked and not dose_intent else set()
+    used = builder.used_keys() - direct
+    seen_text = {st.text for st in builder.used_statements if st.key not in direct}
 
     def key(s: _Scored) -> float:
         if asked:
@@ -1029,7 +1040,6 @@ def _section_lines(
     if asked and facets.indications and not facets.broad_indication:
         own = [s for s in pool if s.indication_fit == "match"]
         pool = own + [s for s in pool if s.indication_fit != "match"][: 1 if own else limit]
-    dose_intent = facets.intent in _DOSE_INTENTS
     if dose_intent and name == "Dosing":
         # A dose question's dosing lines give doses; a line without one only fills a gap.
         pool = [s for s in pool if s.statement.doses] + [s for s in pool if not s.statement.doses]
@@ -1129,7 +1139,7 @@ def compose_answer(
     order = [s for s in layout.direct if s in lines] + [
         s for s in SECTION_ORDER if s in lines and s not in layout.direct
     ] + [s for s in SECTION_ORDER if s not in lines and s not in layout.direct and s != "Background"]
-    if facets.populations and "Special populations" in order:
+    if facets.populations and "Special populations" in order and "Special populations" not in layout.direct:
         # The population asked about comes right after the asked section.
         order.remove("Special populations")
         order.insert(min(1, len(order)), "Special populations")
