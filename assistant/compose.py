@@ -1049,6 +1049,10 @@ def _section_lines(
         if facets.indications and not facets.broad_indication:
             companion = next((s for s in pool if s.other_dose and s.indication_fit == "match"), None)
         pool = [s for s in pool if not s.other_dose]
+    # Said once: a line whose every dose figure is already shown adds nothing new.
+    shown_doses = {_norm(d) for st in builder.used_statements for d in st.doses}
+    pool = [s for s in pool
+            if not s.statement.doses or {_norm(d) for d in s.statement.doses} - shown_doses]  # fmt: skip
     chosen: list[_Scored] = []
     groups: set[str] = {s.label for s in ranked if s.statement in builder.used_statements}
     for first_pass in (True, False):
@@ -1060,9 +1064,12 @@ def _section_lines(
                 or (dose_intent and name == "Dosing" and not s.statement.doses)
             ):
                 continue
+            if s.statement.doses and not {_norm(d) for d in s.statement.doses} - shown_doses:
+                continue
             chosen.append(s)
             groups.add(s.label)
             seen_text.add(s.statement.text)
+            shown_doses.update(_norm(d) for d in s.statement.doses)
     # Beyond the limit, only a statement that answers the question's own words ("steady
     # state", "day one", "liver transplant") still earns a line, two at most.
     extra = [s for s in pool if s.strong and s not in chosen and s.statement.text not in seen_text]
