@@ -26,7 +26,6 @@ from assistant.compose import (
     CitedSource,
     Composition,
     compose_answer,
-    excerpt_view,
     render_references,
     strip_markers,
     suggest_followups,
@@ -568,29 +567,23 @@ class Assistant:
         for claim in verdict.claims:
             if claim.passage_n is not None and claim.source_span is not None:
                 highlights.setdefault(claim.passage_n, []).append(claim.source_span)
-        citations = []
-        for c in comp.cited:
-            # The excerpt as a reader sees it: no [@id] markers, the cited sentences and the
-            # supporting numbers moved onto it.
-            excerpt, (marks, cited) = excerpt_view(
-                c.chunk.text, highlights.get(c.n, ()), c.sentences
+        citations = tuple(
+            Citation(
+                n=c.n,
+                doc_id=c.chunk.doc_id,
+                title=c.chunk.title,
+                section=c.chunk.section,
+                excerpt=c.chunk.text,
+                source_reference=c.reference,
+                review_status=str(c.chunk.metadata.get("review_status", "draft")),
+                last_reviewed=str(c.chunk.metadata.get("last_reviewed", "")),
+                doc_kind=str(c.chunk.metadata.get("doc_kind", "article")),
+                highlights=tuple(sorted(set(highlights.get(c.n, ())))),
+                evidence=c.kind,
+                sentences=c.sentences,
             )
-            citations.append(
-                Citation(
-                    n=c.n,
-                    doc_id=c.chunk.doc_id,
-                    title=c.chunk.title,
-                    section=c.chunk.section,
-                    excerpt=excerpt,
-                    source_reference=c.reference,
-                    review_status=str(c.chunk.metadata.get("review_status", "draft")),
-                    last_reviewed=str(c.chunk.metadata.get("last_reviewed", "")),
-                    doc_kind=str(c.chunk.metadata.get("doc_kind", "article")),
-                    highlights=marks,
-                    evidence=c.kind,
-                    sentences=cited,
-                )
-            )
+            for c in comp.cited
+        )
         claims = tuple(
             ClaimView(
                 text=v.claim.text,
@@ -613,7 +606,7 @@ class Assistant:
             status="verified",
             answer=answer,
             summary=comp.summary,
-            citations=tuple(citations),
+            citations=citations,
             claims=claims,
             note=note,
             backend=backend,

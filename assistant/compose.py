@@ -36,7 +36,7 @@ from assistant.vocabulary import (
     clinical,
     normalise,
 )
-from guardrails.drugs import attached_drug
+from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, Passage, Role
 from guardrails.sentences import sentences
 from guardrails.statements import statements_of
@@ -128,6 +128,7 @@ class Weights:
     gene: float = 0.5  # it names the gene the question names
     phenotype: float = 4.0  # it names the phenotype the question names
     other_drug_asked: float = 2.0  # it names the question's second drug (an interaction)
+    asked_source: float = 2.0  # it is attributed to the guideline or label the question names
     neighbour_dose: float = -1.5  # per dose, in a section the question did not ask about
     concrete_schedule: float = 0.25  # a figure that is no dose there ("weekly for 8 weeks")
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
@@ -428,6 +429,8 @@ def rank(
     asks_frequency = bool(question and _FREQUENCY_Q_RE.search(question))
     asks_maximum = bool(question and _MAXIMUM_Q_RE.search(question))
     concepts = len(facets.indications) + (1 if facets.broad_indication else 0)
+    # "ACR 2024 oral prednisone dose", "dose on day one per SmPC": the source the question names.
+    asked_sources = [rx for rx in clinical().source_patterns if rx.search(question)]
     w = weights
     scored: list[_Scored] = []
     for st in statements:
@@ -495,6 +498,8 @@ def rank(
         for other in facets.drugs[1:]:
             if other in words:
                 s.add(w.other_drug_asked, f"names {other}")
+        if any(rx.search(st.text) for rx in asked_sources):
+            s.add(w.asked_source, "attributed to the source the question names")
         scored.append(s)
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
@@ -1066,6 +1071,8 @@ def _section_lines(
                 continue
             if s.statement.doses and not {_norm(d) for d in s.statement.doses} - shown_doses:
                 continue
+            if any(_same_words(s.statement.text, c.statement.text) for c in chosen):
+                continue  # two sources saying the same thing: once is enough
             chosen.append(s)
             groups.add(s.label)
             seen_text.add(s.statement.text)
@@ -1079,6 +1086,21 @@ def _section_lines(
     if companion is not None:
         chosen.append(companion)
     return sorted(chosen, key=_doc_order)
+
+
+def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
+    """Is the passage from a document about this drug first (not one listing many drugs)?"""
+    drugs = tuple(chunk.metadata.get("drugs", ()))
+    return bool(drugs) and same_drug(str(drugs[0]).lower(), drug)
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Nearly the same sentence (most words shared): the same fact from two sources."""
+    wa, wb = set(normalise(a)), set(normalise(b))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= _SAME_WORDS
+
+
+_SAME_WORDS = 0.6  # share of words two sentences have in common to count as one fact
 
 
 def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weights) -> list[_Scored]:
@@ -1095,6 +1117,7 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         # counts"): the dose sections decide which doses are shown.
         hits = [s for s in ranked if rx.search(s.statement.text) and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
+                and _own_document(s.statement.chunk, drug)
                 and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
         if not hits:
             continue
@@ -1104,6 +1127,12 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         if len(chosen) >= vocab.safety_lines:
             break
     return chosen
+
+
+def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:
+    """The statements shown so far, direct sentence first, as ranked entries."""
+    by_key = {s.statement.key: s for s in ranked}
+    return [by_key[st.key] for st in builder.used_statements if st.key in by_key]
 
 
 def compose_answer(
@@ -1160,7 +1189,7 @@ def compose_answer(
             builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
             builder.use(s, name, f"ranked {ranked.index(s) + 1} of {len(ranked)} in {name}")
         if name == "Dosing":
-            shown = [s for s in ranked if s.statement in builder.used_statements]
+            shown = _in_use_order(builder, ranked)
             disagreements = _disagreements(shown, builder)[:1] if notes else []
             if disagreements and not items:
                 builder.heading(name)
@@ -1168,7 +1197,7 @@ def compose_answer(
                 builder.add(f"- {note}")
             derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
     if "Dosing" not in order and patient is not None:
-        shown = [s for s in ranked if s.statement in builder.used_statements]
+        shown = _in_use_order(builder, ranked)
         derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
 
     safety = _safety_lines(builder, ranked, facets.drug or "", weights)

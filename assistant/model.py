@@ -49,7 +49,9 @@ class Citation:
     doc_kind: str = "article"
     highlights: tuple[tuple[int, int], ...] = ()  # spans in excerpt of supporting numbers
     evidence: str = ""  # the cited sources' evidence tags: "guideline, trial", "label", ...
-    sentences: tuple[tuple[int, int], ...] = ()  # spans in excerpt of the sentences the answer cites
+    # spans in excerpt of the sentences the answer cites (excerpt keeps its [@id] markers: it is
+    # the guard's passage; displays strip them with assistant.compose.excerpt_view)
+    sentences: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
