@@ -401,7 +401,8 @@ def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tu
     if not chunk_inds:
         return "neutral", label
     ok = any(vocab.indication_matches(c, f) for c in chunk_inds for f in facets.indications)
-    return ("neutral" if ok else "weak"), label
+    # A sentence naming no indication in a document about the asked one is about it.
+    return ("match" if ok else "weak"), label
 
 
 def _frequency_heading(st: Statement) -> bool:
