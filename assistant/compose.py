@@ -1065,9 +1065,10 @@ def _section_lines(
         for s in pool:
             if len(chosen) >= limit or s in chosen or s.statement.text in seen_text:
                 continue
-            if first_pass and (
-                (s.label in groups and len(pool) > limit)
-                or (dose_intent and name == "Dosing" and not s.statement.doses)
+            # A dose question's dosing lines cover its sub-topics (indications, phases) before
+            # a second line of any; other sections list by rank.
+            if first_pass and dose_intent and name == "Dosing" and (
+                (s.label in groups and len(pool) > limit) or not s.statement.doses
             ):
                 continue
             if s.statement.doses and not {_norm(d) for d in s.statement.doses} - shown_doses:
