@@ -827,9 +827,12 @@ class _Builder:
         pos = 0
         for text, keys in self.lines:
             if not text.startswith("###"):
-                # A spelled-out abbreviation may now open the line: it still starts a sentence.
-                text = re.sub(r"^((?:- |\*\*)?)([a-z])", lambda m: m.group(1) + m.group(2).upper(),
-                              expander.expand(text))  # fmt: skip
+                expanded = expander.expand(text)
+                if expanded[:12] != text[:12]:
+                    # A spelled-out abbreviation now opens the line: it still starts a sentence.
+                    expanded = re.sub(r"^((?:- |\*\*)?)([a-z])",
+                                      lambda m: m.group(1) + m.group(2).upper(), expanded)
+                text = expanded
             parts.append(text)
             spans.append((pos, pos + len(text) + 1, keys))
             pos += len(text) + 1
@@ -1264,7 +1267,8 @@ def _patient_block(
             if s.statement.section == "Interactions" and comed.lower() in s.statement.text.lower()
         ]
         context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
-    context = list({st.key: st for st in context}.values())
+    # One line per fact: two passages may word it the same.
+    context = list({st.text: st for st in reversed(context)}.values())[::-1]
 
     lines: list[tuple[str, tuple[str, ...]]] = []
     derivations: tuple[Derivation, ...] = ()
