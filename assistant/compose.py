@@ -1046,7 +1046,8 @@ def _section_lines(
 
     pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
                    and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
-    if asked and facets.indications and not facets.broad_indication:
+    if asked and dose_intent and facets.indications and not facets.broad_indication:
+        # The question names an indication: its own doses first, one about the drug in general.
         own = [s for s in pool if s.indication_fit == "match"]
         pool = own + [s for s in pool if s.indication_fit != "match"][: 1 if own else limit]
     if dose_intent and name == "Dosing":
@@ -1055,11 +1056,14 @@ def _section_lines(
     companion = None
     if dose_intent and name == "Dosing":
         # One companion drug's dose (the steroid given with it) for a named indication only.
-        if facets.indications and not facets.broad_indication:
-            companion = next((s for s in pool if s.other_dose and s.indication_fit == "match"), None)
+        # (or one the question's own words ask for: "how much folic acid with methotrexate").
+        focused = bool(facets.indications) and not facets.broad_indication
+        companion = next((s for s in pool if s.other_dose
+                          and (s.strong or (focused and s.indication_fit == "match"))), None)  # fmt: skip
         pool = [s for s in pool if not s.other_dose]
     # Said once: a line whose every dose figure is already shown adds nothing new.
-    shown_doses = {_norm(d) for st in builder.used_statements for d in st.doses}
+    shown_doses = {_norm(d) for st in builder.used_statements if st.key not in direct
+                   for d in st.doses}  # fmt: skip
     pool = [s for s in pool
             if not s.statement.doses or {_norm(d) for d in s.statement.doses} - shown_doses]  # fmt: skip
     chosen: list[_Scored] = []
@@ -1272,13 +1276,16 @@ def _patient_block(
 
     lines: list[tuple[str, tuple[str, ...]]] = []
     derivations: tuple[Derivation, ...] = ()
+    # The drug's own doses: a companion steroid's dose is no base for this drug's.
     dose_statements = [
-        s.statement for s in direct if s.statement.doses and s.statement.section == "Dosing"
-    ]
+        s.statement for s in direct
+        if s.statement.doses and s.statement.section == "Dosing" and not s.other_dose
+    ]  # fmt: skip
     if not dose_statements:
         # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
         # leads with other sections; the patient's dose still starts from the best dosing one.
-        dosing = [s for s in scored if s.statement.section == "Dosing" and s.statement.doses]
+        dosing = [s for s in scored
+                  if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose]
         fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
         dose_statements = [
             s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
