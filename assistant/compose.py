@@ -1061,11 +1061,16 @@ def _section_lines(
         companion = next((s for s in pool if s.other_dose
                           and (s.strong or (focused and s.indication_fit == "match"))), None)  # fmt: skip
         pool = [s for s in pool if not s.other_dose]
-    # Said once: a line whose every dose figure is already shown adds nothing new.
-    shown_doses = {_norm(d) for st in builder.used_statements if st.key not in direct
-                   for d in st.doses}  # fmt: skip
-    pool = [s for s in pool
-            if not s.statement.doses or {_norm(d) for d in s.statement.doses} - shown_doses]  # fmt: skip
+    # Said once: a line of a sub-topic whose every dose that sub-topic already shows (the same
+    # fact from another source) adds nothing new.
+    labels = {s.statement.key: s.label for s in ranked}
+    shown_doses = {(labels.get(st.key, ""), _norm(d)) for st in builder.used_statements
+                   if st.key not in direct for d in st.doses}  # fmt: skip
+
+    def says_new(s: _Scored) -> bool:
+        return not s.statement.doses or bool({(s.label, _norm(d)) for d in s.statement.doses} - shown_doses)
+
+    pool = [s for s in pool if says_new(s)]
     chosen: list[_Scored] = []
     groups: set[str] = {s.label for s in ranked if s.statement in builder.used_statements}
     for first_pass in (True, False):
@@ -1078,14 +1083,14 @@ def _section_lines(
                 (s.label in groups and len(pool) > limit) or not s.statement.doses
             ):
                 continue
-            if s.statement.doses and not {_norm(d) for d in s.statement.doses} - shown_doses:
+            if not says_new(s):
                 continue
             if any(_same_words(s.statement.text, c.statement.text) for c in chosen):
                 continue  # two sources saying the same thing: once is enough
             chosen.append(s)
             groups.add(s.label)
             seen_text.add(s.statement.text)
-            shown_doses.update(_norm(d) for d in s.statement.doses)
+            shown_doses.update((s.label, _norm(d)) for d in s.statement.doses)
     # Beyond the limit, only a statement that answers the question's own words ("steady
     # state", "day one", "liver transplant") still earns a line, two at most.
     extra = [s for s in pool if s.strong and s not in chosen and s.statement.text not in seen_text]
