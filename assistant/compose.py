@@ -83,6 +83,8 @@ _FREQUENCY_ST_RE = re.compile(
 # A heading that makes every line below it a frequency ("Population frequencies"); narrower
 # than the statement pattern, so "Special populations" does not count.
 _FREQUENCY_HEADING_RE = re.compile(r"frequenc|prevalen|epidemiolog", re.I)
+_SUPERSEDED_RE = re.compile(r"\bsuperseded\b", re.I)
+_DURATION_RE = re.compile(r"\d\s*(?:(?:–|-|to)\s*\d+\s*)?(?:years?|months?|weeks?|days?)\b", re.I)
 _MAXIMUM_Q_RE = re.compile(r"\b(?:max(?:imum)?|ceiling|highest|upper|exceed)\b", re.I)
 _TOPIC_WORDS = ("maintenance", "initial", "starting", "start", "ceiling", "maximum", "induction")
 _DOSE_INTENTS = ("dose", "general")
@@ -129,6 +131,7 @@ class Weights:
     phenotype: float = 4.0  # it names the phenotype the question names
     other_drug_asked: float = 2.0  # it names the question's second drug (an interaction)
     asked_source: float = 2.0  # it is attributed to the guideline or label the question names
+    superseded: float = -3.0  # its source marks it superseded (an older regimen or label)
     neighbour_dose: float = -1.5  # per dose, in a section the question did not ask about
     concrete_schedule: float = 0.25  # a figure that is no dose there ("weekly for 8 weeks")
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
@@ -499,6 +502,8 @@ def rank(
         for other in facets.drugs[1:]:
             if other in words:
                 s.add(w.other_drug_asked, f"names {other}")
+        if _SUPERSEDED_RE.search(st.text):
+            s.add(w.superseded, "marked superseded by its source")
         if any(rx.search(st.text) for rx in asked_sources):
             s.add(w.asked_source, "attributed to the source the question names")
         scored.append(s)
@@ -602,7 +607,8 @@ def plain_wording(text: str, *, sentence_start: bool = True) -> str:
     for segment in _segments(lead):
         if any(rx.search(segment) for rx in vocab.source_patterns):
             changed = True
-            words = [w for w in segment.split() if w.lower() in vocab.source_keep_words]
+            words = [w.strip("()") for w in segment.split()
+                     if w.strip("()").lower() in vocab.source_keep_words]  # fmt: skip
             if words and not _DIGIT_RE.search(" ".join(words)):
                 kept.append(" ".join(words))
         else:
@@ -1008,7 +1014,7 @@ def _duration_for(
     the same sub-topic or for the asked indication; shortest wording first among equals."""
     pool = [
         s for s in ranked
-        if s.statement.section == "Duration" and _DIGIT_RE.search(s.statement.text)
+        if s.statement.section == "Duration" and _DURATION_RE.search(s.statement.text)
         and s.indication_fit == "match"
     ]  # fmt: skip
     if not pool or not (facets.indications and not facets.broad_indication):
@@ -1103,9 +1109,12 @@ def _section_lines(
 
 
 def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
-    """Is the passage from a document about this drug first (not one listing many drugs)?"""
-    drugs = tuple(chunk.metadata.get("drugs", ()))
-    return bool(drugs) and same_drug(str(drugs[0]).lower(), drug)
+    """Is the passage from a document about this drug (not an overview of many drugs)?"""
+    drugs = [str(d).lower() for d in chunk.metadata.get("drugs", ())]
+    return len(drugs) <= _FEW_DRUGS and any(same_drug(d, drug) for d in drugs)
+
+
+_FEW_DRUGS = 3  # a document naming more drugs is an overview (children's doses of six drugs)
 
 
 def _same_words(a: str, b: str) -> bool:
