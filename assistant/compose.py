@@ -453,7 +453,8 @@ def rank(
         if st.section in asked:
             s.add(w.asked_section, f"{st.section}: the section asked")
         doses = st.doses
-        s.other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab))
+        s.other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab)
+                            and not _subject_is(st.text, aliases))  # fmt: skip
         if mentions and doses and _leads(st.text, aliases, vocab, drug):
             s.add(w.drug_leads_dose, f"{drug} is the dosed drug")
         if dose_intent and doses and st.section in asked:
@@ -552,6 +553,13 @@ def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     if named is None:
         return False
     return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
+
+
+def _subject_is(text: str, aliases: Sequence[str]) -> bool:
+    """Does the sentence's lead open with the drug ("Leucovorin for methotrexate overdose:
+    10 mg/m2"): then its dose is that drug's, whatever other drug the lead names?"""
+    lead = split_lead(text)[0].lower()
+    return bool(lead) and any(lead.startswith(a) for a in aliases)
 
 
 def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
@@ -1138,7 +1146,9 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
             continue  # the answer already says it
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
-        hits = [s for s in ranked if rx.search(s.statement.text) and s not in chosen
+        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
+        hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
+                and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
                 and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
