@@ -37,6 +37,7 @@ from assistant.vocabulary import (
     normalise,
 )
 from guardrails.drugs import attached_drug, same_drug
+from guardrails.lexicon import DRUG_ALIASES
 from guardrails.model import Derivation, Passage, Role
 from guardrails.sentences import sentences
 from guardrails.statements import statements_of
@@ -598,7 +599,7 @@ def split_lead(text: str) -> tuple[str, str]:
     return m.group(1).strip(), text[m.end() :]
 
 
-def plain_wording(text: str, *, sentence_start: bool = True) -> str:
+def plain_wording(text: str, *, sentence_start: bool = True, drugs: Iterable[str] = ()) -> str:
     """The sentence without the source names the corpus writes in front of it (the citation's
     evidence tag says where it comes from): "Azathioprine LN maintenance, secondary summary:
     2 mg/kg/day" -> "Azathioprine LN maintenance: 2 mg/kg/day"; "US label alternative:" keeps
@@ -617,6 +618,12 @@ def plain_wording(text: str, *, sentence_start: bool = True) -> str:
             changed = True
             words = [w.strip("()") for w in segment.split()
                      if w.strip("()").lower() in vocab.source_keep_words]  # fmt: skip
+            known = _DRUG_WORDS | {d.lower() for d in drugs}
+            named = [w for w in segment.split() if w.lower() in known]
+            if named and _needs_subject(", ".join(kept), rest, named[0], known):
+                # "Leucovorin for methotrexate overdose, leucovorin label: 10 mg/m2": without
+                # its drug the dose would read as methotrexate's (the guard reads it so too).
+                words.insert(0, named[0])
             if words and not _DIGIT_RE.search(" ".join(words)):
                 kept.append(" ".join(words))
         else:
@@ -626,6 +633,19 @@ def plain_wording(text: str, *, sentence_start: bool = True) -> str:
     if not kept:
         return _capital(rest) if sentence_start else rest
     return f"{', '.join(kept)}: {rest}"
+
+
+_DRUG_WORDS = frozenset(w.lower() for pair in DRUG_ALIASES.items() for w in pair if " " not in w)
+
+
+def _needs_subject(lead: str, rest: str, drug: str, known: frozenset[str]) -> bool:
+    """Would the figures after the colon lose their drug without ``drug``: the rest names no
+    drug before its first figure and the lead's last-named drug is another one?"""
+    first = _DIGIT_RE.search(rest)
+    if any(w in known for w in normalise(rest[: first.start()] if first else rest)):
+        return False
+    named = [w for w in normalise(lead) if w in known]
+    return bool(named) and named[-1] != drug.lower()
 
 
 class _Abbreviations:
@@ -810,7 +830,8 @@ class _Builder:
     def statement(self, st: Statement, raw: str | None = None) -> str:
         self.numbering.cite(st)
         # A fragment (``raw``) continues a sentence the layout started: no capital for it.
-        wording = plain_wording(raw or st.raw, sentence_start=raw is None)
+        drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
+        wording = plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
         text = replace_markers(wording, st.chunk, self.numbering)
         return _patientise(text, self.audience)
 
@@ -957,7 +978,8 @@ def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str
 
 def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     """(lead, rest) of a statement in plain wording, rest rendered with its [n] and tag."""
-    lead, rest = split_lead(plain_wording(st.raw))
+    drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
+    lead, rest = split_lead(plain_wording(st.raw, drugs=drugs))
     return lead, builder.statement(st, rest if lead else None)
 
 
