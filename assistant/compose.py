@@ -1115,8 +1115,9 @@ def _section_lines(
                 continue
             # A dose question's dosing lines cover its sub-topics (indications, phases) before
             # a second line of any; other sections list by rank.
-            if first_pass and dose_intent and name == "Dosing" and (
-                (s.label in groups and len(pool) > limit) or not s.statement.doses
+            if first_pass and dose_intent and name in ("Dosing", "Duration") and (
+                (s.label in groups and len(pool) > limit)
+                or (name == "Dosing" and not s.statement.doses)
             ):
                 continue
             if not says_new(s):
@@ -1141,6 +1142,8 @@ def _section_lines(
 def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
     """Is the passage from a document about this drug (not an overview of many drugs)?"""
     drugs = [str(d).lower() for d in chunk.metadata.get("drugs", ())]
+    if drugs and same_drug(drugs[0], drug):
+        return True  # its own document, however many drugs it names beside it
     return len(drugs) <= _FEW_DRUGS and any(same_drug(d, drug) for d in drugs)
 
 
