@@ -347,8 +347,9 @@ def _about_drug(
         # An imported document is a source only on the drugs it is about: another drug's
         # label naming this one in passing ("coadministration with metoprolol") is not.
         return False, False
-    low = f" {' '.join(normalise(st.text))} "
-    mentions = any(f" {' '.join(normalise(a))} " in low for a in aliases)
+    # Hyphens split words here, so "azathioprine-based" names azathioprine.
+    low = f" {' '.join(normalise(st.text.replace('-', ' ')))} "
+    mentions = any(f" {' '.join(normalise(a.replace('-', ' ')))} " in low for a in aliases)
     if mentions:
         return True, True
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
