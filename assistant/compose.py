@@ -667,7 +667,10 @@ class _Abbreviations:
 
         def sub(m: re.Match[str]) -> str:
             abbr = m.group(1)
-            if abbr in self.seen:
+            before = line[: m.start()]
+            if abbr in self.seen or before.count("(") > before.count(")"):
+                # Inside a parenthesis ("For this patient (TPMT poor metaboliser)") it is a
+                # label: spelled out at its next use instead.
                 return abbr
             self.seen.add(abbr)
             full = self.table[abbr]
