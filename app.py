@@ -34,8 +34,8 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from assistant import Assistant, AuditLog, get_backend
-from assistant.compose import excerpt_view
 from assistant.model import AnswerResult, Citation, ClaimView
+from assistant.wording import excerpt_view
 from guardrails import load_limits, validate_patient
 from guardrails.errors import PatientInputError
 from ingest import Embedder, open_index

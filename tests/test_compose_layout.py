@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 
-from assistant.compose import compose_answer, excerpt_view, plain_wording
+from assistant.compose import compose_answer
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import Vocabulary
+from assistant.wording import excerpt_view, plain_wording
 from evals.metrics import ItemOutcome, _summarise, match_numbers
 from ingest.model import SourceRef
 
