@@ -628,8 +628,6 @@ def parse_phenotypes(question: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-# Answer sections, in the order a clinician reads them (vocabulary.toml).
-SECTION_ORDER: tuple[str, ...] = ()  # filled below, once the data file is read
 
 _SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # A label's "Indications and Usage" says what the drug is for, not how much to give.
@@ -778,4 +776,5 @@ def clinical() -> ClinicalVocabulary:
     return _load_clinical(_DATA)
 
 
-SECTION_ORDER = clinical().sections
+# Answer sections, in the order a clinician reads them (vocabulary.toml).
+SECTION_ORDER: tuple[str, ...] = clinical().sections
