@@ -779,7 +779,10 @@ def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
             na = builder.numbering.number(sa.chunk, sa.source_ids[0])
             nb = builder.numbering.number(sb.chunk, sb.source_ids[0])
             what = f"{sa.group.lower()}" if sa.group else topic
-            notes.append(f"Sources differ on {what}: {qa} [{na}] vs {qb} [{nb}].")
+            # Two sources of one passage share its [n]: their tags tell them apart.
+            ta = builder.numbering.tag(na, sa.source_ids)
+            tb = builder.numbering.tag(nb, sb.source_ids)
+            notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
     return notes
 
 
