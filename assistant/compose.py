@@ -108,7 +108,9 @@ class Weights:
 
     retrieval: float = 1.0  # times 1/(1 + the chunk's retrieval rank): the retriever's vote
     names_drug: float = 1.0  # the sentence names the question's drug (not only its document)
-    indication_match: float = 2.0  # the sentence (or its sub-topic heading) is for the asked indication
+    indication_match: float = (
+        2.0  # the sentence (or its sub-topic heading) is for the asked indication
+    )
     indication_neutral: float = 0.5  # it names no indication: about the drug in general
     indication_weak: float = -2.0  # its document is about another indication only
     asked_section: float = 2.0  # it sits in a section the intent's layout answers from
@@ -135,7 +137,9 @@ class Weights:
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
     direct_tie: float = 0.5  # direct candidates this close count as equal: document order decides
     safety_per_figure: float = -0.5  # per figure, when choosing a safety line (topic, not dose)
-    strong_extra_lines: int = 2  # lines a section adds beyond its layout for the question's own words
+    strong_extra_lines: int = (
+        2  # lines a section adds beyond its layout for the question's own words
+    )
 
 
 WEIGHTS = Weights()
@@ -423,7 +427,16 @@ def rank(
 ) -> list[_Scored]:
     """Every statement about the question's drug (and not for another indication), scored for
     the question; each score keeps its reasons. Best first."""
-    question_tokens = set(normalise(question)) - {"the", "of", "for", "in", "a", "and", "is", "what"}
+    question_tokens = set(normalise(question)) - {
+        "the",
+        "of",
+        "for",
+        "in",
+        "a",
+        "and",
+        "is",
+        "what",
+    }
     drug = facets.drug or ""
     aliases = vocab.aliases_of(drug) if drug else ()
     asked = clinical().layout(facets.intent).direct
@@ -447,7 +460,11 @@ def rank(
         s.add(w.retrieval, f"retrieval rank {st.rank + 1}", 1.0 / (1 + st.rank))
         if mentions:
             s.add(w.names_drug, f"names {drug}")
-        fits = {"match": w.indication_match, "neutral": w.indication_neutral, "weak": w.indication_weak}
+        fits = {
+            "match": w.indication_match,
+            "neutral": w.indication_neutral,
+            "weak": w.indication_weak,
+        }
         s.add(fits.get(fit, 0.0), f"indication {fit}")
         if st.section in asked:
             s.add(w.asked_section, f"{st.section}: the section asked")
@@ -492,7 +509,10 @@ def rank(
             if hit >= concepts:
                 s.add(w.spans_indications, "covers every indication asked")
         for population in facets.populations:
-            if vocab.mentions(st.text, "population") & {population} or population.split()[0] in words:
+            if (
+                vocab.mentions(st.text, "population") & {population}
+                or population.split()[0] in words
+            ):
                 s.add(w.population, f"about {population}")
         for gene, phenotype in facets.phenotypes:
             if gene in words:
@@ -604,7 +624,7 @@ class _Numbering:
         return n
 
     def tag(self, n: int, source_ids: Iterable[str]) -> str:
-        """"guideline, trial · draft": the evidence kind of the sources a sentence cites from
+        """ "guideline, trial · draft": the evidence kind of the sources a sentence cites from
         passage n, and the review status of its document."""
         chunk = self._chunks[n - 1]
         kinds = [_source_reference(chunk, sid)[1] for sid in source_ids]
@@ -661,7 +681,7 @@ def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> s
     if m:
         last = m[-1]
         tag = numbering.tag(int(last.group(1)), ids)
-        text = f"{text[: last.end()]} [{tag}]{text[last.end():]}"
+        text = f"{text[: last.end()]} [{tag}]{text[last.end() :]}"
     return text
 
 
@@ -705,8 +725,14 @@ class _Builder:
         st = s.statement
         path = " > ".join(p for p in (st.chunk.doc_id, st.chunk.section) if p)
         self.explanations.append(
-            Explanation(place=place, why=why, text=st.text, source=path,
-                        score=round(s.score, 2), reasons=tuple(s.reasons))  # fmt: skip
+            Explanation(
+                place=place,
+                why=why,
+                text=st.text,
+                source=path,
+                score=round(s.score, 2),
+                reasons=tuple(s.reasons),
+            )  # fmt: skip
         )
 
     def use_statement(self, st: Statement, place: str, why: str) -> None:
@@ -729,8 +755,11 @@ class _Builder:
                 expanded = expander.expand(text)
                 if expanded[:12] != text[:12]:
                     # A spelled-out abbreviation now opens the line: it still starts a sentence.
-                    expanded = re.sub(r"^((?:- |\*\*)?)([a-z])",
-                                      lambda m: m.group(1) + m.group(2).upper(), expanded)
+                    expanded = re.sub(
+                        r"^((?:- |\*\*)?)([a-z])",
+                        lambda m: m.group(1) + m.group(2).upper(),
+                        expanded,
+                    )
                 text = expanded
             parts.append(text)
             spans.append((pos, pos + len(text) + 1, keys))
@@ -810,7 +839,7 @@ _ROLE_WORDS = re.compile(r"\b(?:maintenance|induction|initial|start\w*|maximum|c
 
 
 def _lower(text: str) -> str:
-    """"Lupus nephritis maintenance" -> "lupus nephritis ..."; "TPMT ..." stays."""
+    """ "Lupus nephritis maintenance" -> "lupus nephritis ..."; "TPMT ..." stays."""
     return text if text[1:2].isupper() else text[:1].lower() + text[1:]
 
 
@@ -846,9 +875,7 @@ def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     return lead, builder.statement(st, rest if lead else None)
 
 
-def _direct(
-    ranked: list[_Scored], facets: QueryFacets, layout: Any, w: Weights
-) -> _Scored | None:
+def _direct(ranked: list[_Scored], facets: QueryFacets, layout: Any, w: Weights) -> _Scored | None:
     """The one statement that answers the question: from the layout's direct sections, for the
     asked indication when one is named (every asked indication at once when several are), the
     drug's own dose for a dose question; then the best score with a little for each figure."""
@@ -886,8 +913,12 @@ def _direct_line(
     else:
         text = rest
     keys = [best.statement.key]
-    builder.use(best, "direct answer", "the best-ranked statement of the asked section"
-                + (" for the asked indication" if best.indication_fit == "match" else ""))
+    builder.use(
+        best,
+        "direct answer",
+        "the best-ranked statement of the asked section"
+        + (" for the asked indication" if best.indication_fit == "match" else ""),
+    )
     duration = _duration_for(best, ranked, facets, vocab) if layout.duration else None
     if duration is not None:
         d_lead, d_rest = _fragment(builder, duration.statement)
@@ -914,7 +945,11 @@ def _duration_for(
         return None
     # Of the direct statement's own indication when its sources give one ("LN maintenance").
     own = vocab.mentions(f"{best.statement.group} {best.statement.text}", "indication")
-    same = [s for s in pool if own & vocab.mentions(f"{s.statement.group} {s.statement.text}", "indication")]
+    same = [
+        s
+        for s in pool
+        if own & vocab.mentions(f"{s.statement.group} {s.statement.text}", "indication")
+    ]
     return max(same or pool, key=lambda s: (s.score, -len(s.statement.text)))
 
 
@@ -967,7 +1002,9 @@ def _section_lines(
                    if st.key not in direct for d in st.doses}  # fmt: skip
 
     def says_new(s: _Scored) -> bool:
-        return not s.statement.doses or bool({(s.label, _norm(d)) for d in s.statement.doses} - shown_doses)
+        return not s.statement.doses or bool(
+            {(s.label, _norm(d)) for d in s.statement.doses} - shown_doses
+        )
 
     pool = [s for s in pool if says_new(s)]
     chosen: list[_Scored] = []
@@ -978,9 +1015,14 @@ def _section_lines(
                 continue
             # A dose question's dosing lines cover its sub-topics (indications, phases) before
             # a second line of any; other sections list by rank.
-            if first_pass and dose_intent and name in ("Dosing", "Duration") and (
-                (s.label in groups and len(pool) > limit)
-                or (name == "Dosing" and not s.statement.doses)
+            if (
+                first_pass
+                and dose_intent
+                and name in ("Dosing", "Duration")
+                and (
+                    (s.label in groups and len(pool) > limit)
+                    or (name == "Dosing" and not s.statement.doses)
+                )
             ):
                 continue
             if not says_new(s):
@@ -1093,10 +1135,20 @@ def compose_answer(
     if facets.populations and "Special populations" not in lines:
         lines["Special populations"] = clinical().population_lines
     # The layout's sections first; the others show only lines that answer the question's words.
-    order = [s for s in layout.direct if s in lines] + [
-        s for s in SECTION_ORDER if s in lines and s not in layout.direct
-    ] + [s for s in SECTION_ORDER if s not in lines and s not in layout.direct and s != "Background"]
-    if facets.populations and "Special populations" in order and "Special populations" not in layout.direct:
+    order = (
+        [s for s in layout.direct if s in lines]
+        + [s for s in SECTION_ORDER if s in lines and s not in layout.direct]
+        + [
+            s
+            for s in SECTION_ORDER
+            if s not in lines and s not in layout.direct and s != "Background"
+        ]
+    )
+    if (
+        facets.populations
+        and "Special populations" in order
+        and "Special populations" not in layout.direct
+    ):
         # The population asked about comes right after the asked section.
         order.remove("Special populations")
         order.insert(min(1, len(order)), "Special populations")
@@ -1196,8 +1248,11 @@ def _patient_block(
     if not dose_statements:
         # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
         # leads with other sections; the patient's dose still starts from the best dosing one.
-        dosing = [s for s in scored
-                  if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose]
+        dosing = [
+            s
+            for s in scored
+            if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose
+        ]
         fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
         dose_statements = [
             s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
@@ -1234,9 +1289,13 @@ def _patient_block(
     return derivations
 
 
-_POOR_RE = re.compile(r"\b(?:poor|deficien\w*|homozygous|absent|no (?:TPMT|NUDT15) activity)\b", re.I)
+_POOR_RE = re.compile(
+    r"\b(?:poor|deficien\w*|homozygous|absent|no (?:TPMT|NUDT15) activity)\b", re.I
+)
 _INTERMEDIATE_WORD_RE = re.compile(r"\b(?:intermediate|heterozygous)\b", re.I)
-_KIDNEY_WORDS_RE = re.compile(r"\b(?:renal|kidney|CrCl|creatinine clearance|e?GFR|dialysis|CKD)\b", re.I)
+_KIDNEY_WORDS_RE = re.compile(
+    r"\b(?:renal|kidney|CrCl|creatinine clearance|e?GFR|dialysis|CKD)\b", re.I
+)
 _ELDERLY_RE = re.compile(r"\b(?:elderly|older (?:adults|patients|people)|geriatric)\b", re.I)
 _CKD3_EGFR = 60  # mL/min/1.73 m²: below it (CKD stage 3 or worse) kidney rules lead the answer
 
@@ -1260,6 +1319,7 @@ def _patient_lead(
     patient change with no source sentence says so, with no number."""
     if patient is None:
         return None
+
     def line(st: Statement, why: str) -> tuple[str, tuple[str, ...]]:
         builder.use_statement(st, "For this patient", "what the sources say for this patient")
         return f"**For this patient ({why}): {_sentence(builder.statement(st))}**", (st.key,)
@@ -1272,7 +1332,9 @@ def _patient_lead(
         if not any(gene_rx.search(s.statement.text) for s in scored):
             continue  # the sources give this drug no phenotype rule: the gene does not matter
         word = _POOR_RE if phenotype == "poor" else _INTERMEDIATE_WORD_RE
-        st = _best(scored, lambda t, rx=gene_rx, w=word: bool(rx.search(t.text) and w.search(t.text)))
+        st = _best(
+            scored, lambda t, rx=gene_rx, w=word: bool(rx.search(t.text) and w.search(t.text))
+        )
         label = f"{gene.upper()} {phenotype} metaboliser"
         if st is not None:
             text, keys = line(st, label)
