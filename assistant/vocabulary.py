@@ -21,6 +21,7 @@ import numpy as np
 
 from guardrails.lexicon import DRUG_ALIASES
 from guardrails.lexicon import INDICATION_ALIASES as _INDICATIONS
+from guardrails.sentences import clauses
 from ingest.model import Chunk
 
 __all__ = [
@@ -144,9 +145,6 @@ def uncovered_routes(routes: Iterable[str], texts: Iterable[str]) -> tuple[str, 
     return tuple(r for r in routes if r in _COVERED_RE and not _COVERED_RE[r].search(joined))
 
 
-_SENTENCE_BREAK_RE = re.compile(r"(?<=[.;!?])\s+|\n+")
-
-
 def given_routes(texts: Iterable[str], drug: str | None = None) -> tuple[str, ...]:
     """Oral/IV, as far as the passages say how ``drug`` is given.
 
@@ -155,7 +153,8 @@ def given_routes(texts: Iterable[str], drug: str | None = None) -> tuple[str, ..
     parts: Iterable[str] = texts
     if drug:
         named = re.compile(rf"(?<![\w-]){re.escape(drug)}(?![\w-])", re.IGNORECASE)
-        parts = (s for t in texts for s in _SENTENCE_BREAK_RE.split(t) if named.search(s))
+        # The guard's one sentence splitter, cut at ";" too (clauses).
+        parts = (t[cs:ce] for t in texts for cs, ce, _, _ in clauses(t) if named.search(t[cs:ce]))
     joined = " ".join(parts)
     return tuple(name for name, rx in _GIVEN_RE.items() if rx.search(joined))
 
