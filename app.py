@@ -35,6 +35,7 @@ import streamlit as st
 
 from assistant import Assistant, AuditLog, get_backend
 from assistant.model import AnswerResult, Citation, ClaimView
+from assistant.wording import excerpt_view
 from guardrails import load_limits, validate_patient
 from guardrails.errors import PatientInputError
 from ingest import Embedder, open_index
@@ -103,17 +104,38 @@ def safe_answer_md(markdown: str) -> str:
     return _DOLLAR.sub(r"\\$", text)
 
 
-def highlighted_excerpt(excerpt: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The excerpt as literal text with the supporting numbers bold on an orange background."""
+def highlighted_excerpt(
+    excerpt: str, spans: Sequence[tuple[int, int]], sentences: Sequence[tuple[int, int]] = ()
+) -> str:
+    """The excerpt as literal text, without its ``[@id]`` source markers: the sentences the
+    answer cites on an orange background, the supporting numbers in bold."""
+    text, (numbers, cited) = excerpt_view(excerpt, spans, sentences)
+    numbers = tuple(s for s in numbers if 0 <= s[0] < s[1] <= len(text))
+    cited = tuple(s for s in cited if 0 <= s[0] < s[1] <= len(text))
+
+    def bold_numbers(start: int, end: int) -> str:
+        out: list[str] = []
+        cursor = start
+        for a, b in numbers:
+            if a < cursor or b > end:  # overlapping, or crossing the piece: left plain
+                continue
+            out.append(escape_md(text[cursor:a]))
+            out.append(f"**{escape_md(text[a:b])}**")
+            cursor = b
+        out.append(escape_md(text[cursor:end]))
+        return "".join(out)
+
     parts: list[str] = []
     cursor = 0
-    for start, end in sorted(s for s in spans if 0 <= s[0] < s[1] <= len(excerpt)):
+    # A number outside every cited sentence still gets its highlight.
+    marks = list(cited) + [s for s in numbers if not any(c[0] <= s[0] < c[1] for c in cited)]
+    for start, end in sorted(marks):
         if start < cursor:  # overlapping spans: the first one wins
             continue
-        parts.append(escape_md(excerpt[cursor:start]))
-        parts.append(f":orange-background[**{escape_md(excerpt[start:end])}**]")
+        parts.append(bold_numbers(cursor, start))
+        parts.append(f":orange-background[{bold_numbers(start, end)}]")
         cursor = end
-    parts.append(escape_md(excerpt[cursor:]))
+    parts.append(bold_numbers(cursor, len(text)))
     return "".join(parts)
 
 
@@ -139,9 +161,10 @@ def review_summary(statuses: Iterable[str]) -> str:
 
 
 def citation_markdown(c: Citation) -> str:
+    evidence = c.evidence or c.doc_kind
     lines = [
         f"**[{c.n}] {escape_md(c.title)}**",
-        f"{escape_md(c.section or 'whole document')} · {escape_md(c.doc_kind)}",
+        f"{escape_md(c.section or 'whole document')} · {escape_md(evidence)}",
         f"Review status: **{escape_md(c.review_status or 'draft')}** · "
         f"Last reviewed: {escape_md(c.last_reviewed or 'not recorded')}",
         f"Reference: {escape_md(c.source_reference or 'not recorded')}",
@@ -194,10 +217,10 @@ def export_markdown(
         out += ["", "## Sources"]
         for c in result.citations:
             out += [
-                f"{c.n}. {c.title} — {c.section} ({c.review_status}, last reviewed "
+                f"{c.n}. [{c.evidence or c.doc_kind}] {c.title} — {c.section} ({c.review_status}, last reviewed "
                 f"{c.last_reviewed or 'n/a'}). {c.source_reference}",
                 "",
-                "   > " + c.excerpt.replace("\n", "\n   > "),
+                "   > " + excerpt_view(c.excerpt)[0].replace("\n", "\n   > "),
             ]
     out += ["", "_Verify before use; not a substitute for clinical judgement._", ""]
     return "\n".join(out)
@@ -714,7 +737,7 @@ def render_answer(i: int, msg: dict[str, Any], latest: bool) -> None:
             for c in result.citations:
                 with st.container(border=True):
                     st.markdown(citation_markdown(c))
-                    st.markdown(highlighted_excerpt(c.excerpt, c.highlights))
+                    st.markdown(highlighted_excerpt(c.excerpt, c.highlights, c.sentences))
 
     if msg.get("audit_error"):
         st.warning(msg["audit_error"], icon=":material/history:")

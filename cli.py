@@ -447,6 +447,7 @@ def ask(
     audience: str = typer.Option("clinician", "--audience", help="clinician | patient"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     audit: bool = typer.Option(True, help="Append the answer to the audit log."),
+    explain: bool = typer.Option(False, "--explain", help="Also print why each line was chosen."),
 ) -> None:
     """Answer a dosing question from the indexed corpus; every number is verified before it is shown.
 
@@ -483,6 +484,11 @@ def ask(
             typer.echo(f"\n{result.badge}")
         if result.followups:
             typer.echo("Follow-ups: " + " · ".join(result.followups))
+    if explain:
+        typer.echo("\nWhy these lines:" if result.explanations else "\nNo composer lines to explain.",
+                   err=as_json)  # fmt: skip
+        for e in result.explanations:
+            typer.echo(e.describe(), err=as_json)
     if result.status == "rejected":
         raise typer.Exit(2)
     if result.status == "blocked":

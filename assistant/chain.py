@@ -582,6 +582,8 @@ class Assistant:
                 last_reviewed=str(c.chunk.metadata.get("last_reviewed", "")),
                 doc_kind=str(c.chunk.metadata.get("doc_kind", "article")),
                 highlights=tuple(sorted(set(highlights.get(c.n, ())))),
+                evidence=c.kind,
+                sentences=c.sentences,
             )
             for c in comp.cited
         )
@@ -617,6 +619,7 @@ class Assistant:
             indication=facets.indication,
             followups=suggest_followups(self.vocabulary, facets.drug, facets.intent),
             retrieved=state.chunks,
+            explanations=comp.explanations,
         )
 
     def _finalise(self, state: _State, result: AnswerResult) -> AnswerResult:

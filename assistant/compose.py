@@ -1,9 +1,19 @@
-"""The default, deterministic answer composer (no LLM).
+"""The default, deterministic answer composer (no LLM): ranking, then layout.
 
-It picks cited sentences and bullets out of the retrieved chunks, never writes a number of its
-own: every figure in the answer is copied verbatim from a passage, next to the ``[n]`` marker of
-the passage it came from, so the dose guard can verify it. Light templating ("For lupus nephritis
-maintenance: ...") only adds words.
+It picks cited sentences and bullets out of the retrieved chunks and never writes a number of
+its own: every figure in the answer is copied verbatim from a passage, next to the ``[n]`` of
+the passage it came from, so the dose guard can verify it.
+
+- **Ranking** (:func:`rank`) scores every cited sentence for the question with named
+  :class:`Weights`, reading the guard's typed dose statements for what each figure is (its role);
+  each score keeps the reasons it was given.
+- **Layout** (:func:`compose_answer`) follows one per-intent row of ``vocabulary.toml``: one bold
+  direct sentence (drug, indication, role, population), a few lines per asked section, the
+  drug's fixed safety lines, and the patient's block. Each chosen line records why
+  (:class:`assistant.model.Explanation`).
+- **Wording**: source names in front of a sentence ("..., secondary summary:") are dropped, as
+  the citation's evidence tag says where a line comes from; abbreviations are spelled out on
+  first use; one ``[n]`` per passage.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from assistant.model import RetrievedChunk
+from assistant.model import Explanation, RetrievedChunk
 from assistant.vocabulary import (
     INDICATION_ALIASES,
     POPULATION_ALIASES,
@@ -23,26 +33,31 @@ from assistant.vocabulary import (
     QueryFacets,
     Vocabulary,
     answer_section,
+    clinical,
     normalise,
 )
-from guardrails.drugs import attached_drug
-from guardrails.model import Derivation, Passage
+from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
+from guardrails.drugs import attached_drug, same_drug
+from guardrails.model import Derivation, Passage, Role
+from guardrails.sentences import sentences
+from guardrails.statements import statements_of
 
 __all__ = [
+    "WEIGHTS",
     "CitedSource",
     "Composition",
     "Statement",
+    "Weights",
     "compose_answer",
     "extract_statements",
     "is_label",
+    "rank",
     "render_references",
     "replace_markers",
     "strip_markers",
     "suggest_followups",
 ]
 
-MARKER_RE = re.compile(r"\s*\[@([^\]]+)\]")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _BULLET_RE = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 _HEADING_RE = re.compile(r"^\s*#{1,6}\s")
 # A dose-like figure, used only to rank sentences (the guard does the real parsing).
@@ -66,34 +81,11 @@ _FREQUENCY_ST_RE = re.compile(
 # A heading that makes every line below it a frequency ("Population frequencies"); narrower
 # than the statement pattern, so "Special populations" does not count.
 _FREQUENCY_HEADING_RE = re.compile(r"frequenc|prevalen|epidemiolog", re.I)
+_SUPERSEDED_RE = re.compile(r"\bsuperseded\b", re.I)
+_DURATION_RE = re.compile(r"\d\s*(?:(?:–|-|to)\s*\d+\s*)?(?:years?|months?|weeks?|days?)\b", re.I)
+_MAXIMUM_Q_RE = re.compile(r"\b(?:max(?:imum)?|ceiling|highest|upper|exceed)\b", re.I)
 _TOPIC_WORDS = ("maintenance", "initial", "starting", "start", "ceiling", "maximum", "induction")
-
-# Which answer sections an intent reads first.
-_PRIMARY: dict[str, tuple[str, ...]] = {
-    "dose": ("Dosing", "Duration"),
-    "general": ("Dosing", "Duration"),
-    "monitoring": ("Monitoring",),
-    "duration": ("Duration",),
-    "interaction": ("Interactions",),
-    "pharmacogenomics": ("Pharmacogenomics",),
-    "adverse": ("Adverse effects", "Contraindications"),
-    "contraindication": ("Contraindications",),
-    "pregnancy": ("Special populations",),
-}
-_DOSE_NEIGHBOURS = frozenset({"Pharmacogenomics", "Monitoring", "Interactions"})
-_CLINICIAN_HEADINGS = {name: name for name in SECTION_ORDER}
-_PATIENT_HEADINGS = {
-    "Dosing": "How much is usually taken",
-    "Duration": "How long it is taken",
-    "Pharmacogenomics": "Genetic blood test (TPMT / NUDT15)",
-    "Monitoring": "Check-ups and blood tests",
-    "Interactions": "Other medicines",
-    "Special populations": "Pregnancy, children and other situations",
-    "Contraindications": "When it should not be used",
-    "Adverse effects": "Side effects",
-    "Background": "Background",
-    "For this patient": "For you",
-}
+_DOSE_INTENTS = ("dose", "general")
 # Plainer words for patients; numbers are never touched.
 _PATIENT_TERMS = (
     (re.compile(r"\bmyelosuppression\b", re.I), "low blood counts (myelosuppression)"),
@@ -104,6 +96,53 @@ _PATIENT_TERMS = (
     (re.compile(r"\bleukopenia\b", re.I), "low white-cell count"),
     (re.compile(r"\bthrombocytopenia\b", re.I), "low platelet count"),
 )
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What each property of a sentence adds to its rank for a question (higher ranks first).
+
+    Scores are only compared with each other: what matters is the order the weights produce,
+    e.g. a sentence for the question's indication (+match) outranks one about the drug in
+    general (+neutral) unless the general one is far better on the other counts."""
+
+    retrieval: float = 1.0  # times 1/(1 + the chunk's retrieval rank): the retriever's vote
+    names_drug: float = 1.0  # the sentence names the question's drug (not only its document)
+    indication_match: float = (
+        2.0  # the sentence (or its sub-topic heading) is for the asked indication
+    )
+    indication_neutral: float = 0.5  # it names no indication: about the drug in general
+    indication_weak: float = -2.0  # its document is about another indication only
+    asked_section: float = 2.0  # it sits in a section the intent's layout answers from
+    drug_leads_dose: float = 1.5  # the drug is named before the first dose: it is the dosed drug
+    dose_in_asked_section: float = 1.5  # a dose question and a dose in an asked section
+    per_dose: float = 0.3  # each dose figure there (three at most): a fuller answer
+    per_kg: float = 0.5  # a weight-based dose, the form clinicians dose by
+    companion_dose: float = -3.0  # the first dose is another drug's (a companion steroid)
+    dose_role: float = 1.0  # the guard reads its first figure as a starting/maintenance/usual dose
+    maximum_unasked: float = -1.0  # its first figure is a ceiling the question did not ask for
+    outcome_figure: float = -2.0  # its first figure is a trial result or frequency, not a dose
+    mixed_roles: float = -1.0  # figures of three or more roles: a comparison, not an answer
+    question_word: float = 0.2  # each word shared with the question
+    frequency_answer: float = 5.0  # a "how common" question and a frequency sentence
+    spans_indications: float = 2.0  # it covers every indication the question names at once
+    population: float = 2.0  # it is about the population the question names (pregnancy, ...)
+    gene: float = 0.5  # it names the gene the question names
+    phenotype: float = 4.0  # it names the phenotype the question names
+    other_drug_asked: float = 2.0  # it names the question's second drug (an interaction)
+    asked_source: float = 2.0  # it is attributed to the guideline or label the question names
+    superseded: float = -3.0  # its source marks it superseded (an older regimen or label)
+    neighbour_dose: float = -1.5  # per dose, in a section the question did not ask about
+    concrete_schedule: float = 0.25  # a figure that is no dose there ("weekly for 8 weeks")
+    direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
+    direct_tie: float = 0.5  # direct candidates this close count as equal: document order decides
+    safety_per_figure: float = -0.5  # per figure, when choosing a safety line (topic, not dose)
+    strong_extra_lines: int = (
+        2  # lines a section adds beyond its layout for the question's own words
+    )
+
+
+WEIGHTS = Weights()
 
 
 @dataclass(frozen=True)
@@ -118,6 +157,7 @@ class Statement:
     group: str  # deepest heading below the answer-section heading, "" when none
     rank: int  # chunk rank in the retrieval
     order: int  # position in the chunk
+    span: tuple[int, int] = (-1, -1)  # where the unit is in the chunk's text ((-1, -1): unknown)
 
     @property
     def key(self) -> str:
@@ -127,16 +167,24 @@ class Statement:
     def doses(self) -> list[str]:
         return [m.group(0) for m in _DOSE_RE.finditer(self.text)]
 
+    def roles(self) -> tuple[Role, ...]:
+        """The guard's role of each figure of this sentence, in order (its dose statements)."""
+        if self.span[0] < 0:
+            return ()
+        found = statements_of(self.chunk.passage(0))
+        return tuple(s.role for s in found if self.span[0] <= s.span[0] < self.span[1])
+
 
 @dataclass(frozen=True)
 class CitedSource:
-    """One ``[n]``: a source id as cited by one chunk."""
+    """One ``[n]``: one passage (chunk), whichever of its sources the answer cites."""
 
     n: int
     chunk: RetrievedChunk
-    source_id: str
-    reference: str
-    kind: str = ""
+    source_id: str  # the cited source ids, comma-separated
+    reference: str  # their references, "; "-separated
+    kind: str = ""  # their evidence tags, comma-separated ("guideline, trial")
+    sentences: tuple[tuple[int, int], ...] = ()  # spans of the cited sentences in chunk.text
 
 
 @dataclass(frozen=True)
@@ -148,6 +196,7 @@ class Composition:
     statements: tuple[Statement, ...] = ()
     line_keys: tuple[tuple[int, int, tuple[str, ...]], ...] = ()  # (start, end, statement keys)
     derivations: tuple[Derivation, ...] = ()
+    explanations: tuple[Explanation, ...] = ()
 
     @property
     def answer(self) -> str:
@@ -173,22 +222,31 @@ def _marker_ids(raw_marker: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _split_units(text: str) -> tuple[str, ...]:
-    units: list[str] = []
-    for line in text.splitlines():
-        if not line.strip() or _HEADING_RE.match(line):
+def _split_units(text: str) -> tuple[tuple[str, int], ...]:
+    """(unit, offset in text): each bullet, and each sentence of a paragraph line (the guard's
+    one sentence splitter), with a marker that trails a full stop joined to its sentence."""
+    units: list[tuple[str, int]] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        start, pos = pos, pos + len(line)
+        body = line.rstrip("\n")
+        if not body.strip() or _HEADING_RE.match(body):
             continue
-        if _BULLET_RE.match(line):
-            units.append(_BULLET_RE.sub("", line, count=1).strip())
+        bullet = _BULLET_RE.match(body)
+        if bullet:
+            units.append((body[bullet.end() :].strip(), start + bullet.end()))
             continue
-        for sentence in _SENTENCE_SPLIT.split(line.strip()):
+        for s, e in sentences(body):
+            sentence = body[s:e].strip()
+            at = start + s + (len(body[s:e]) - len(body[s:e].lstrip()))
             if sentence.startswith("[@") and units:
                 # A marker that trails the full stop belongs to the sentence before it.
                 end = sentence.find("]") + 1
-                units[-1] = f"{units[-1]} {sentence[:end]}"
-                sentence = sentence[end:].strip()
+                prev, prev_at = units[-1]
+                units[-1] = (f"{prev} {sentence[:end]}", prev_at)
+                sentence, at = sentence[end:].strip(), at + end + 1
             if sentence:
-                units.append(sentence)
+                units.append((sentence, at))
     return tuple(units)
 
 
@@ -224,12 +282,13 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
     into ``raw``, so the unit is rendered with its ``[n]`` and the guard checks its numbers
     against the label passage like any other cited sentence."""
     out: list[Statement] = []
-    for rank, chunk in enumerate(chunks):
+    for rank_, chunk in enumerate(chunks):
         path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
         own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
-        for order, unit in enumerate(_split_units(chunk.text)):
+        for order, (unit, at) in enumerate(_split_units(chunk.text)):
+            span = (at, at + len(unit)) if chunk.text.startswith(unit, at) else (-1, -1)
             ids: list[str] = []
             for m in MARKER_RE.finditer(unit):
                 ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
@@ -247,8 +306,9 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
                     chunk=chunk,
                     section=section,
                     group=group,
-                    rank=rank,
+                    rank=rank_,
                     order=order,
+                    span=span,
                 )
             )
     return out
@@ -262,15 +322,21 @@ def _group_heading(path: Sequence[str]) -> str:
     return ""
 
 
-# -- scoring ----------------------------------------------------------------------------------
+# -- ranking ----------------------------------------------------------------------------------
 @dataclass
 class _Scored:
     statement: Statement
     score: float
-    indication_fit: str  # match | neutral | mismatch
+    indication_fit: str  # match | neutral | weak
     label: str = ""
     other_dose: bool = False  # its figures are another drug's dose (a companion steroid)
     strong: bool = False  # contains most of the question's distinctive words ("steady state")
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, weight: float, why: str, times: float = 1.0) -> None:
+        if weight and times:
+            self.score += weight * times
+            self.reasons.append(f"{why} ({weight * times:+.1f})")
 
 
 def _about_drug(
@@ -282,8 +348,9 @@ def _about_drug(
         # An imported document is a source only on the drugs it is about: another drug's
         # label naming this one in passing ("coadministration with metoprolol") is not.
         return False, False
-    low = f" {' '.join(normalise(st.text))} "
-    mentions = any(f" {' '.join(normalise(a))} " in low for a in aliases)
+    # Hyphens split words here, so "azathioprine-based" names azathioprine.
+    low = f" {' '.join(normalise(st.text.replace('-', ' ')))} "
+    mentions = any(f" {' '.join(normalise(a.replace('-', ' ')))} " in low for a in aliases)
     if mentions:
         return True, True
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
@@ -340,7 +407,8 @@ def _indication_fit(st: Statement, facets: QueryFacets, vocab: Vocabulary) -> tu
     if not chunk_inds:
         return "neutral", label
     ok = any(vocab.indication_matches(c, f) for c in chunk_inds for f in facets.indications)
-    return ("neutral" if ok else "weak"), label
+    # A sentence naming no indication in a document about the asked one is about it.
+    return ("match" if ok else "weak"), label
 
 
 def _frequency_heading(st: Statement) -> bool:
@@ -350,19 +418,37 @@ def _frequency_heading(st: Statement) -> bool:
     return any(_FREQUENCY_HEADING_RE.search(h) for h in path[1:])
 
 
-def _score(
+def rank(
     statements: Iterable[Statement],
     facets: QueryFacets,
     vocab: Vocabulary,
-    question_tokens: set[str],
     question: str = "",
+    weights: Weights = WEIGHTS,
 ) -> list[_Scored]:
+    """Every statement about the question's drug (and not for another indication), scored for
+    the question; each score keeps its reasons. Best first."""
+    question_tokens = set(normalise(question)) - {
+        "the",
+        "of",
+        "for",
+        "in",
+        "a",
+        "and",
+        "is",
+        "what",
+    }
     drug = facets.drug or ""
     aliases = vocab.aliases_of(drug) if drug else ()
-    primary = _PRIMARY.get(facets.intent, ())
+    asked = clinical().layout(facets.intent).direct
+    dose_intent = facets.intent in _DOSE_INTENTS
     distinctive = _distinctive(question_tokens, facets, vocab)
-    scored: list[_Scored] = []
     asks_frequency = bool(question and _FREQUENCY_Q_RE.search(question))
+    asks_maximum = bool(question and _MAXIMUM_Q_RE.search(question))
+    concepts = len(facets.indications) + (1 if facets.broad_indication else 0)
+    # "ACR 2024 oral prednisone dose", "dose on day one per SmPC": the source the question names.
+    asked_sources = [rx for rx in clinical().source_patterns if rx.search(question)]
+    w = weights
+    scored: list[_Scored] = []
     for st in statements:
         relevant, mentions = _about_drug(st, drug, vocab, aliases)
         if drug and not relevant:
@@ -370,55 +456,78 @@ def _score(
         fit, label = _indication_fit(st, facets, vocab)
         if fit == "mismatch":
             continue
-        score = 1.0 / (1 + st.rank)
-        score += 1.0 if mentions else 0.0
-        score += {"match": 2.0, "neutral": 0.5, "weak": -2.0}.get(fit, 0.0)
-        if st.section in primary:
-            score += 2.0
+        s = _Scored(st, 0.0, fit, label)
+        s.add(w.retrieval, f"retrieval rank {st.rank + 1}", 1.0 / (1 + st.rank))
+        if mentions:
+            s.add(w.names_drug, f"names {drug}")
+        fits = {
+            "match": w.indication_match,
+            "neutral": w.indication_neutral,
+            "weak": w.indication_weak,
+        }
+        s.add(fits.get(fit, 0.0), f"indication {fit}")
+        if st.section in asked:
+            s.add(w.asked_section, f"{st.section}: the section asked")
         doses = st.doses
-        other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab))
+        s.other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab)
+                            and not _subject_is(st.text, aliases))  # fmt: skip
         if mentions and doses and _leads(st.text, aliases, vocab, drug):
-            score += 1.5
-        if facets.intent in ("dose", "general") and doses and st.section in primary:
-            if other_dose:
-                # "with azathioprine, give prednisone 2.5–5 mg/day": a companion's dose, not
-                # an answer to "what dose of azathioprine".
-                score -= 3.0
+            s.add(w.drug_leads_dose, f"{drug} is the dosed drug")
+        if dose_intent and doses and st.section in asked:
+            if s.other_dose:
+                s.add(w.companion_dose, "another drug's dose")
             else:
-                score += 1.5 + min(len(doses), 3) * 0.3
+                s.add(w.dose_in_asked_section, "a dose where a dose was asked")
+                s.add(w.per_dose, "dose figures", min(len(doses), 3))
                 if any(_PER_KG_RE.search(d) for d in doses):
-                    score += 0.5
+                    s.add(w.per_kg, "a weight-based dose")
+        roles = st.roles()
+        if dose_intent and roles:
+            first = roles[0]
+            if first.is_dose and not s.other_dose:
+                s.add(w.dose_role, f"a {first.value} dose")
+            elif first is Role.MAXIMUM and not asks_maximum:
+                s.add(w.maximum_unasked, "a ceiling, not asked for")
+            elif first is Role.OUTCOME:
+                s.add(w.outcome_figure, "an outcome figure, not a dose")
+            if len(set(roles)) >= 3:
+                s.add(w.mixed_roles, f"{len(set(roles))} kinds of figure: a comparison")
         words = set(normalise(st.text))
-        score += 0.2 * len(words & question_tokens)
+        shared = len(words & question_tokens)
+        s.add(w.question_word, "words of the question", shared)
         if asks_frequency and (
             _FREQUENCY_ST_RE.search(f"{st.group} {st.text}") or _frequency_heading(st)
         ):
-            score += 5.0
+            s.add(w.frequency_answer, "a frequency, as asked")
         hits = len(words & distinctive)
-        strong = hits >= max(2, (len(distinctive) + 1) // 2)
-        # A statement that spans every indication the question names answers it best
-        # ("1–2 mg/kg/day for both autoimmune disease and transplantation").
-        concepts = len(facets.indications) + (1 if facets.broad_indication else 0)
+        s.strong = hits >= max(2, (len(distinctive) + 1) // 2)
         if concepts >= 2:
+            # "1–2 mg/kg/day for both autoimmune disease and transplantation" answers a
+            # question naming both better than either alone.
             hit = len(vocab.mentions(st.text, "indication") & set(facets.indications))
             hit += 1 if facets.broad_indication and "autoimmune" in words else 0
             if hit >= concepts:
-                score += 2.0
+                s.add(w.spans_indications, "covers every indication asked")
         for population in facets.populations:
             if (
                 vocab.mentions(st.text, "population") & {population}
                 or population.split()[0] in words
             ):
-                score += 2.0
+                s.add(w.population, f"about {population}")
         for gene, phenotype in facets.phenotypes:
             if gene in words:
-                score += 0.5
+                s.add(w.gene, f"names {gene.upper()}")
             if phenotype in words or (phenotype == "poor" and "absent" in words):
-                score += 4.0
+                s.add(w.phenotype, f"names the {phenotype} phenotype")
         for other in facets.drugs[1:]:
             if other in words:
-                score += 2.0
-        scored.append(_Scored(st, score, fit, label, other_dose, strong))
+                s.add(w.other_drug_asked, f"names {other}")
+        if _SUPERSEDED_RE.search(st.text):
+            s.add(w.superseded, "marked superseded by its source")
+        if any(rx.search(st.text) for rx in asked_sources):
+            s.add(w.asked_source, "attributed to the source the question names")
+        scored.append(s)
+    scored.sort(key=lambda s: s.score, reverse=True)
     return scored
 
 
@@ -465,6 +574,13 @@ def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
 
 
+def _subject_is(text: str, aliases: Sequence[str]) -> bool:
+    """Does the sentence's lead open with the drug ("Leucovorin for methotrexate overdose:
+    10 mg/m2"): then its dose is that drug's, whatever other drug the lead names?"""
+    lead = split_lead(text)[0].lower()
+    return bool(lead) and any(lead.startswith(a) for a in aliases)
+
+
 def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
     """Is the question's drug the subject of the figures (named before the first dose, with
     no other drug before it)?"""
@@ -479,20 +595,63 @@ def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> b
 
 # -- rendering --------------------------------------------------------------------------------
 class _Numbering:
-    """Assigns ``[n]`` to (chunk, source id) pairs in order of first citation."""
+    """One ``[n]`` per passage (chunk), in order of first citation: several sentences and
+    sources of one passage share its number."""
 
     def __init__(self) -> None:
-        self.cited: list[CitedSource] = []
-        self._index: dict[tuple[str, str], int] = {}
+        self._chunks: list[RetrievedChunk] = []
+        self._index: dict[str, int] = {}
+        self._sources: dict[int, list[str]] = {}
+        self._sentences: dict[int, list[tuple[int, int]]] = {}
 
-    def number(self, chunk: RetrievedChunk, source_id: str) -> int:
-        key = (chunk.chunk_id, source_id)
-        if key not in self._index:
-            ref, kind = _source_reference(chunk, source_id)
-            n = len(self.cited) + 1
-            self._index[key] = n
-            self.cited.append(CitedSource(n, chunk, source_id, ref, kind))
-        return self._index[key]
+    def number(self, chunk: RetrievedChunk, source_id: str | None = None) -> int:
+        if chunk.chunk_id not in self._index:
+            self._chunks.append(chunk)
+            self._index[chunk.chunk_id] = len(self._chunks)
+        n = self._index[chunk.chunk_id]
+        ids = self._sources.setdefault(n, [])
+        if source_id and source_id not in ids:
+            ids.append(source_id)
+        return n
+
+    def cite(self, st: Statement) -> int:
+        n = 0
+        for sid in st.source_ids:
+            n = self.number(st.chunk, sid)
+        spans = self._sentences.setdefault(n, [])
+        if st.span[0] >= 0 and st.span not in spans:
+            spans.append(st.span)
+        return n
+
+    def tag(self, n: int, source_ids: Iterable[str]) -> str:
+        """ "guideline, trial · draft": the evidence kind of the sources a sentence cites from
+        passage n, and the review status of its document."""
+        chunk = self._chunks[n - 1]
+        kinds = [_source_reference(chunk, sid)[1] for sid in source_ids]
+        tags = list(dict.fromkeys(clinical().evidence_tag(k) for k in kinds if k))
+        if not tags:
+            tags = [clinical().evidence_tag("local document" if is_imported(chunk) else "other")]
+        status = str(chunk.metadata.get("review_status") or "draft")
+        return f"{', '.join(tags)} · {status}"
+
+    @property
+    def cited(self) -> list[CitedSource]:
+        out = []
+        for n, chunk in enumerate(self._chunks, start=1):
+            ids = self._sources.get(n) or list(_own_source_ids(chunk)[:1])
+            refs = [_source_reference(chunk, sid) for sid in ids]
+            out.append(
+                CitedSource(
+                    n=n,
+                    chunk=chunk,
+                    source_id=",".join(ids),
+                    reference="; ".join(dict.fromkeys(r.rstrip(". ") for r, _ in refs))
+                    or chunk.title,
+                    kind=", ".join(dict.fromkeys(clinical().evidence_tag(k) for _, k in refs if k)),
+                    sentences=tuple(sorted(self._sentences.get(n, ()))),
+                )
+            )
+        return out
 
 
 def _source_reference(chunk: RetrievedChunk, source_id: str) -> tuple[str, str]:
@@ -506,11 +665,24 @@ def _source_reference(chunk: RetrievedChunk, source_id: str) -> tuple[str, str]:
 
 
 def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> str:
+    """``[@a; @b]`` -> ``[n]`` (the passage's one number), then its evidence tag."""
+
+    ids: list[str] = []
+
     def sub(m: re.Match[str]) -> str:
-        ns = [numbering.number(chunk, sid) for sid in _marker_ids(m.group(1))]
+        ids.extend(_marker_ids(m.group(1)))
+        ns = list(dict.fromkeys(numbering.number(chunk, sid) for sid in _marker_ids(m.group(1))))
         return " " + "".join(f"[{n}]" for n in ns)
 
-    return MARKER_RE.sub(sub, raw).strip()
+    text = MARKER_RE.sub(sub, raw).strip()
+    # The last marker of the sentence carries the tag, once ("[1][1]" from two markers -> "[1]").
+    text = re.sub(r"(\[(\d+)\])(?:\s*\[\2\])+", r"\1", text)
+    m = list(re.finditer(r"\[(\d+)\]", text))
+    if m:
+        last = m[-1]
+        tag = numbering.tag(int(last.group(1)), ids)
+        text = f"{text[: last.end()]} [{tag}]{text[last.end() :]}"
+    return text
 
 
 def _patientise(text: str, audience: str) -> str:
@@ -531,6 +703,7 @@ class _Builder:
     numbering: _Numbering = field(default_factory=_Numbering)
     lines: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     used_statements: list[Statement] = field(default_factory=list)
+    explanations: list[Explanation] = field(default_factory=list)
 
     def used_keys(self) -> set[str]:
         return {st.key for st in self.used_statements}
@@ -538,19 +711,56 @@ class _Builder:
     def add(self, text: str, keys: tuple[str, ...] = ()) -> None:
         self.lines.append((text, keys))
 
-    def statement(self, st: Statement) -> str:
-        return _patientise(replace_markers(st.raw, st.chunk, self.numbering), self.audience)
+    def statement(self, st: Statement, raw: str | None = None) -> str:
+        self.numbering.cite(st)
+        # A fragment (``raw``) continues a sentence the layout started: no capital for it.
+        drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
+        wording = plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
+        text = replace_markers(wording, st.chunk, self.numbering)
+        return _patientise(text, self.audience)
+
+    def use(self, s: _Scored, place: str, why: str) -> None:
+        """Record a chosen statement and why it was chosen."""
+        self.used_statements.append(s.statement)
+        st = s.statement
+        path = " > ".join(p for p in (st.chunk.doc_id, st.chunk.section) if p)
+        self.explanations.append(
+            Explanation(
+                place=place,
+                why=why,
+                text=st.text,
+                source=path,
+                score=round(s.score, 2),
+                reasons=tuple(s.reasons),
+            )  # fmt: skip
+        )
+
+    def use_statement(self, st: Statement, place: str, why: str) -> None:
+        self.used_statements.append(st)
+        path = " > ".join(p for p in (st.chunk.doc_id, st.chunk.section) if p)
+        self.explanations.append(Explanation(place=place, why=why, text=st.text, source=path))
 
     def heading(self, name: str) -> None:
-        headings = _PATIENT_HEADINGS if self.audience == "patient" else _CLINICIAN_HEADINGS
+        headings = clinical().patient_headings if self.audience == "patient" else {}
         self.add("")
         self.add(f"### {headings.get(name, name)}")
 
     def build(self) -> tuple[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
+        expander = Abbreviations()
         parts: list[str] = []
         spans: list[tuple[int, int, tuple[str, ...]]] = []
         pos = 0
         for text, keys in self.lines:
+            if not text.startswith("###"):
+                expanded = expander.expand(text)
+                if expanded[:12] != text[:12]:
+                    # A spelled-out abbreviation now opens the line: it still starts a sentence.
+                    expanded = re.sub(
+                        r"^((?:- |\*\*)?)([a-z])",
+                        lambda m: m.group(1) + m.group(2).upper(),
+                        expanded,
+                    )
+                text = expanded
             parts.append(text)
             spans.append((pos, pos + len(text) + 1, keys))
             pos += len(text) + 1
@@ -562,15 +772,6 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _label_prefix(label: str, text: str) -> str:
-    if not label or ":" in text[:90]:
-        return ""
-    words = set(normalise(text))
-    if set(normalise(label)) <= words:
-        return ""
-    return f"For {label[0].lower()}{label[1:]}: "
-
-
 def _doc_order(s: _Scored) -> tuple[int, int, int]:
     meta = s.statement.chunk.metadata
     return (
@@ -578,36 +779,6 @@ def _doc_order(s: _Scored) -> tuple[int, int, int]:
         int(meta.get("start", 0)),
         s.statement.order,
     )
-
-
-def _direct_statements(scored: list[_Scored], facets: QueryFacets) -> list[_Scored]:
-    """The best statement of each sub-topic of the intent's sections (three dosing sub-topics
-    and one duration statement at most for a dose question)."""
-    primary = _PRIMARY.get(facets.intent, ("Dosing",))
-    dose_intent = facets.intent in ("dose", "general")
-    chosen: list[_Scored] = []
-    for section in primary:
-        pool = [s for s in scored if s.statement.section == section]
-        if dose_intent and section == "Dosing":
-            pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
-        if facets.indications and not facets.broad_indication:
-            # The question names an indication: statements made for it lead; doses from a
-            # document about another indication must not stand in the direct answer beside them.
-            pool = [s for s in pool if s.indication_fit == "match"] or pool
-        by_group: dict[str, list[_Scored]] = {}
-        for s in pool:
-            by_group.setdefault(s.label, []).append(s)
-        best = [
-            max(group, key=lambda s: s.score + 0.4 * len(s.statement.doses))
-            for group in by_group.values()
-        ]
-        best.sort(key=lambda s: s.score, reverse=True)
-        if dose_intent:
-            chosen += best[: 3 if section == "Dosing" else 1]
-        else:
-            chosen += best[: 2 - len(chosen)] if len(chosen) < 2 else []
-    chosen.sort(key=lambda s: (SECTION_ORDER.index(s.statement.section), *_doc_order(s)))
-    return chosen
 
 
 def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
@@ -637,7 +808,10 @@ def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
             na = builder.numbering.number(sa.chunk, sa.source_ids[0])
             nb = builder.numbering.number(sb.chunk, sb.source_ids[0])
             what = f"{sa.group.lower()}" if sa.group else topic
-            notes.append(f"Sources differ on {what}: {qa} [{na}] vs {qb} [{nb}].")
+            # Two sources of one passage share its [n]: their tags tell them apart.
+            ta = builder.numbering.tag(na, sa.source_ids)
+            tb = builder.numbering.tag(nb, sb.source_ids)
+            notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
     return notes
 
 
@@ -659,6 +833,271 @@ def _norm(dose: str) -> str:
     return re.sub(r"\s+|to", "", dose.replace("—", "-").replace("–", "-"))
 
 
+# -- layout -------------------------------------------------------------------------------------
+_ROLE_WORDS = re.compile(r"\b(?:maintenance|induction|initial|start\w*|maximum|ceiling|usual|"
+                         r"loading|taper\w*|titrat\w*)\b", re.I)  # fmt: skip
+
+
+def _lower(text: str) -> str:
+    """ "Lupus nephritis maintenance" -> "lupus nephritis ..."; "TPMT ..." stays."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+
+
+def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str:
+    """What the direct sentence is about, in the words a clinician scans for: drug,
+    indication (the sub-topic heading or the sentence's own lead), role, population."""
+    st = s.statement
+    drug = facets.drug or next(iter(st.chunk.metadata.get("drugs", ())), "")
+    names_drug = bool(drug) and any(a in lead.lower() for a in vocab.aliases_of(drug))
+    if lead and names_drug:
+        topic = lead
+    elif lead:
+        topic = f"{capital(drug)}, {_lower(lead)}" if drug else lead
+    elif st.group:
+        topic = f"{capital(drug)}, {_lower(st.group)}" if drug else st.group
+    else:
+        return ""
+    roles = st.roles()
+    if roles and roles[0].is_dose and roles[0] is not Role.USUAL and not _ROLE_WORDS.search(topic):
+        topic += f", {roles[0].value} dose"
+    for population in facets.populations:
+        if not vocab.mentions(f"{topic} {st.text}", "population") & {population}:
+            continue
+        if population.split()[0] not in topic.lower():
+            topic += f" ({population})"
+    return topic
+
+
+def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
+    """(lead, rest) of a statement in plain wording, rest rendered with its [n] and tag."""
+    drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
+    lead, rest = split_lead(plain_wording(st.raw, drugs=drugs))
+    return lead, builder.statement(st, rest if lead else None)
+
+
+def _direct(ranked: list[_Scored], facets: QueryFacets, layout: Any, w: Weights) -> _Scored | None:
+    """The one statement that answers the question: from the layout's direct sections, for the
+    asked indication when one is named (every asked indication at once when several are), the
+    drug's own dose for a dose question; then the best score with a little for each figure."""
+    pool = [s for s in ranked if s.statement.section in layout.direct]
+    if facets.intent in _DOSE_INTENTS:
+        pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
+    if facets.indications and not facets.broad_indication:
+        pool = [s for s in pool if s.indication_fit == "match"] or pool
+    if not pool:
+        return ranked[0] if ranked else None
+
+    def value(s: _Scored) -> float:
+        return s.score + w.direct_per_dose * min(len(s.statement.doses), 3)
+
+    top = max(value(s) for s in pool)
+    # Near-equals: the one its document states first (authors put the main use first).
+    return min((s for s in pool if value(s) >= top - w.direct_tie), key=_doc_order)
+
+
+def _direct_line(
+    builder: _Builder,
+    best: _Scored,
+    ranked: list[_Scored],
+    facets: QueryFacets,
+    vocab: Vocabulary,
+    layout: Any,
+) -> None:
+    lead, rest = _fragment(builder, best.statement)
+    topic = _topic(best, facets, vocab, lead)
+    drug = facets.drug or ""
+    if topic:
+        text = f"{topic}: {rest}"
+    elif drug and not any(a in rest.lower() for a in vocab.aliases_of(drug)):
+        text = f"{capital(drug)}: {rest}"
+    else:
+        text = rest
+    keys = [best.statement.key]
+    builder.use(
+        best,
+        "direct answer",
+        "the best-ranked statement of the asked section"
+        + (" for the asked indication" if best.indication_fit == "match" else ""),
+    )
+    duration = _duration_for(best, ranked, facets, vocab) if layout.duration else None
+    if duration is not None:
+        d_lead, d_rest = _fragment(builder, duration.statement)
+        if d_lead:
+            text = f"{text.rstrip('.')}; duration: {d_rest[:1].lower()}{d_rest[1:]}"
+        else:
+            text = f"{text.rstrip('.')}; {d_rest[:1].lower()}{d_rest[1:]}"
+        keys.append(duration.statement.key)
+        builder.use(duration, "direct answer", "the duration for the same indication")
+    builder.add(f"**{_sentence(text)}**", tuple(keys))
+
+
+def _duration_for(
+    best: _Scored, ranked: list[_Scored], facets: QueryFacets, vocab: Vocabulary
+) -> _Scored | None:
+    """How long, for the direct sentence's indication: a Duration statement with a figure, of
+    the same sub-topic or for the asked indication; shortest wording first among equals."""
+    pool = [
+        s for s in ranked
+        if s.statement.section == "Duration" and _DURATION_RE.search(s.statement.text)
+        and s.indication_fit == "match"
+    ]  # fmt: skip
+    if not pool or not (facets.indications and not facets.broad_indication):
+        return None
+    # Of the direct statement's own indication when its sources give one ("LN maintenance").
+    own = vocab.mentions(f"{best.statement.group} {best.statement.text}", "indication")
+    same = [
+        s
+        for s in pool
+        if own & vocab.mentions(f"{s.statement.group} {s.statement.text}", "indication")
+    ]
+    return max(same or pool, key=lambda s: (s.score, -len(s.statement.text)))
+
+
+def _section_lines(
+    builder: _Builder,
+    name: str,
+    limit: int,
+    ranked: list[_Scored],
+    facets: QueryFacets,
+    asked: bool,
+    w: Weights,
+) -> list[_Scored]:
+    """Up to ``limit`` statements of one section not shown yet: the asked indication's first,
+    one per sub-topic before a second of any, fewer figures first in a section not asked."""
+    dose_intent = facets.intent in _DOSE_INTENTS
+    # The section a non-dose question asks about lists its statements in full, the direct
+    # sentence's among them; elsewhere nothing is said twice.
+    direct = {st.key for st in builder.used_statements[:1]} if asked and not dose_intent else set()
+    used = builder.used_keys() - direct
+    seen_text = {st.text for st in builder.used_statements if st.key not in direct}
+
+    def key(s: _Scored) -> float:
+        if asked:
+            return s.score
+        doses = len(s.statement.doses)
+        concrete = w.concrete_schedule if not doses and _DIGIT_RE.search(s.statement.text) else 0
+        return s.score + w.neighbour_dose * doses + concrete
+
+    pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
+                   and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
+    if asked and dose_intent and facets.indications and not facets.broad_indication:
+        # The question names an indication: its own doses first, one about the drug in general.
+        own = [s for s in pool if s.indication_fit == "match"]
+        pool = own + [s for s in pool if s.indication_fit != "match"][: 1 if own else limit]
+    if dose_intent and name == "Dosing":
+        # A dose question's dosing lines give doses; a line without one only fills a gap.
+        pool = [s for s in pool if s.statement.doses] + [s for s in pool if not s.statement.doses]
+    companion = None
+    if dose_intent and name == "Dosing":
+        # One companion drug's dose (the steroid given with it) for a named indication only.
+        # (or one the question's own words ask for: "how much folic acid with methotrexate").
+        focused = bool(facets.indications) and not facets.broad_indication
+        companion = next((s for s in pool if s.other_dose
+                          and (s.strong or (focused and s.indication_fit == "match"))), None)  # fmt: skip
+        pool = [s for s in pool if not s.other_dose]
+    # Said once: a line of a sub-topic whose every dose that sub-topic already shows (the same
+    # fact from another source) adds nothing new.
+    labels = {s.statement.key: s.label for s in ranked}
+    shown_doses = {(labels.get(st.key, ""), _norm(d)) for st in builder.used_statements
+                   if st.key not in direct for d in st.doses}  # fmt: skip
+
+    def says_new(s: _Scored) -> bool:
+        return not s.statement.doses or bool(
+            {(s.label, _norm(d)) for d in s.statement.doses} - shown_doses
+        )
+
+    pool = [s for s in pool if says_new(s)]
+    chosen: list[_Scored] = []
+    groups: set[str] = {s.label for s in ranked if s.statement in builder.used_statements}
+    for first_pass in (True, False):
+        for s in pool:
+            if len(chosen) >= limit or s in chosen or s.statement.text in seen_text:
+                continue
+            # A dose question's dosing lines cover its sub-topics (indications, phases) before
+            # a second line of any; other sections list by rank.
+            if (
+                first_pass
+                and dose_intent
+                and name in ("Dosing", "Duration")
+                and (
+                    (s.label in groups and len(pool) > limit)
+                    or (name == "Dosing" and not s.statement.doses)
+                )
+            ):
+                continue
+            if not says_new(s):
+                continue
+            if any(_same_words(s.statement.text, c.statement.text) for c in chosen):
+                continue  # two sources saying the same thing: once is enough
+            chosen.append(s)
+            groups.add(s.label)
+            seen_text.add(s.statement.text)
+            shown_doses.update((s.label, _norm(d)) for d in s.statement.doses)
+    # Beyond the limit, only a statement that answers the question's own words ("steady
+    # state", "day one", "liver transplant") still earns a line, two at most.
+    extra = [s for s in pool if s.strong and s not in chosen and s.statement.text not in seen_text]
+    for s in extra[: w.strong_extra_lines]:
+        chosen.append(s)
+        seen_text.add(s.statement.text)
+    if companion is not None:
+        chosen.append(companion)
+    return sorted(chosen, key=_doc_order)
+
+
+def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
+    """Is the passage from a document about this drug (not an overview of many drugs)?"""
+    drugs = [str(d).lower() for d in chunk.metadata.get("drugs", ())]
+    if drugs and same_drug(drugs[0], drug):
+        return True  # its own document, however many drugs it names beside it
+    return len(drugs) <= _FEW_DRUGS and any(same_drug(d, drug) for d in drugs)
+
+
+_FEW_DRUGS = 3  # a document naming more drugs is an overview (children's doses of six drugs)
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Nearly the same sentence (most words shared): the same fact from two sources."""
+    wa, wb = set(normalise(a)), set(normalise(b))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= _SAME_WORDS
+
+
+_SAME_WORDS = 0.6  # share of words two sentences have in common to count as one fact
+
+
+def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weights) -> list[_Scored]:
+    """The drug's fixed safety topics (vocabulary.toml), each by its best-ranked sentence not
+    shown yet; fewer figures first (the topic matters here, not another dose)."""
+    vocab = clinical()
+    patterns = vocab.safety.get(drug, ())
+    shown = [st.text for st in builder.used_statements]
+    chosen: list[_Scored] = []
+    for rx in patterns:
+        if any(rx.search(t) for t in shown):
+            continue  # the answer already says it
+        # A dosing line is no safety line, even when it names the topic ("adjusted to blood
+        # counts"): the dose sections decide which doses are shown.
+        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
+        hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
+                and s not in chosen
+                and s.statement.section not in ("Dosing", "Duration")
+                and _own_document(s.statement.chunk, drug)
+                and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
+        if not hits:
+            continue
+        best = max(hits, key=lambda s: s.score + w.safety_per_figure * len(s.statement.doses))
+        chosen.append(best)
+        shown.append(best.statement.text)
+        if len(chosen) >= vocab.safety_lines:
+            break
+    return chosen
+
+
+def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:
+    """The statements shown so far, direct sentence first, as ranked entries."""
+    by_key = {s.statement.key: s for s in ranked}
+    return [by_key[st.key] for st in builder.used_statements if st.key in by_key]
+
+
 def compose_answer(
     question: str,
     facets: QueryFacets,
@@ -670,163 +1109,78 @@ def compose_answer(
     derive: Any = None,
     exclude: frozenset[str] = frozenset(),
     notes: bool = True,
-    max_per_section: int = 2,
-    max_primary: int = 4,
+    weights: Weights = WEIGHTS,
 ) -> Composition | None:
     """Compose a cited answer, or None when no statement is about the question's drug.
 
     ``derive(passages) -> tuple[Derivation, ...]`` computes patient-specific doses (the chain
     passes ``guardrails.calculate`` bound to the patient); ``exclude`` holds statement keys the
-    guard rejected on a previous pass."""
+    guard rejected on a previous pass; ``notes=False`` leaves out the lines no statement backs
+    (disagreement notes, the patient's derived doses)."""
     statements = [s for s in extract_statements(chunks) if s.key not in exclude]
-    question_tokens = set(normalise(question)) - {
-        "the",
-        "of",
-        "for",
-        "in",
-        "a",
-        "and",
-        "is",
-        "what",
-    }
-    scored = _score(statements, facets, vocabulary, question_tokens, question)
-    if not scored:
+    ranked = rank(statements, facets, vocabulary, question, weights)
+    best = _direct(ranked, facets, clinical().layout(facets.intent), weights)
+    if best is None:
         return None
+    layout = clinical().layout(facets.intent)
     builder = _Builder(audience)
-    # 1. Direct answer, in bold, from the best statement of each sub-topic.
-    direct = _direct_statements(scored, facets)
-    if not direct:
-        direct = sorted(scored, key=lambda s: s.score, reverse=True)[:2]
-    pieces = []
-    for s in direct:
-        rendered = builder.statement(s.statement)
-        # Only a sub-topic heading earns a "For ...:" lead-in; inferred indications read oddly.
-        pieces.append(_label_prefix(s.statement.group, rendered) + _sentence(rendered))
-    builder.add(f"**{' '.join(pieces)}**", tuple(s.statement.key for s in direct))
-    builder.used_statements.extend(s.statement for s in direct)
+    _direct_line(builder, best, ranked, facets, vocabulary, layout)
 
-    if facets.intent in ("dose", "general"):
-        testing = [
+    lines = dict(layout.lines)
+    if len(facets.indications) + facets.broad_indication >= 2:
+        # A question spanning several indications gets one more line where it asks for doses.
+        for name in ("Dosing", "Duration"):
+            if name in lines:
+                lines[name] += clinical().broad_extra
+    if facets.populations and "Special populations" not in lines:
+        lines["Special populations"] = clinical().population_lines
+    # The layout's sections first; the others show only lines that answer the question's words.
+    order = (
+        [s for s in layout.direct if s in lines]
+        + [s for s in SECTION_ORDER if s in lines and s not in layout.direct]
+        + [
             s
-            for s in scored
-            if s.statement.section == "Pharmacogenomics"
-            and re.search(r"\btest|genotyp|phenotyp", s.statement.text, re.I)
+            for s in SECTION_ORDER
+            if s not in lines and s not in layout.direct and s != "Background"
         ]
-        if testing:
-            t = max(testing, key=lambda s: s.score)
-            builder.add("")
-            builder.add(_sentence(builder.statement(t.statement)), (t.statement.key,))
-            builder.used_statements.append(t.statement)
-
-    # 2. Sections: the intent's own sections first, then the others that apply.
-    primary = _PRIMARY.get(facets.intent, ())
-    by_section: dict[str, list[_Scored]] = {}
-    for s in scored:
-        by_section.setdefault(s.statement.section, []).append(s)
-    order = [s for s in primary if s in by_section] + [
-        s for s in SECTION_ORDER if s in by_section and s not in primary
-    ]
+    )
     if (
         facets.populations
         and "Special populations" in order
-        and "Special populations" not in primary
+        and "Special populations" not in layout.direct
     ):
+        # The population asked about comes right after the asked section.
         order.remove("Special populations")
         order.insert(min(1, len(order)), "Special populations")
-    shown: list[_Scored] = []
     derivations: tuple[Derivation, ...] = ()
-    dose_intent = facets.intent in ("dose", "general")
-    focused = bool(facets.indications) and not facets.broad_indication
     for name in order:
-        if name == "Background" and len(order) > 1:
-            continue
-        secondary = False
-        if name in primary:
-            # The direct answer already gave a dose question its duration.
-            # (one more line for a question spanning several indications).
-            if dose_intent:
-                limit = (1 if focused else 3) if name == "Duration" else max_primary
-            else:
-                limit = max_primary + 2  # a narrower question: its own section in full
-        elif name == "Special populations" and facets.populations:
-            limit = max_per_section
-        elif dose_intent:
-            # A dose question gets one line of the topics that change a dose (genotype,
-            # monitoring, interactions), not a tour of every section; other sections appear
-            # only for a statement that answers the question's own words.
-            limit = 1 if name in _DOSE_NEIGHBOURS else 0
-            secondary = True
-        else:
-            limit = max_per_section
-
-        def rank_key(s: _Scored, secondary: bool = secondary) -> float:
-            # A neighbouring topic's figures are not what was asked: fewer of them is better.
-            if not secondary:
-                return s.score
-            # A neighbouring topic's doses are not what was asked; a concrete schedule
-            # ("weekly for the first 8 weeks") beats a vague line.
-            doses = len(s.statement.doses)
-            concrete = 0.25 if not doses and _DIGIT_RE.search(s.statement.text) else 0.0
-            return s.score - 1.5 * doses + concrete
-
-        # Said once: the direct answer and the patient block are not repeated below, except
-        # in the section a non-dose question asks about, which lists its statements in full.
-        repeat = not dose_intent and bool(primary) and name == primary[0]
-        used = set() if repeat else builder.used_keys()
-        seen_text = set() if repeat else {st.text for st in builder.used_statements}
-        ranked = [
-            s
-            for s in sorted(by_section[name], key=rank_key, reverse=True)
-            if s.statement.key not in used
-        ]
-        if focused and name in primary:
-            # The question names an indication: its own statements first, at most two about
-            # the drug in general (no indication of their own).
-            own = [s for s in ranked if s.indication_fit == "match"]
-            general = [s for s in ranked if s.indication_fit != "match"][: 2 if own else limit]
-            ranked = sorted(own + general, key=lambda s: s.score, reverse=True)
-        companion: _Scored | None = None
-        if dose_intent and name == "Dosing":
-            # One companion drug's dose (the steroid given alongside), after the drug's own.
-            companion = next((s for s in ranked if s.other_dose), None)
-            ranked = [s for s in ranked if not s.other_dose]
-        items: list[_Scored] = []
-        extra = 0
-        direct_keys = {d.statement.key for d in direct} if repeat else set()
-        for s in ranked:
-            if s.statement.text in seen_text:
-                continue
-            # A statement repeated from the direct answer does not use up the section's lines.
-            if sum(1 for i in items if i.statement.key not in direct_keys) >= limit:
-                # Beyond the limit, only a statement that answers the question's own words
-                # ("steady state", "before conception") still earns a line.
-                if extra >= 2 or not s.strong:
-                    continue
-                extra += 1
-            seen_text.add(s.statement.text)
-            items.append(s)
-        if companion is not None and companion.statement.text not in seen_text:
-            items.append(companion)
-        items.sort(key=_doc_order)
+        asked = name in layout.direct
+        items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights)
         if items:
             builder.heading(name)
         for s in items:
             builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
-            builder.used_statements.append(s.statement)
-            shown.append(s)
+            builder.use(s, name, f"ranked {ranked.index(s) + 1} of {len(ranked)} in {name}")
         if name == "Dosing":
-            compared = [s for s in direct if s.statement.section == "Dosing"] + items
-            disagreements = _disagreements(compared, builder) if notes else []
+            shown = _in_use_order(builder, ranked)
+            disagreements = _disagreements(shown, builder)[:1] if notes else []
             if disagreements and not items:
                 builder.heading(name)
             for note in disagreements:
                 builder.add(f"- {note}")
-            derivations = _patient_block(builder, patient, derive, direct + items, scored, facets)
+            derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
+    if "Dosing" not in order and patient is not None:
+        shown = _in_use_order(builder, ranked)
+        derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
 
-    if not any(name == "Dosing" for name in order) and patient is not None:
-        derivations = _patient_block(builder, patient, derive, direct, scored, facets)
+    safety = _safety_lines(builder, ranked, facets.drug or "", weights)
+    if safety:
+        builder.heading("Safety")
+        for s in safety:
+            builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
+            builder.use(s, "Safety", f"a safety topic of {facets.drug} (vocabulary.toml)")
 
-    lead = _patient_lead(builder, patient, scored, derivations, facets)
+    lead = _patient_lead(builder, patient, ranked, derivations, facets)
     if lead is not None and (lead[1] or notes):
         # A lead without a source sentence (a derivation, "no rule found") goes with the other
         # extras when the guard rejects one of them: the chain then answers without them.
@@ -845,9 +1199,10 @@ def compose_answer(
         references=render_references(cited, audience),
         summary=summary,
         cited=cited,
-        statements=tuple(s.statement for s in shown),
+        statements=tuple(builder.used_statements),
         line_keys=line_keys,
         derivations=derivations,
+        explanations=tuple(builder.explanations),
     )
 
 
@@ -880,17 +1235,24 @@ def _patient_block(
             if s.statement.section == "Interactions" and comed.lower() in s.statement.text.lower()
         ]
         context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
-    context = list({st.key: st for st in context}.values())
+    # One line per fact: two passages may word it the same.
+    context = list({st.text: st for st in reversed(context)}.values())[::-1]
 
     lines: list[tuple[str, tuple[str, ...]]] = []
     derivations: tuple[Derivation, ...] = ()
+    # The drug's own doses: a companion steroid's dose is no base for this drug's.
     dose_statements = [
-        s.statement for s in direct if s.statement.doses and s.statement.section == "Dosing"
-    ]
+        s.statement for s in direct
+        if s.statement.doses and s.statement.section == "Dosing" and not s.other_dose
+    ]  # fmt: skip
     if not dose_statements:
         # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
         # leads with other sections; the patient's dose still starts from the best dosing one.
-        dosing = [s for s in scored if s.statement.section == "Dosing" and s.statement.doses]
+        dosing = [
+            s
+            for s in scored
+            if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose
+        ]
         fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
         dose_statements = [
             s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
@@ -919,7 +1281,7 @@ def _patient_block(
             lines.append((f"- {d.explanation} — within the dose limits", ()))
     for st in context:
         lines.append((f"- {_sentence(builder.statement(st))}", (st.key,)))
-        builder.used_statements.append(st)
+        builder.use_statement(st, "For this patient", "what the sources say for this patient")
     if lines:
         builder.heading("For this patient")
         for text, keys in lines:
@@ -927,9 +1289,13 @@ def _patient_block(
     return derivations
 
 
-_POOR_RE = re.compile(r"\b(?:poor|deficien\w*|homozygous|absent|no (?:TPMT|NUDT15) activity)\b", re.I)
+_POOR_RE = re.compile(
+    r"\b(?:poor|deficien\w*|homozygous|absent|no (?:TPMT|NUDT15) activity)\b", re.I
+)
 _INTERMEDIATE_WORD_RE = re.compile(r"\b(?:intermediate|heterozygous)\b", re.I)
-_KIDNEY_WORDS_RE = re.compile(r"\b(?:renal|kidney|CrCl|creatinine clearance|e?GFR|dialysis|CKD)\b", re.I)
+_KIDNEY_WORDS_RE = re.compile(
+    r"\b(?:renal|kidney|CrCl|creatinine clearance|e?GFR|dialysis|CKD)\b", re.I
+)
 _ELDERLY_RE = re.compile(r"\b(?:elderly|older (?:adults|patients|people)|geriatric)\b", re.I)
 _CKD3_EGFR = 60  # mL/min/1.73 m²: below it (CKD stage 3 or worse) kidney rules lead the answer
 
@@ -953,8 +1319,9 @@ def _patient_lead(
     patient change with no source sentence says so, with no number."""
     if patient is None:
         return None
+
     def line(st: Statement, why: str) -> tuple[str, tuple[str, ...]]:
-        builder.used_statements.append(st)
+        builder.use_statement(st, "For this patient", "what the sources say for this patient")
         return f"**For this patient ({why}): {_sentence(builder.statement(st))}**", (st.key,)
 
     for gene in ("tpmt", "nudt15"):
@@ -965,7 +1332,9 @@ def _patient_lead(
         if not any(gene_rx.search(s.statement.text) for s in scored):
             continue  # the sources give this drug no phenotype rule: the gene does not matter
         word = _POOR_RE if phenotype == "poor" else _INTERMEDIATE_WORD_RE
-        st = _best(scored, lambda t, rx=gene_rx, w=word: bool(rx.search(t.text) and w.search(t.text)))
+        st = _best(
+            scored, lambda t, rx=gene_rx, w=word: bool(rx.search(t.text) and w.search(t.text))
+        )
         label = f"{gene.upper()} {phenotype} metaboliser"
         if st is not None:
             text, keys = line(st, label)
@@ -1055,6 +1424,7 @@ def _pick_derivations(
 
 
 def render_references(cited: Sequence[CitedSource], audience: str = "clinician") -> str:
+    """One entry per passage: "n. [evidence] title — section — reference(s)"."""
     if not cited:
         return ""
     heading = "**Sources**" if audience != "patient" else "**Where this comes from**"
@@ -1062,32 +1432,9 @@ def render_references(cited: Sequence[CitedSource], audience: str = "clinician")
     for c in cited:
         path = tuple(c.chunk.metadata.get("section_path") or c.chunk.section.split(" > "))
         section = " > ".join(p for p in path if p != c.chunk.title) or c.chunk.section
-        lines.append(f"{c.n}. {c.chunk.title} — {section} — {c.reference}")
+        tag = f"[{c.kind}] " if c.kind else ""
+        lines.append(f"{c.n}. {tag}{c.chunk.title} — {section} — {c.reference}")
     return "\n".join(lines)
-
-
-_FOLLOWUPS = {
-    "Pharmacogenomics": "What if TPMT is intermediate?",
-    "Monitoring": "What monitoring does {drug} need?",
-    "Special populations": "Can {drug} be used in pregnancy?",
-    "Interactions": "Which drug interactions matter for {drug}?",
-    "Duration": "How long should {drug} be continued?",
-    "Dosing": "What is the usual dose of {drug}?",
-    "Contraindications": "When should {drug} not be used?",
-    "Adverse effects": "What are the main side effects of {drug}?",
-}
-_GENETICS_FOLLOWUP = "Which genetic tests matter before starting {drug}?"
-_INTENT_SECTION = {
-    "dose": "Dosing",
-    "general": "Dosing",
-    "monitoring": "Monitoring",
-    "duration": "Duration",
-    "interaction": "Interactions",
-    "pharmacogenomics": "Pharmacogenomics",
-    "adverse": "Adverse effects",
-    "contraindication": "Contraindications",
-    "pregnancy": "Special populations",
-}
 
 
 def suggest_followups(
@@ -1096,21 +1443,15 @@ def suggest_followups(
     """Questions the corpus can answer for this drug, skipping the one just asked."""
     if not drug:
         return ()
+    words = clinical()
     available = vocabulary.sections_by_drug.get(drug, frozenset())
-    current = _INTENT_SECTION.get(intent)
-    # TPMT decides a thiopurine's dose only: another drug's genetics question is its own.
-    thiopurine = drug in THIOPURINES or drug == "thioguanine"
-    templates = _FOLLOWUPS if thiopurine else {**_FOLLOWUPS, "Pharmacogenomics": _GENETICS_FOLLOWUP}
+    current = words.layout(intent).direct[0] if intent in words.layouts else "Dosing"
+    templates = dict(words.followups)
+    if not (drug in THIOPURINES or drug == "thioguanine"):
+        templates["Pharmacogenomics"] = words.genetics_followup
     out = [
         templates[name].format(drug=drug)
-        for name in (
-            "Pharmacogenomics",
-            "Monitoring",
-            "Special populations",
-            "Interactions",
-            "Duration",
-            "Dosing",
-        )
-        if name in available and name != current
+        for name in words.followup_order
+        if name in available and name != current and name in templates
     ]
     return tuple(out[:limit])

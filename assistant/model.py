@@ -7,7 +7,7 @@ from typing import Any
 
 from guardrails.model import Passage
 
-__all__ = ["AnswerResult", "Citation", "ClaimView", "RetrievedChunk"]
+__all__ = ["AnswerResult", "Citation", "ClaimView", "Explanation", "RetrievedChunk"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,30 @@ class Citation:
     last_reviewed: str = ""
     doc_kind: str = "article"
     highlights: tuple[tuple[int, int], ...] = ()  # spans in excerpt of supporting numbers
+    evidence: str = ""  # the cited sources' evidence tags: "guideline, trial", "label", ...
+    # spans in excerpt of the sentences the answer cites (excerpt keeps its [@id] markers: it is
+    # the guard's passage; displays strip them with assistant.compose.excerpt_view)
+    sentences: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the composer chose one line of an answer (``dosewise ask --explain``)."""
+
+    place: str  # "direct answer", a section name, "Safety", "For this patient"
+    why: str  # the layout's reason: "the best-ranked statement of the asked section", ...
+    text: str  # the source sentence, without markers
+    source: str  # "document id > section"
+    score: float | None = None  # its rank score (None: not ranked, e.g. a patient rule)
+    reasons: tuple[str, ...] = ()  # what made up the score: "indication match (+2.0)", ...
+
+    def describe(self) -> str:
+        score = f" score {self.score:g}" if self.score is not None else ""
+        head = f"[{self.place}] {self.why}{score} — {self.source}"
+        lines = [head, f"    {self.text}"]
+        if self.reasons:
+            lines.append("    " + "; ".join(self.reasons))
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,7 @@ class AnswerResult:
     followups: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieved: tuple[RetrievedChunk, ...] = ()
+    explanations: tuple[Explanation, ...] = ()  # why each line was chosen (composer answers)
 
     @property
     def badge(self) -> str:
@@ -112,6 +137,7 @@ class AnswerResult:
                     "source_reference": c.source_reference,
                     "review_status": c.review_status,
                     "doc_kind": c.doc_kind,
+                    "evidence": c.evidence,
                 }
                 for c in self.citations
             ],

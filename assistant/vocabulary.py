@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import difflib
 import re
+import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from guardrails.lexicon import DRUG_ALIASES
 from guardrails.lexicon import INDICATION_ALIASES as _INDICATIONS
+from guardrails.sentences import clauses
 from ingest.model import Chunk
 
 __all__ = [
+    "ClinicalVocabulary",
     "INDICATION_ALIASES",
+    "Layout",
     "INTENTS",
     "POPULATION_ALIASES",
     "QueryFacets",
@@ -30,6 +35,7 @@ __all__ = [
     "ROUTE_ALIASES",
     "THIOPURINES",
     "answer_section",
+    "clinical",
     "given_routes",
     "is_class_or_topic",
     "names_class_or_topic",
@@ -139,9 +145,6 @@ def uncovered_routes(routes: Iterable[str], texts: Iterable[str]) -> tuple[str, 
     return tuple(r for r in routes if r in _COVERED_RE and not _COVERED_RE[r].search(joined))
 
 
-_SENTENCE_BREAK_RE = re.compile(r"(?<=[.;!?])\s+|\n+")
-
-
 def given_routes(texts: Iterable[str], drug: str | None = None) -> tuple[str, ...]:
     """Oral/IV, as far as the passages say how ``drug`` is given.
 
@@ -150,7 +153,8 @@ def given_routes(texts: Iterable[str], drug: str | None = None) -> tuple[str, ..
     parts: Iterable[str] = texts
     if drug:
         named = re.compile(rf"(?<![\w-]){re.escape(drug)}(?![\w-])", re.IGNORECASE)
-        parts = (s for t in texts for s in _SENTENCE_BREAK_RE.split(t) if named.search(s))
+        # The guard's one sentence splitter, cut at ";" too (clauses).
+        parts = (t[cs:ce] for t in texts for cs, ce, _, _ in clauses(t) if named.search(t[cs:ce]))
     joined = " ".join(parts)
     return tuple(name for name, rx in _GIVEN_RE.items() if rx.search(joined))
 
@@ -623,18 +627,6 @@ def parse_phenotypes(question: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-# Answer sections, in the order a clinician reads them.
-SECTION_ORDER = (
-    "Dosing",
-    "Duration",
-    "Pharmacogenomics",
-    "Monitoring",
-    "Interactions",
-    "Special populations",
-    "Contraindications",
-    "Adverse effects",
-    "Background",
-)
 
 _SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # A label's "Indications and Usage" says what the drug is for, not how much to give.
@@ -690,3 +682,102 @@ def answer_section(section_path: Sequence[str], text: str = "") -> str:
     if path:
         return _section_of(path[0]) or "Background"
     return "Background"
+
+
+# -- the clinical vocabulary (vocabulary.toml) ----------------------------------------------------
+_DATA = Path(__file__).with_name("vocabulary.toml")
+# A number standing alone; a digit inside a gene name ("NUDT15") is no quantity.
+_DIGIT_RE = re.compile(r"(?<!\w)\d")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one intent's answer is laid out: the sections its direct sentence comes from, whether
+    that sentence also gets the indication's duration, and how many lines each section shows."""
+
+    direct: tuple[str, ...]
+    lines: Mapping[str, int]
+    duration: bool = False
+
+
+@dataclass(frozen=True)
+class ClinicalVocabulary:
+    """The words of an answer, read from ``vocabulary.toml`` (see the comments there)."""
+
+    sections: tuple[str, ...]
+    patient_headings: Mapping[str, str]
+    layouts: Mapping[str, Layout]
+    population_lines: int
+    broad_extra: int
+    safety_lines: int
+    followups: Mapping[str, str]
+    followup_order: tuple[str, ...]
+    genetics_followup: str
+    safety: Mapping[str, tuple[re.Pattern[str], ...]]
+    abbreviations: Mapping[str, str]
+    source_patterns: tuple[re.Pattern[str], ...]
+    source_keep_words: frozenset[str]
+    source_inline: tuple[re.Pattern[str], ...]
+    evidence_tags: Mapping[str, str]
+
+    def layout(self, intent: str) -> Layout:
+        return self.layouts.get(intent) or self.layouts["dose"]
+
+    def evidence_tag(self, kind: str) -> str:
+        return self.evidence_tags.get(kind, kind or "other")
+
+
+def _load_clinical(path: Path) -> ClinicalVocabulary:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    layouts = {
+        intent: Layout(
+            direct=tuple(row["direct"]),
+            lines={str(k): int(v) for k, v in row.get("lines", {}).items()},
+            duration=bool(row.get("duration", False)),
+        )
+        for intent, row in data["layout"].items()
+    }
+    followups = {k: str(v) for k, v in data["followups"].items() if isinstance(v, str)}
+    genetics = followups.pop("genetics_other")
+    abbreviations = {str(k): str(v) for k, v in data["abbreviations"].items()}
+    shown = [*abbreviations.values(), *followups.values(), genetics,
+             *data["patient_headings"].values()]  # fmt: skip
+    digits = [t for t in shown if _DIGIT_RE.search(t)]
+    if digits:
+        # A number the composer wrote itself would have no source for the guard to find.
+        raise ValueError(f"{path.name}: shown text must hold no digit: {digits}")
+    sections = tuple(data["sections"])
+    unknown = {s for lay in layouts.values() for s in (*lay.direct, *lay.lines)} - set(sections)
+    if unknown or "dose" not in layouts:
+        raise ValueError(f"{path.name}: layout names unknown sections {sorted(unknown)}")
+    sources = data["source_names"]
+    return ClinicalVocabulary(
+        sections=sections,
+        patient_headings=dict(data["patient_headings"]),
+        layouts=layouts,
+        population_lines=int(data["layout_rules"]["population_lines"]),
+        broad_extra=int(data["layout_rules"]["broad_extra"]),
+        safety_lines=int(data["layout_rules"]["safety_lines"]),
+        followups=followups,
+        followup_order=tuple(data["followups"]["order"]),
+        genetics_followup=genetics,
+        safety={
+            drug: tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+            for drug, patterns in data["safety"].items()
+        },
+        abbreviations=abbreviations,
+        source_patterns=tuple(re.compile(p) for p in sources["patterns"]),
+        source_keep_words=frozenset(sources["keep_words"]),
+        source_inline=tuple(re.compile(p, re.IGNORECASE) for p in sources["inline"]),
+        evidence_tags={str(k): str(v) for k, v in data["evidence_tags"].items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def clinical() -> ClinicalVocabulary:
+    """The packaged clinical vocabulary (read once)."""
+    return _load_clinical(_DATA)
+
+
+# Answer sections, in the order a clinician reads them (vocabulary.toml).
+SECTION_ORDER: tuple[str, ...] = clinical().sections

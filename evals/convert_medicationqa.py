@@ -6,7 +6,10 @@
 Only the question text and the focus drug are used; the dataset's answers are never copied.
 An item is out of corpus unless its focus drug is a drug of our corpus (generic name or a brand
 name of one); ``expected.numbers`` stays empty because the dataset's answers are not ours to
-verify against. The output may not be written inside the repository (dataset text stays out).
+verify against, unless ``--numbers-from-answers`` is given: then an in-corpus item expects the
+doses its dataset answer states (mass doses only, as the guard's parser reads them), so the eval
+can report key-number recall and focus on questions the team did not write. The output may not be
+written inside the repository (dataset text stays out).
 """
 
 from __future__ import annotations
@@ -70,18 +73,33 @@ def _mentions(text: str, drugs: set[str]) -> str | None:
     return None
 
 
-def convert(rows: Iterable[dict[str, object]], drugs: set[str]) -> list[dict[str, object]]:
+def answer_doses(answer: str) -> list[str]:
+    """The doses a dataset answer states, as written ("50-100 mg", "2 mg/kg/day"), without
+    repeats: the numbers an external answer to the question needed."""
+    from guardrails import parse_quantities
+
+    out: list[str] = []
+    for q in parse_quantities(answer):
+        if q.kind == "dose" and q.text not in out:
+            out.append(q.text)
+    return out
+
+
+def convert(
+    rows: Iterable[dict[str, object]], drugs: set[str], *, numbers_from_answers: bool = False
+) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for n, row in enumerate(rows, start=1):
         question = str(row.get("question") or "").strip()
         focus = str(row.get("focus_drug") or "")
         generic = _mentions(focus, drugs) if focus else _mentions(question, drugs)
         qtype = _SLUG.sub("-", str(row.get("question_type") or "unknown").lower()).strip("-")
+        numbers = answer_doses(str(row.get("answer") or "")) if numbers_from_answers and generic else []
         out.append(
             {
                 "id": str(row.get("id") or f"medicationqa-{n}"),
                 "question": question,
-                "expected": {"numbers": [], "out_of_corpus": generic is None},
+                "expected": {"numbers": numbers, "out_of_corpus": generic is None},
                 "tags": ["medicationqa", f"type:{qtype}", "in-corpus" if generic else "out-of-corpus"],
                 **({"focus_drug": generic} if generic else {}),
             }
@@ -94,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, default=REPO / "corpus")
+    ap.add_argument("--numbers-from-answers", action="store_true",
+                    help="In-corpus items expect the doses their dataset answer states.")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     if out.is_relative_to(REPO):
@@ -112,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as exc:
             print(f"warning: {args.source}:{lineno}: skipped, invalid JSON ({exc.msg})",
                   file=sys.stderr)
-    items = convert(rows, corpus_drugs(args.corpus))
+    items = convert(rows, corpus_drugs(args.corpus), numbers_from_answers=args.numbers_from_answers)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), "utf-8")
     inside = sum(1 for i in items if "focus_drug" in i)

@@ -92,6 +92,8 @@ class ItemOutcome:
     numbers_missing: tuple[str, ...] = ()
     numbers_shown: int = 0
     numbers_on_target: int = 0
+    sources_shown: int = 0  # entries of the answer's source list (one per passage)
+    words_shown: int = 0  # words of the answer body (without the source list)
     claims_total: int = 0
     claims_verified: int = 0
     unverified_shown: int = 0
@@ -292,6 +294,8 @@ def _summarise(items: Sequence[ItemOutcome]) -> dict[str, Any]:
             len(i.numbers_found) / len(i.expected_numbers) for i in with_numbers
         ),
         "numbers_shown_per_answer": _ratio(sum(i.numbers_shown for i in shown), len(shown)),
+        "sources_per_answer": _ratio(sum(i.sources_shown for i in shown), len(shown)),
+        "words_per_answer": _ratio(sum(i.words_shown for i in shown), len(shown)),
         "key_number_focus": _ratio(
             sum(i.numbers_on_target for i in with_numbers if i.shown),
             sum(i.numbers_shown for i in with_numbers if i.shown),

@@ -21,6 +21,8 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("Key-number recall", "key_number_recall", "pct"),
     ("Key-number focus (shown numbers that are expected ones)", "key_number_focus", "pct"),
     ("Numbers shown per answer", "numbers_shown_per_answer", "num"),
+    ("Sources per answer", "sources_per_answer", "num"),
+    ("Words per answer", "words_per_answer", "num"),
     ("Number precision (verified / shown claims)", "number_precision", "pct"),
     ("Unverified numbers shown", "unverified_numbers_shown", "int"),
     ("Citation precision", "citation_precision", "pct"),

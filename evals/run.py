@@ -245,6 +245,8 @@ def _score_question(item: QuestionItem, assistant: Any, k: int) -> tuple[ItemOut
         numbers_missing=nums.missing,
         numbers_shown=nums.shown,
         numbers_on_target=nums.on_target,
+        sources_shown=len(getattr(result, "citations", ()) or ()) if shown else 0,
+        words_shown=len(answer.split()),
         claims_total=total,
         claims_verified=verified,
         unverified_shown=(total - verified) + len(uncovered),

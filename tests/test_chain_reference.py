@@ -88,3 +88,17 @@ def test_a_transplant_question_leads_with_the_transplant_dose_not_lupus_nephriti
     assert dose in result.summary
     # The ALMS lupus nephritis induction target answers another question.
     assert foreign not in result.summary
+
+
+def test_direct_sentences_answer_the_asked_question_not_a_side_regimen(real: Assistant) -> None:
+    """One bold sentence: the usage question leads with the band for both indications (not the
+    transplant induction dose), the methotrexate question with the drug's own starting dose
+    (not the split-dose alternative)."""
+    usage = real.ask(USAGE_Q)
+    first = usage.answer.split("\n", 1)[0]
+    assert first.startswith("**") and first.endswith("**") and first.count("**") == 2
+    assert "1–2 mg/kg/day" in first and "3–5 mg/kg/day" not in first
+    mtx = real.ask("What is the dose of methotrexate for rheumatoid arthritis?")
+    assert mtx.status == "verified", mtx.answer
+    assert "split" not in mtx.summary and "Methotrexate" in mtx.summary
+    assert "rheumatoid arthritis" in mtx.summary

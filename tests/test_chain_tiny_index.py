@@ -469,3 +469,16 @@ def test_repeated_question_reuses_its_cached_query_embedding(
     assert [c.chunk_id for c in again.retrieved] == [c.chunk_id for c in first.retrieved]
     fresh.ask("Azathioprine dose in pregnancy?")
     assert len(counting.texts) == 2
+
+
+def test_every_composed_line_says_why_it_was_chosen(assistant: Assistant) -> None:
+    result = assistant.ask(LUPUS_Q)
+    _verified(result)
+    assert result.explanations and result.explanations[0].place == "direct answer"
+    body = result.answer.split("**Sources**")[0]
+    cited_lines = [ln for ln in body.splitlines() if ln.startswith("- ") and re.search(r"\[\d+\]", ln)
+                   and "Sources differ" not in ln]  # fmt: skip
+    listed = [e for e in result.explanations if e.place != "direct answer"]
+    assert len(listed) >= len(cited_lines)
+    assert all(e.reasons for e in listed if e.score is not None)
+    assert "[direct answer]" in result.explanations[0].describe()
