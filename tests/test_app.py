@@ -7,21 +7,15 @@ figures cited to their primary sources); the embedding model is conftest's sessi
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from assistant.model import AnswerResult, Citation, ClaimView  # noqa: E402
-from settings import Settings  # noqa: E402
+from assistant.model import AnswerResult, Citation, ClaimView
+from settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app.py"

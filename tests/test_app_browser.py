@@ -45,9 +45,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
             "/usr/bin/chromium is missing (apt-get install chromium; CI does it in .ci/run)"
         )
     pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from ingest import run_ingest
     from settings import Settings
 

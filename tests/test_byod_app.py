@@ -4,20 +4,14 @@ the uploaded drug is answered from it."""
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+import pytest
+from streamlit.testing.v1 import AppTest
 
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from ingest import run_ingest  # noqa: E402
-from settings import Settings  # noqa: E402
+from ingest import run_ingest
+from settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app.py"

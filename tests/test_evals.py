@@ -4,21 +4,16 @@ corpus, the MedicationQA converter, and the CI gate (a fast subset through the r
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-from assistant.model import AnswerResult, Citation, ClaimView, RetrievedChunk  # noqa: E402
-from evals.errors import EvalInputError  # noqa: E402
-from evals.gate import check_thresholds, load_thresholds  # noqa: E402
-from evals.metrics import (  # noqa: E402
+from assistant.model import AnswerResult, Citation, ClaimView, RetrievedChunk
+from evals.errors import EvalInputError
+from evals.gate import check_thresholds, load_thresholds
+from evals.metrics import (
     GuardOutcome,
     ItemOutcome,
     aggregate_guard,
@@ -28,10 +23,10 @@ from evals.metrics import (  # noqa: E402
     percentile,
     retrieval_scores,
 )
-from evals.run import EvalResult, answer_body, run_eval, score_question  # noqa: E402
-from evals.schema import QuestionItem, load_answers, load_questions  # noqa: E402
-from guardrails import parse_quantities, quantities_equivalent  # noqa: E402
-from guardrails.errors import PatientInputError  # noqa: E402
+from evals.run import EvalResult, answer_body, run_eval, score_question
+from evals.schema import QuestionItem, load_answers, load_questions
+from guardrails import parse_quantities, quantities_equivalent
+from guardrails.errors import PatientInputError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
