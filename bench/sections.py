@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,12 @@ def _guard_material(chunks: Sequence[Chunk]) -> tuple[list[Any], str, str, str]:
     return passages, short, " ".join(long_parts), drug
 
 
+def _guard_call(answer: str, passages: Sequence[Any], limits: Any, drug: str) -> Any:
+    from guardrails import check_answer
+
+    return check_answer(answer, passages, None, limits, drug)
+
+
 GUARD_ANSWER_309 = Path(__file__).with_name("guard_answer_309.json")
 
 
@@ -383,7 +390,7 @@ def guard_section(
             # tag), so the answer is parsed each time as a new one would be; passages stay
             # warm, as in use.
             fresh_answers = [f"{answer} Reviewed {tag(r * repeats + i)}." for i in range(repeats)]
-            got = time_calls(lambda a, ps=ps, d=d: check_answer(a, ps, None, limits, d), fresh_answers, 1)
+            got = time_calls(partial(_guard_call, passages=ps, limits=limits, drug=d), fresh_answers, 1)
             times[name] += got
             round_p50[name].append(summarize(got)["p50_ms"])
     for name, (answer, _ps, d, about) in answers.items():
