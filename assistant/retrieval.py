@@ -487,8 +487,10 @@ class HybridRetriever:
                 )
             return indication_fits[indication]
 
+        drug_set = frozenset(facets.drugs)
+        wanted = _wanted_sections(facets)
         for chunk_id, chunk in chunks.items():
-            about_drug = _about_drugs(chunk, facets, vocabulary)
+            about_drug = _about_drugs(chunk, facets, vocabulary, drug_set)
             matching[chunk_id] = about_drug
             bonus = 0.0
             if about_drug:
@@ -497,7 +499,7 @@ class HybridRetriever:
                     bonus += vote / 2
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
-            if _section_fits(chunk, facets):
+            if _section_fits(chunk, facets, wanted):
                 bonus += vote / 2
             fused[chunk_id] += bonus
         if facets.drugs and any(matching.values()):
@@ -570,13 +572,17 @@ _COVER_QUERIES = {
 }
 
 
-def _about_drugs(chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary) -> bool:
+def _about_drugs(
+    chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary, drugs: frozenset[str] | None = None
+) -> bool:
+    """Whether ``chunk`` is about a drug of ``facets`` (``drugs``: its drugs as a set, made
+    once by a caller that asks for every candidate)."""
     if not facets.drugs:
         return False
-    chunk_drugs = {d.lower() for d in chunk.drugs}
-    if chunk_drugs & set(facets.drugs):
+    wanted = drugs if drugs is not None else frozenset(facets.drugs)
+    if any(d.lower() in wanted for d in chunk.drugs):
         return True
-    return bool(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug") & set(facets.drugs))
+    return not wanted.isdisjoint(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug"))
 
 
 _INTENT_SECTIONS = {
@@ -597,11 +603,18 @@ def _chunk_section(section_path: tuple[str, ...]) -> str:
     return answer_section(section_path)
 
 
-def _section_fits(chunk: Chunk, facets: QueryFacets) -> bool:
+def _wanted_sections(facets: QueryFacets) -> frozenset[str]:
     wanted = set(_INTENT_SECTIONS.get(facets.intent, ()))
     if facets.populations:
         wanted.add("Special populations")
-    return _chunk_section(tuple(chunk.section_path)) in wanted
+    return frozenset(wanted)
+
+
+def _section_fits(chunk: Chunk, facets: QueryFacets, wanted: frozenset[str] | None = None) -> bool:
+    """Whether ``chunk``'s section is one the question's intent asks for (``wanted``: those
+    sections, made once by a caller that asks for every candidate)."""
+    sections = wanted if wanted is not None else _wanted_sections(facets)
+    return _chunk_section(tuple(chunk.section_path)) in sections
 
 
 class LangChainHybridRetriever(BaseRetriever):

@@ -317,6 +317,8 @@ class Vocabulary:
     _fuzzy_lengths: Any = field(default=None, repr=False)
     _fuzzy_counts: Any = field(default=None, repr=False)
     _fuzzy_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+    # drug -> aliases_of(drug): a scan of every alias, asked several times per question
+    _aliases_of: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Chunk]) -> Vocabulary:
@@ -443,6 +445,7 @@ class Vocabulary:
             len(words), len(_LETTERS) + 1
         )
         self._fuzzy_cache = {}
+        self._aliases_of = {}
 
     @staticmethod
     def _canonical_indication(indication: str) -> str:
@@ -558,11 +561,18 @@ class Vocabulary:
     # -- matching text against facets ---------------------------------------------------------
     def aliases_of(self, drug: str) -> tuple[str, ...]:
         """Every phrase that names ``drug`` (generic, brands, abbreviations)."""
+        cached = self._aliases_of.get(drug)
+        if cached is not None:
+            return cached
         names = {drug}
         for key, alias in self._aliases.items():
             if alias.kind == "drug" and alias.canonical == drug:
                 names.add(" ".join(key))
-        return tuple(sorted(names, key=len, reverse=True))
+        found = tuple(sorted(names, key=len, reverse=True))
+        if len(self._aliases_of) >= _FUZZY_CACHE_SIZE:  # any string may be asked: stay bounded
+            self._aliases_of.clear()
+        self._aliases_of[drug] = found
+        return found
 
     def mentions(self, text: str, kind: str) -> set[str]:
         """Canonical names of ``kind`` ('drug' | 'indication' | 'population') named in text."""
