@@ -684,8 +684,14 @@ def answer_section(section_path: Sequence[str], text: str = "") -> str:
 
     A specific heading below the title wins, deepest first ("Dosing > Intermediate metabolizer"
     is pharmacogenomics); dosing words are weak ("Monitoring > Maintenance phase" is still
-    monitoring); the document title decides last."""
-    path = tuple(section_path)
+    monitoring); the document title decides last. (``text`` is not read: the heading path
+    alone decides, so the answer is remembered per path - composing asks it for every
+    candidate chunk of every question.)"""
+    return _answer_section(tuple(section_path))
+
+
+@lru_cache(maxsize=8192)
+def _answer_section(path: tuple[str, ...]) -> str:
     below = path[1:] if len(path) > 1 else ()
     found = [_section_of(h) for h in reversed(below)]
     for name in found:

@@ -646,10 +646,12 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
 
 
 _DIGIT_RUN_RE = re.compile(r"\d+")
-# Prefixes of every number word; the anchored number regex confirms or rejects each hit.
+# Prefixes of every number word; the anchored number regex confirms or rejects each hit. As
+# long as the words allow: "for", "thi" and "sev" alone start "for", "this", "thiopurine",
+# "several", each a failed number match in most sentences.
 _WORD_PREFIXES = (
-    "one", "two", "thr", "fou", "fiv", "six", "sev", "eig", "nin", "ten", "ele", "twe", "thi",
-    "fif", "zer", "for",
+    "one", "two", "thre", "four", "five", "six", "seve", "eigh", "nine", "ten", "elev", "twe",
+    "thir", "fift", "zero", "fort",
 )  # fmt: skip
 _WORD_START_ANYCASE_RE = re.compile(rf"(?<![A-Za-z])(?:{'|'.join(_WORD_PREFIXES)})", re.I)
 

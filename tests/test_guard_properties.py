@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from guardrails import (
@@ -230,3 +230,34 @@ def _mask_by_substitution(text: str) -> str:
 @given(st.one_of(st.lists(_MASK_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT, st.text(max_size=80)))
 def test_masks_tried_at_their_gates_blank_what_substitution_blanks(text):
     assert _mask(text) == _mask_by_substitution(text)
+
+
+_NUMBER_WORD_FRAGMENTS = st.sampled_from([
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "zero",
+    "hundred", "-third", "-quarter", "half", " ", "-", " mg", " weeks", " times", " to ", "for",
+    "this", "several", "Forty", "THREE", "none", "often", "2", ".5", "x", "é", "İ", "\n",
+])  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.lists(_NUMBER_WORD_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT))
+@example("forty mg for this, several times")
+@example("Thirteen weeks; seventy mg; eleven doses; twelve times; nineteen days")
+@example("three to four mg, one-third, two hundred and fifty mg, zero mg, fifty-five mg")
+@example("eighteen weeks, sixteen mg, eight mg, nine mg, five mg, six mg, ten mg, ninety mg")
+def test_number_candidates_find_what_trying_every_offset_finds(text):
+    # The parser tries the number regex only at digit runs and number-word prefixes; trying
+    # it at every offset is the definition.
+    import guardrails.quantities as quantities
+
+    every = quantities._parse.__wrapped__
+    fast = every(text)
+    saved = quantities._candidates
+    quantities._candidates = lambda t, masked: list(range(len(masked)))
+    try:
+        reference = every(text)
+    finally:
+        quantities._candidates = saved
+    assert fast == reference
