@@ -136,7 +136,8 @@ def test_quick_bench_targets_unmeasured_at_tiny_sizes_are_none_not_guessed(
     assert targets["new-question ask p50 / floor p50 at 1k chunks"]["met"] is None
     assert targets["new-question ask p95 at 100k chunks"]["measured"] is None
     assert targets["CLI process start to first answer"]["met"] is None  # cold start skipped
-    for name in ("guard p50 per ~300-word answer", "ingest / raw encode throughput",
+    for name in ("guard p50 on the 309-word answer (fixed, 5a734ad corpus)",
+                 "guard p50 on today's corpus answer", "ingest / raw encode throughput",
                  "new-question ask p50 / plain chain p50, same new questions"):
         assert isinstance(targets[name]["met"], bool), name
 
