@@ -116,7 +116,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             g = guard[name]
             spread = g.get("round_p50_ms")
             rounds = f", round p50s {min(spread):.2f}–{max(spread):.2f} ms" if spread else ""
-            rows.append((f"guard, {labels[name]}: {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']}{rounds})"))
+            cpu = f", CPU p50 {_fmt(g['cpu_p50_ms'])} ms" if "cpu_p50_ms" in g else ""
+            rows.append((f"guard, {labels[name]}: {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']}{rounds}{cpu})"))
     for p in results.get("scale", {}).get("points", []):
         n = p["chunks"]
         rows.append((f"{n} chunks: new-question ask p50/p95/max", _lat(p["ask"]["latency"]) + " ms"))
