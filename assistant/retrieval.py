@@ -488,6 +488,8 @@ class HybridRetriever:
                 )
             return indication_fits[indication]
 
+        drug_set = frozenset(facets.drugs)
+        wanted = _wanted_sections(facets)
         topic = _topic_words(question, facets, vocabulary)
         # A document about other drugs that merely names the asked one ("methotrexate with
         # penicillins") answers about those drugs: it is a source only when the question points
@@ -499,7 +501,7 @@ class HybridRetriever:
         own_main = any(_main_drug(chunk, facets) for chunk in chunks.values())
 
         def about(chunk: Chunk) -> bool:
-            if not _about_drugs(chunk, facets, vocabulary):
+            if not _about_drugs(chunk, facets, vocabulary, drug_set):
                 return False
             if own_main and chunk.doc_kind in _PRODUCT_KINDS and not _main_drug(chunk, facets):
                 return False
@@ -522,7 +524,7 @@ class HybridRetriever:
                     bonus += vote
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
-            if _section_fits(chunk, facets):
+            if _section_fits(chunk, facets, wanted):
                 bonus += vote / 2
             fused[chunk_id] += bonus
         if facets.drugs and any(matching.values()):
@@ -662,13 +664,17 @@ _TOPIC_COMMON = frozenset(
 )
 
 
-def _about_drugs(chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary) -> bool:
+def _about_drugs(
+    chunk: Chunk, facets: QueryFacets, vocabulary: Vocabulary, drugs: frozenset[str] | None = None
+) -> bool:
+    """Whether ``chunk`` is about a drug of ``facets`` (``drugs``: its drugs as a set, made
+    once by a caller that asks for every candidate)."""
     if not facets.drugs:
         return False
-    chunk_drugs = {d.lower() for d in chunk.drugs}
-    if chunk_drugs & set(facets.drugs):
+    wanted = drugs if drugs is not None else frozenset(facets.drugs)
+    if any(d.lower() in wanted for d in chunk.drugs):
         return True
-    return bool(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug") & set(facets.drugs))
+    return not wanted.isdisjoint(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug"))
 
 
 _INTENT_SECTIONS = {
@@ -689,11 +695,18 @@ def _chunk_section(section_path: tuple[str, ...]) -> str:
     return answer_section(section_path)
 
 
-def _section_fits(chunk: Chunk, facets: QueryFacets) -> bool:
+def _wanted_sections(facets: QueryFacets) -> frozenset[str]:
     wanted = set(_INTENT_SECTIONS.get(facets.intent, ()))
     if facets.populations:
         wanted.add("Special populations")
-    return _chunk_section(tuple(chunk.section_path)) in wanted
+    return frozenset(wanted)
+
+
+def _section_fits(chunk: Chunk, facets: QueryFacets, wanted: frozenset[str] | None = None) -> bool:
+    """Whether ``chunk``'s section is one the question's intent asks for (``wanted``: those
+    sections, made once by a caller that asks for every candidate)."""
+    sections = wanted if wanted is not None else _wanted_sections(facets)
+    return _chunk_section(tuple(chunk.section_path)) in sections
 
 
 class LangChainHybridRetriever(BaseRetriever):

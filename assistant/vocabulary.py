@@ -321,6 +321,8 @@ class Vocabulary:
     _fuzzy_lengths: Any = field(default=None, repr=False)
     _fuzzy_counts: Any = field(default=None, repr=False)
     _fuzzy_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+    # drug -> aliases_of(drug): a scan of every alias, asked several times per question
+    _aliases_of: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Chunk]) -> Vocabulary:
@@ -447,6 +449,7 @@ class Vocabulary:
             len(words), len(_LETTERS) + 1
         )
         self._fuzzy_cache = {}
+        self._aliases_of = {}
 
     @staticmethod
     def _canonical_indication(indication: str) -> str:
@@ -562,11 +565,18 @@ class Vocabulary:
     # -- matching text against facets ---------------------------------------------------------
     def aliases_of(self, drug: str) -> tuple[str, ...]:
         """Every phrase that names ``drug`` (generic, brands, abbreviations)."""
+        cached = self._aliases_of.get(drug)
+        if cached is not None:
+            return cached
         names = {drug}
         for key, alias in self._aliases.items():
             if alias.kind == "drug" and alias.canonical == drug:
                 names.add(" ".join(key))
-        return tuple(sorted(names, key=len, reverse=True))
+        found = tuple(sorted(names, key=len, reverse=True))
+        if len(self._aliases_of) >= _FUZZY_CACHE_SIZE:  # any string may be asked: stay bounded
+            self._aliases_of.clear()
+        self._aliases_of[drug] = found
+        return found
 
     def mentions(self, text: str, kind: str) -> set[str]:
         """Canonical names of ``kind`` ('drug' | 'indication' | 'population') named in text."""
@@ -670,8 +680,14 @@ def answer_section(section_path: Sequence[str], text: str = "") -> str:
 
     A specific heading below the title wins, deepest first ("Dosing > Intermediate metabolizer"
     is pharmacogenomics); dosing words are weak ("Monitoring > Maintenance phase" is still
-    monitoring); the document title decides last."""
-    path = tuple(section_path)
+    monitoring); the document title decides last. (``text`` is not read: the heading path
+    alone decides, so the answer is remembered per path - composing asks it for every
+    candidate chunk of every question.)"""
+    return _answer_section(tuple(section_path))
+
+
+@lru_cache(maxsize=8192)
+def _answer_section(path: tuple[str, ...]) -> str:
     below = path[1:] if len(path) > 1 else ()
     found = [_section_of(h) for h in reversed(below)]
     for name in found:

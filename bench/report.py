@@ -48,8 +48,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         p100k["ask"]["latency"]["p95_ms"] if p100k else None, lambda v: v <= 150, "ms")
     add("new-question ask p50 / plain chain p50, same new questions", "<= 0.6",
         _num(results.get("baseline", {}).get("ratio_p50")), lambda v: v <= 0.6, "x")
-    guard = results.get("guard", {}).get("long", {})
-    add("guard p50 per ~300-word answer", "<= 2 ms", _num(guard.get("p50_ms")), lambda v: v <= 2, "ms")
+    # The target was set on the 309-word answer (fixed since); the answer today's corpus builds
+    # is held to it too.
+    for key, label in (("long_309", "the 309-word answer (fixed, 5a734ad corpus)"), ("long", "today's corpus answer")):
+        guard = results.get("guard", {}).get(key, {})
+        add(f"guard p50 on {label}", "<= 2 ms", _num(guard.get("p50_ms")), lambda v: v <= 2, "ms")
+        if "numbers" in guard:
+            out[-1]["detail"] = f"{guard['words']} words, {guard['numbers']} numbers"
     add("ingest / raw encode throughput", ">= 0.8",
         _num(results.get("embedding", {}).get("ratio")), lambda v: v >= 0.8, "x")
     add("CLI process start to first answer", "<= 3 s",
@@ -105,12 +110,14 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"  stages p50 {names}", values))
         rows.append(("warm ask, cached repeat (same text again) p50/p95/max", _lat(ask["cached_repeat"]["latency"]) + " ms"))
     guard = results.get("guard", {})
-    for name in ("short", "long"):
+    labels = {"short": "short", "long": "today's corpus", "long_309": "fixed 309-word (5a734ad)"}
+    for name in ("long_309", "long", "short"):
         if name in guard:
             g = guard[name]
             spread = g.get("round_p50_ms")
             rounds = f", round p50s {min(spread):.2f}–{max(spread):.2f} ms" if spread else ""
-            rows.append((f"guard, {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']}{rounds})"))
+            cpu = f", CPU p50 {_fmt(g['cpu_p50_ms'])} ms" if "cpu_p50_ms" in g else ""
+            rows.append((f"guard, {labels[name]}: {g['words']}-word answer p50/p95", f"{_fmt(g['p50_ms'])} / {_fmt(g['p95_ms'])} ms ({g['claims']} numbers, passed={g['passed']}{rounds}{cpu})"))
     for p in results.get("scale", {}).get("points", []):
         n = p["chunks"]
         rows.append((f"{n} chunks: new-question ask p50/p95/max", _lat(p["ask"]["latency"]) + " ms"))
@@ -169,7 +176,8 @@ def render_table(results: dict[str, Any]) -> Any:
         targets.add_column(col)
     for t in results.get("targets", []):
         met = {True: "[green]met[/]", False: "[red]missed[/]", None: "not measured"}[t["met"]]
-        targets.add_row(t["name"], t["target"], _fmt(t["measured"], t["unit"]), met)
+        name = f"{t['name']} ({t['detail']})" if t.get("detail") else t["name"]
+        targets.add_row(name, t["target"], _fmt(t["measured"], t["unit"]), met)
     from rich.console import Group
 
     return Group(table, targets)

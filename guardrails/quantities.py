@@ -40,7 +40,7 @@ from functools import lru_cache
 import pint
 
 from guardrails.model import Quantity, fast_constructor
-from guardrails.textsearch import find_all, lowered
+from guardrails.textsearch import find_all, has_case_fold_trap, lowered
 
 __all__ = [
     "UNIT_FACTORS",
@@ -122,26 +122,29 @@ _NUM_RE = re.compile(
 # ---------------------------------------------------------------------------------------------
 # Spans that hold digits but no claim. Replaced by spaces (same length keeps spans valid).
 
-# Compiled one by one for readability; applied in this order. (gates, pattern): a pattern only
-# runs when one of its cheap gates (substrings of the lower-cased text) is present - most texts
-# need three of ten. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
+# Compiled one by one for readability; applied in this order. (gates, pattern, at): a pattern
+# only runs when one of its cheap gates (substrings of the lower-cased text) is present - most
+# texts need three of ten. ``at`` (an offset, or None): every match starts that far from where a
+# gate occurs, so the pattern is tried only there (``_blank_at_gates``) - a ``sub`` scan of every
+# offset cost a quarter of a 300-word answer's parse when "ref" (of "prefer") opened the gate of
+# the label pattern. Gates None: list and heading numbers ("1.", "## 2."), tried at each line
 # start rather than by a MULTILINE "^" scan of every offset.
-_MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str]]] = [
-    (("[",), re.compile(r"\[\s*@[^\]\n]*\]")),  # [@kdigo-2024], [@a; @b]
-    (("[",), re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")),  # [1], [1, 2], [1–3]
-    (("-",), re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),  # ISO dates
-    (None, re.compile(r"[ \t]*(?:#{1,6}[ \t]*)?(?:[-*+][ \t]+)?\d+(?:\.\d+)*[.)](?=\s)")),
-    (("verified",), re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE)),
-    (("source",), re.compile(r"\bSources?:\s*\d+", re.IGNORECASE)),
+_MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str], int | None]] = [
+    (("[",), re.compile(r"\[\s*@[^\]\n]*\]"), 0),  # [@kdigo-2024], [@a; @b]
+    (("[",), re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]"), 0),  # [1], [1, 2], [1–3]
+    (("-",), re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), -4),  # ISO dates: four digits before the "-"
+    (None, re.compile(r"[ \t]*(?:#{1,6}[ \t]*)?(?:[-*+][ \t]+)?\d+(?:\.\d+)*[.)](?=\s)"), None),
+    (("verified",), re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE), None),
+    (("source",), re.compile(r"\bSources?:\s*\d+", re.IGNORECASE), 0),
     (("table", "fig", "section", "chapter", "appendix", "box", "version", "step", "ref"), re.compile(
         r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
         re.IGNORECASE,
-    )),
+    ), 0),
     # A disease type ("type 1 diabetes") is a name, not a figure; "type 2.5 mg" is no type.
-    (("type",), re.compile(r"\btypes?\s+\d+(?!\d|[.,]\d)", re.IGNORECASE)),
+    (("type",), re.compile(r"\btypes?\s+\d+(?!\d|[.,]\d)", re.IGNORECASE), 0),
     # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
-    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE)),
-    (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE)),
+    (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE), None),
+    (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE), 0),
 ]  # fmt: skip
 
 
@@ -151,12 +154,39 @@ def _blank(m: re.Match[str]) -> str:
 
 def _mask(text: str) -> str:
     lower = lowered(text)
-    for gates, rx in _MASKS:
+    # Offsets in ``lower`` are offsets in ``text`` only when lower-casing kept the length, and a
+    # gate word finds every IGNORECASE match only without the case-fold traps (textsearch).
+    by_gates = len(lower) == len(text) and not has_case_fold_trap(text)
+    for gates, rx, at in _MASKS:
         if gates is None:
             text = _blank_at_line_starts(text, rx)
+        elif by_gates and at is not None:
+            text = _blank_at_gates(text, lower, gates, rx, at)
         elif any(g in lower for g in gates):
             text = rx.sub(_blank, text)
     return text
+
+
+def _blank_at_gates(text: str, lower: str, gates: tuple[str, ...], rx: re.Pattern[str], at: int) -> str:
+    """``rx.sub(_blank, text)`` for a pattern whose every match starts ``at`` characters from an
+    occurrence of a gate in ``lower`` (the original text lower-cased; spans blanked by earlier
+    masks are retried harmlessly: the pattern fails on blanks). Tried in order, each after the
+    previous match's end: the leftmost match each time, as ``sub`` finds it."""
+    starts = [i + at for g in gates for i in find_all(lower, g) if i + at >= 0]
+    if not starts:
+        return text
+    if len(gates) > 1:
+        starts.sort()
+    parts: list[str] = []
+    pos = 0
+    for start in starts:
+        if start < pos:
+            continue
+        m = rx.match(text, start)
+        if m is not None and m.end() > m.start():
+            parts += [text[pos : m.start()], " " * (m.end() - m.start())]
+            pos = m.end()
+    return "".join(parts) + text[pos:] if parts else text
 
 
 def _blank_at_line_starts(text: str, rx: re.Pattern[str]) -> str:
@@ -375,6 +405,9 @@ def _after_spaces(text: str, pos: int) -> int:
 def _next_char(text: str, pos: int) -> str:
     """The character after the spaces at ``pos`` ("" at the end): the regexes below start with
     spaces and then need one of a few characters, so a look at it spares most regex misses."""
+    c = text[pos : pos + 1]
+    if c and c not in _SPACES:  # most often: no space to skip, and no call to skip none
+        return c
     pos = _after_spaces(text, pos)
     return text[pos : pos + 1]
 
@@ -383,8 +416,10 @@ def _may_be_per_basis(text: str, pos: int, letters: str) -> bool:
     """Whether a per-kg or per-m² basis may start at ``pos``: "per", or "/" and then one of
     ``letters`` (what its unit starts with, with the letters IGNORECASE pairs with it: the
     Kelvin sign with "k", "ſ" with "s"), each after optional spaces."""
-    pos = _after_spaces(text, pos)
     c = text[pos : pos + 1]
+    if c in _SPACES:  # "" too: then the end is reached either way
+        pos = _after_spaces(text, pos)
+        c = text[pos : pos + 1]
     if c == "/":
         nxt = _next_char(text, pos + 1)
         return nxt != "" and nxt in letters
@@ -435,16 +470,18 @@ def _qualifier(text: str, start: int) -> str | None:
     # The window is the 40 characters before the number with white space normalised; a suffix
     # spans at most _QUAL_MAX_WORDS of its words, so only those are joined. Most numbers have
     # no qualifier: the last word alone decides that.
-    words = before.rsplit(None, _QUAL_MAX_WORDS)
-    if not words:
+    # The last word first (two pieces, not seven): it rules out most numbers.
+    tail = before.rsplit(None, 1)
+    if not tail:
         return None
-    last_word = words[-1].lower()
+    last_word = tail[-1].lower()
     if last_word[-1] in _QUAL_SYMBOL_ENDS:
         candidates = _QUAL_SYMBOLS
     else:
         candidates = _QUAL_BY_LAST_WORD.get(last_word.lstrip("([{\"'*"), [])
         if not candidates:
             return None
+    words = before.rsplit(None, _QUAL_MAX_WORDS)
     window = " ".join(words[1:] if len(words) > _QUAL_MAX_WORDS else words).lower()
     for suffix, qual, wordy in candidates:
         if window.endswith(suffix):
@@ -609,10 +646,12 @@ def _propagate_units(text: str, qs: list[Quantity]) -> list[Quantity]:
 
 
 _DIGIT_RUN_RE = re.compile(r"\d+")
-# Prefixes of every number word; the anchored number regex confirms or rejects each hit.
+# Prefixes of every number word; the anchored number regex confirms or rejects each hit. As
+# long as the words allow: "for", "thi" and "sev" alone start "for", "this", "thiopurine",
+# "several", each a failed number match in most sentences.
 _WORD_PREFIXES = (
-    "one", "two", "thr", "fou", "fiv", "six", "sev", "eig", "nin", "ten", "ele", "twe", "thi",
-    "fif", "zer", "for",
+    "one", "two", "thre", "four", "five", "six", "seve", "eigh", "nine", "ten", "elev", "twe",
+    "thir", "fift", "zero", "fort",
 )  # fmt: skip
 _WORD_START_ANYCASE_RE = re.compile(rf"(?<![A-Za-z])(?:{'|'.join(_WORD_PREFIXES)})", re.I)
 

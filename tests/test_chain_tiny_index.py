@@ -366,6 +366,25 @@ def test_langchain_retriever_returns_documents_for_the_question_drug(assistant: 
     assert docs[0].metadata["score"] >= docs[-1].metadata["score"]
 
 
+def test_langchain_runnable_answers_as_ask_does_and_reports_each_step(assistant: Assistant) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Steps(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+            self.names.append(str(kwargs.get("name")))
+
+    steps = Steps()
+    via_chain = assistant.as_runnable().invoke(LUPUS_Q, config={"callbacks": [steps]})
+    direct = assistant.ask(LUPUS_Q)
+    _verified(via_chain)
+    assert via_chain.answer == direct.answer
+    assert [c.text for c in via_chain.claims] == [c.text for c in direct.claims]
+    assert {"prepare", "retrieve", "compose_and_guard"} <= set(steps.names)
+
+
 def test_result_json_has_the_cli_keys(assistant: Assistant) -> None:
     data = assistant.ask(LUPUS_Q).to_json()
     assert {"status", "answer", "summary", "citations", "claims"} <= set(data)

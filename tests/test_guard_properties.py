@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from guardrails import (
@@ -24,7 +24,15 @@ from guardrails import (
     validate_patient,
 )
 from guardrails.model import Status, fast_constructor
-from guardrails.quantities import _QUAL_SUFFIXES, _digit_run_starts, _qualifier
+from guardrails.quantities import (
+    _MASKS,
+    _QUAL_SUFFIXES,
+    _blank,
+    _blank_at_line_starts,
+    _digit_run_starts,
+    _mask,
+    _qualifier,
+)
 from guardrails.sentences import sentences
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,3 +202,62 @@ def test_a_decimal_digit_is_what_the_digit_regex_matches():
     # _digit_run_starts keeps the regex for any text holding a non-ASCII decimal digit.
     digit = re.compile(r"\d")
     assert all(chr(c).isdecimal() == bool(digit.match(chr(c))) for c in range(0x110000))
+
+
+# Spans the parser blanks, their near misses, and the characters that change length or pair
+# with an ASCII letter when lower-cased.
+_MASK_FRAGMENTS = st.sampled_from([
+    "Table 2", "table  3", "Fig. 1", "figure 4", "Section 5", "ref. 6", "Ref 7", "prefer 8",
+    "step 9", "box 1", "version 2", "chapter 3", "appendix 4", "Type 1", "types 2", "type 2.5",
+    "2024-01-02", "12024-01-02", "2024-1-2", "-", "[1]", "[1, 2]", "[@a]", "[ 3 ]", "Sources: 3",
+    "source 4", "3 of 4 numbers verified", "pmol/8", "pmol per 8", "×10^9", "x 10⁹", "\n1. ",
+    "\n## 2. ", " ", "a", "7", "\u017fection 2", "\u0130", "\u212aB", "ſtep 3", "é",
+])  # fmt: skip
+
+
+def _mask_by_substitution(text: str) -> str:
+    """The masks' definition: each gated pattern substituted over the whole text, in order."""
+    lower = text.lower()
+    for gates, rx, _at in _MASKS:
+        if gates is None:
+            text = _blank_at_line_starts(text, rx)
+        elif any(g in lower for g in gates):
+            text = rx.sub(_blank, text)
+    return text
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.lists(_MASK_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT, st.text(max_size=80)))
+def test_masks_tried_at_their_gates_blank_what_substitution_blanks(text):
+    assert _mask(text) == _mask_by_substitution(text)
+
+
+_NUMBER_WORD_FRAGMENTS = st.sampled_from([
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "zero",
+    "hundred", "-third", "-quarter", "half", " ", "-", " mg", " weeks", " times", " to ", "for",
+    "this", "several", "Forty", "THREE", "none", "often", "2", ".5", "x", "é", "İ", "\n",
+])  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.lists(_NUMBER_WORD_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT))
+@example("forty mg for this, several times")
+@example("Thirteen weeks; seventy mg; eleven doses; twelve times; nineteen days")
+@example("three to four mg, one-third, two hundred and fifty mg, zero mg, fifty-five mg")
+@example("eighteen weeks, sixteen mg, eight mg, nine mg, five mg, six mg, ten mg, ninety mg")
+def test_number_candidates_find_what_trying_every_offset_finds(text):
+    # The parser tries the number regex only at digit runs and number-word prefixes; trying
+    # it at every offset is the definition.
+    import guardrails.quantities as quantities
+
+    every = quantities._parse.__wrapped__
+    fast = every(text)
+    saved = quantities._candidates
+    quantities._candidates = lambda t, masked: list(range(len(masked)))
+    try:
+        reference = every(text)
+    finally:
+        quantities._candidates = saved
+    assert fast == reference
