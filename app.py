@@ -254,10 +254,10 @@ def age_text(when: Any) -> str:
     return f"{stamp:%Y-%m-%d %H:%M} UTC ({ago})"
 
 
-# Runs in the page (st.html, not an iframe). Streamlit's own scroll-to-bottom fires again each
-# time the expanders and buttons below the answer are laid out (later on a loaded machine), so
-# the answer's top is brought back into view until its height has settled (10 s at most),
-# unless the reader scrolls or types first.
+# Runs in the page (st.html, not an iframe). Streamlit scrolls a chat back to its bottom each
+# time something below the answer is laid out or the run finishes (seconds later on a loaded
+# machine), so for 30 s the answer's top is put back in view whenever it has left, until the
+# reader scrolls, clicks or types: programmatic scrolls fire none of those events.
 _SCROLL_TO_NEW_ANSWER = """<script>
 (() => {
   let reading = false;
@@ -265,21 +265,17 @@ _SCROLL_TO_NEW_ANSWER = """<script>
     window.addEventListener(e, () => { reading = true; }, {once: true, capture: true});
   }
   const started = Date.now();
-  let lastHeight = -1, stableTicks = 0;
-  const toTop = () => {
-    if (reading || Date.now() - started > 10000) return;
+  const keep = () => {
+    if (reading || Date.now() - started > 30000) return;
     const all = document.querySelectorAll('[data-testid="stChatMessage"]');
     if (all.length) {
       const answer = all[all.length - 1];
-      answer.scrollIntoView({block: "start"});
-      const height = answer.getBoundingClientRect().height;
-      stableTicks = height === lastHeight ? stableTicks + 1 : 0;
-      lastHeight = height;
-      if (stableTicks >= 6 && Date.now() - started > 1500) return;
+      const top = answer.getBoundingClientRect().top;
+      if (top < -8 || top > window.innerHeight / 2) answer.scrollIntoView({block: "start"});
     }
-    setTimeout(toTop, 150);
+    setTimeout(keep, 150);
   };
-  setTimeout(toTop, 60);
+  setTimeout(keep, 60);
 })();
 </script>"""
 
