@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 ingest: $(STAMP)

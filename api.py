@@ -200,7 +200,7 @@ def _validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
             reason = (err.get("ctx") or {}).get("error", "decode error")
             return f"The request body is not valid JSON ({reason}); send one JSON object."
         if tuple(err.get("loc", ())) == ("body",) and err.get("type") == "missing":
-            return "The request body is empty; send one JSON object, e.g. {\"question\": \"...\"}."
+            return 'The request body is empty; send one JSON object, e.g. {"question": "..."}.'
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
         parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
     shown = "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
@@ -219,6 +219,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
         def too_big() -> SafeJSONResponse:
             return _error(413, f"The request body is larger than {self.max_bytes} bytes.")
 
@@ -290,8 +291,11 @@ class TokenAuth:
                     reason = "not a bearer token"
                 client = scope.get("client")
                 await run_in_threadpool(
-                    self._audit_refusal, str(scope.get("method", "")), str(scope["path"]),
-                    str(client[0]) if client else "", reason,
+                    self._audit_refusal,
+                    str(scope.get("method", "")),
+                    str(scope["path"]),
+                    str(client[0]) if client else "",
+                    reason,
                 )
                 response = _error(
                     401,
@@ -342,7 +346,9 @@ def _prune_loop(audit: AuditLog, retention_s: float, every_s: float, stop: threa
         try:
             report = audit.prune(retention_s)
             if report.removed:
-                log.info("audit retention: removed %d records older than the cutoff", report.removed)
+                log.info(
+                    "audit retention: removed %d records older than the cutoff", report.removed
+                )
         except Exception as exc:  # a failed prune is retried later; serving goes on
             log.warning("audit retention: prune failed: %s", exc)
         if stop.wait(every_s):
@@ -371,8 +377,10 @@ def create_app(
         pruner = None
         if retention_s:
             pruner = threading.Thread(
-                target=_prune_loop, args=(audit, retention_s, prune_every_s, stop),
-                name="dosewise-audit-prune", daemon=True,
+                target=_prune_loop,
+                args=(audit, retention_s, prune_every_s, stop),
+                name="dosewise-audit-prune",
+                daemon=True,
             )
             pruner.start()
         try:

@@ -283,7 +283,9 @@ _UPLOAD_TYPES = ("txt", "md", "markdown", "html", "htm", "pdf", "xml")
 _UPLOAD_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def save_uploads(files: Iterable[Any], folder: Path, max_bytes: int) -> tuple[list[Path], list[str]]:
+def save_uploads(
+    files: Iterable[Any], folder: Path, max_bytes: int
+) -> tuple[list[Path], list[str]]:
     """Write uploaded files into ``folder`` under safe names (no path parts, no hidden or
     ``_`` names the walker would ignore); returns (saved paths, messages for refused files)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -363,7 +365,12 @@ def load_limit_table() -> Any:
 
 @st.cache_resource(show_spinner="Connecting to the LLM backend…")
 def load_llm(
-    name: str, model: str, base_url: str, api_key: str, timeout_s: float, model_path: str,
+    name: str,
+    model: str,
+    base_url: str,
+    api_key: str,
+    timeout_s: float,
+    model_path: str,
     chat_format: str = "",
 ) -> Any:
     return get_backend(
@@ -454,7 +461,9 @@ def sign_in(tokens: TokenStore) -> str:
             st.rerun()
         try:  # without the attempted token: the audit records that, not what
             load_audit(str(settings.audit_path)).auth_failure(
-                method="SIGN-IN", path="/app", reason=verdict.reason,
+                method="SIGN-IN",
+                path="/app",
+                reason=verdict.reason,
                 client=str(getattr(st.context, "ip_address", None) or ""),
             )
         except Exception:
@@ -565,10 +574,16 @@ with st.sidebar:
     nudt15 = st.selectbox("NUDT15 phenotype", PHENOTYPES, index=None, placeholder="not given")
     comeds = st.multiselect("Co-medications", COMEDICATIONS, placeholder="none")
     egfr = st.number_input(
-        "eGFR (mL/min/1.73 m²)", value=None, step=1.0, format="%.0f", placeholder="not given",
+        "eGFR (mL/min/1.73 m²)",
+        value=None,
+        step=1.0,
+        format="%.0f",
+        placeholder="not given",
         help="Kidney function; the sources' kidney-function rules are shown for this patient.",
     )
-    age = st.number_input("Age (years)", value=None, step=1.0, format="%.0f", placeholder="not given")
+    age = st.number_input(
+        "Age (years)", value=None, step=1.0, format="%.0f", placeholder="not given"
+    )
 
     patient = None
     patient_label = ""
@@ -783,9 +798,12 @@ def answer(question: str) -> dict[str, Any]:
             if warming is not None and warming.is_alive():
                 # Only the first question after a start meets this: say what it waits for,
                 # rather than leave a clinician looking at a bare spinner for seconds.
-                with waiting.container(), st.spinner(
-                    "First question since Dosewise started: loading the embedding model and "
-                    "the search index (once only)…"
+                with (
+                    waiting.container(),
+                    st.spinner(
+                        "First question since Dosewise started: loading the embedding model and "
+                        "the search index (once only)…"
+                    ),
                 ):
                     warming.join()
             with waiting.container(), st.spinner("Searching the corpus and checking every number…"):

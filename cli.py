@@ -46,7 +46,9 @@ def ingest(
         help="FDA SPL label XML file, folder or zip to index along with the corpus (repeatable).",
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Show what would be read, the drugs found and the dose "
+        False,
+        "--dry-run",
+        help="Show what would be read, the drugs found and the dose "
         "statements per role, without writing anything.",
     ),
 ) -> None:
@@ -264,7 +266,9 @@ def eval_(
         None, "--answers", help="Answer JSONL file for the guard alone (repeatable)."
     ),
     out: str = typer.Option(None, "--out", help="Output directory (default: <data_dir>/eval)."),
-    baseline: bool = typer.Option(False, "--baseline", help="Also run the plain LangChain baseline."),
+    baseline: bool = typer.Option(
+        False, "--baseline", help="Also run the plain LangChain baseline."
+    ),
     mutate: bool = typer.Option(True, help="Mutation test of the guard on verified answers."),
     gate: bool = typer.Option(False, "--gate", help="Exit 1 when below evals/thresholds.toml."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -286,7 +290,9 @@ def eval_(
     q_files = list(questions or [])
     a_files = list(answers or [])
     if not q_files and not a_files:
-        q_files = [str(packaged / f) for f in ("gold.jsonl", "conversations.jsonl", "patients.jsonl")]
+        q_files = [
+            str(packaged / f) for f in ("gold.jsonl", "conversations.jsonl", "patients.jsonl")
+        ]
         a_files = [str(packaged / "gold_answers.jsonl")]
     out_dir = Path(out) if out else settings.data_dir / "eval"
     missing = [f for f in q_files + a_files if not Path(f).is_file()]
@@ -295,18 +301,33 @@ def eval_(
         raise typer.Exit(2)
     try:
         assistant, embedder = build_assistant(
-            settings.store, settings.model_path, settings.data_dir, settings.corpus_dir,
-            chunk_size=settings.chunk_size, k=settings.retrieval_k,
+            settings.store,
+            settings.model_path,
+            settings.data_dir,
+            settings.corpus_dir,
+            chunk_size=settings.chunk_size,
+            k=settings.retrieval_k,
         )
-        base = build_baseline(settings.corpus_dir, embedder, settings.data_dir) if baseline else None
-        result = run_eval(q_files, a_files, out_dir, assistant=assistant, baseline=base,
-                          progress=progress, mutate=mutate)
+        base = (
+            build_baseline(settings.corpus_dir, embedder, settings.data_dir) if baseline else None
+        )
+        result = run_eval(
+            q_files,
+            a_files,
+            out_dir,
+            assistant=assistant,
+            baseline=base,
+            progress=progress,
+            mutate=mutate,
+        )
     except (EvalInputError, IngestError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     print_headline(result)
-    typer.echo(f"wrote {', '.join(result.files.get(k, '') for k in ('results', 'report_md', 'report_html'))}"
-               f" in {result.seconds:.1f} s")
+    typer.echo(
+        f"wrote {', '.join(result.files.get(k, '') for k in ('results', 'report_md', 'report_html'))}"
+        f" in {result.seconds:.1f} s"
+    )
     if gate:
         failures = check_thresholds(result.summary, result.guard_summary, load_thresholds())
         for f in failures:
@@ -318,8 +339,12 @@ def eval_(
 @app.command("bench")
 def bench_(
     quick: bool = typer.Option(False, "--quick", help="Tiny sizes, few questions: a smoke run."),
-    sizes: str = typer.Option(None, "--sizes", help="Store sizes in chunks, e.g. 1000,10000,100000."),
-    out: str = typer.Option(None, "--out", help="Where to write results.json (default: bench/results.json)."),
+    sizes: str = typer.Option(
+        None, "--sizes", help="Store sizes in chunks, e.g. 1000,10000,100000."
+    ),
+    out: str = typer.Option(
+        None, "--out", help="Where to write results.json (default: bench/results.json)."
+    ),
     server: bool = typer.Option(True, help="Also benchmark against a Chroma server on loopback."),
     cold_start: bool = typer.Option(True, help="Also time a fresh process to its first answer."),
 ) -> None:
@@ -436,8 +461,12 @@ def answer_text(markdown: str, *, terminal: bool) -> str:
 def ask(
     question: str = typer.Argument(..., help="The dosing question, in quotes."),
     weight_kg: float = typer.Option(None, "--weight-kg", help="Patient weight in kg."),
-    tpmt: str = typer.Option(None, "--tpmt", help="TPMT phenotype: normal|intermediate|poor|unknown."),
-    nudt15: str = typer.Option(None, "--nudt15", help="NUDT15 phenotype: normal|intermediate|poor|unknown."),
+    tpmt: str = typer.Option(
+        None, "--tpmt", help="TPMT phenotype: normal|intermediate|poor|unknown."
+    ),
+    nudt15: str = typer.Option(
+        None, "--nudt15", help="NUDT15 phenotype: normal|intermediate|poor|unknown."
+    ),
     comed: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--comed", help="Co-medication, e.g. allopurinol (repeatable)."
     ),
@@ -502,7 +531,11 @@ def _read_passages(path: str) -> tuple[Passage, ...]:
     from pathlib import Path
 
     raw = Path(path).read_text(encoding="utf-8").strip()
-    items = json.loads(raw) if raw.startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
+    items = (
+        json.loads(raw)
+        if raw.startswith("[")
+        else [json.loads(x) for x in raw.splitlines() if x.strip()]
+    )
     from assistant.verdicts import passages_from_items
 
     return passages_from_items(items)
@@ -511,9 +544,13 @@ def _read_passages(path: str) -> tuple[Passage, ...]:
 @app.command()
 def check(
     question: str = typer.Option(..., "--question", help="The question the answer replies to."),
-    answer_file: str = typer.Option(..., "--answer-file", help="File holding the answer text (Markdown)."),
+    answer_file: str = typer.Option(
+        ..., "--answer-file", help="File holding the answer text (Markdown)."
+    ),
     passages_file: str = typer.Option(
-        None, "--passages", help="JSON/JSONL passages {n, text, ...}; default: retrieve from the index."
+        None,
+        "--passages",
+        help="JSON/JSONL passages {n, text, ...}; default: retrieve from the index.",
     ),
     weight_kg: float = typer.Option(None, "--weight-kg", help="Patient weight in kg."),
     tpmt: str = typer.Option(None, "--tpmt", help="TPMT phenotype."),
@@ -561,8 +598,13 @@ def check(
         settings = _settings()
         try:
             embedder = Embedder.shared(settings.model_path)
-            assistant = Assistant(open_index(settings.store, embedder), embedder, load_limits(),
-                                  k=settings.retrieval_k, data_dir=settings.data_dir)
+            assistant = Assistant(
+                open_index(settings.store, embedder),
+                embedder,
+                load_limits(),
+                k=settings.retrieval_k,
+                data_dir=settings.data_dir,
+            )
             passages, drug = assistant.passages_for(question)
         except IngestError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -615,9 +657,19 @@ def api_app() -> object:
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, "--host", help="Address to listen on (default: DOSEWISE_API_HOST, 127.0.0.1)."),
-    port: int = typer.Option(None, "--port", min=1, max=65535, help="Port (default: DOSEWISE_API_PORT, 8080)."),
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Worker processes (default: DOSEWISE_API_WORKERS, 1)."),
+    host: str = typer.Option(
+        None, "--host", help="Address to listen on (default: DOSEWISE_API_HOST, 127.0.0.1)."
+    ),
+    port: int = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default: DOSEWISE_API_PORT, 8080)."
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes (default: DOSEWISE_API_WORKERS, 1).",
+    ),
 ) -> None:
     """Serve the HTTP API (POST /v1/ask, POST /v1/check, GET /v1/stats, GET /healthz; schema at
     /openapi.json) on loopback by default. Listening anywhere else needs a token: create one
@@ -632,12 +684,18 @@ def serve(
     from ingest.errors import IngestError
 
     # Command-line choices reach the workers the way every setting does: as DOSEWISE_ variables.
-    for name, value in (("DOSEWISE_API_HOST", host), ("DOSEWISE_API_PORT", port), ("DOSEWISE_API_WORKERS", workers)):
+    for name, value in (
+        ("DOSEWISE_API_HOST", host),
+        ("DOSEWISE_API_PORT", port),
+        ("DOSEWISE_API_WORKERS", workers),
+    ):
         if value is not None:
             os.environ[name] = str(value)
     settings = _settings()
     try:
-        required = require_token_for(settings.api_host, force=settings.require_sign_in, tokens=_token_store(settings))  # type: ignore[arg-type]
+        required = require_token_for(
+            settings.api_host, force=settings.require_sign_in, tokens=_token_store(settings)
+        )  # type: ignore[arg-type]
     except ApiConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -649,8 +707,13 @@ def serve(
         f"{settings.api_workers} worker(s); audit log {settings.audit_path})",
         err=True,
     )
-    common = dict(host=settings.api_host, port=settings.api_port, server_header=False,
-                  timeout_graceful_shutdown=10, log_level="info")
+    common = dict(
+        host=settings.api_host,
+        port=settings.api_port,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
     if settings.api_workers > 1:
         uvicorn.run("cli:api_app", factory=True, workers=settings.api_workers, **common)  # type: ignore[arg-type]
         return
@@ -662,12 +725,18 @@ def serve(
     uvicorn.run(application, **common)  # type: ignore[arg-type]
 
 
-token_app = typer.Typer(help="Bearer tokens for the API and the app's sign-in (stored hashed).", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Bearer tokens for the API and the app's sign-in (stored hashed).", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 
 
 @token_app.command("create")
-def token_create(name: str = typer.Argument(..., help="Who or what uses it (named in the audit log), e.g. pharmacy-ehr.")) -> None:
+def token_create(
+    name: str = typer.Argument(
+        ..., help="Who or what uses it (named in the audit log), e.g. pharmacy-ehr."
+    ),
+) -> None:
     """Create a token and print it once: only its salted hash is stored."""
     from tokens import TokenError
 
@@ -678,8 +747,11 @@ def token_create(name: str = typer.Argument(..., help="Who or what uses it (name
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(token)
-    typer.echo(f"Token {name!r} created in {settings.token_path}; it is shown only now: "
-               "send it as 'Authorization: Bearer <token>'.", err=True)
+    typer.echo(
+        f"Token {name!r} created in {settings.token_path}; it is shown only now: "
+        "send it as 'Authorization: Bearer <token>'.",
+        err=True,
+    )
 
 
 @token_app.command("list")
@@ -698,7 +770,11 @@ def token_list() -> None:
         typer.echo("no tokens")
     for info in infos:
         created = _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(info.created))
-        state = "active" if info.active else "revoked " + _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(info.revoked))
+        state = (
+            "active"
+            if info.active
+            else "revoked " + _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(info.revoked))
+        )
         typer.echo(f"{info.name}\t{info.id}\tcreated {created}\t{state}")
 
 
@@ -721,7 +797,9 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("prune")
 def audit_prune(
-    days: int = typer.Option(None, "--days", min=1, help="Keep this many days (default: DOSEWISE_AUDIT_RETENTION_DAYS)."),
+    days: int = typer.Option(
+        None, "--days", min=1, help="Keep this many days (default: DOSEWISE_AUDIT_RETENTION_DAYS)."
+    ),
 ) -> None:
     """Delete audit records older than the retention period (and feedback on them). Exit 2
     when no period is set or the log cannot be rewritten."""
@@ -731,7 +809,10 @@ def audit_prune(
     settings = _settings()
     keep_days = days or settings.audit_retention_days
     if not keep_days:
-        typer.echo("error: no retention period: pass --days N or set DOSEWISE_AUDIT_RETENTION_DAYS", err=True)
+        typer.echo(
+            "error: no retention period: pass --days N or set DOSEWISE_AUDIT_RETENTION_DAYS",
+            err=True,
+        )
         raise typer.Exit(2)
     log = AuditLog(settings.audit_path)
     try:
@@ -741,15 +822,23 @@ def audit_prune(
         raise typer.Exit(2) from None
     for problem in log.exposure():
         typer.echo(f"warning: {problem}", err=True)
-    typer.echo(f"audit log {settings.audit_path}: removed {report.removed} records older than "
-               f"{keep_days} days, kept {report.kept}"
-               + (f", dropped {report.unreadable} unreadable lines" if report.unreadable else ""))
+    typer.echo(
+        f"audit log {settings.audit_path}: removed {report.removed} records older than "
+        f"{keep_days} days, kept {report.kept}"
+        + (f", dropped {report.unreadable} unreadable lines" if report.unreadable else "")
+    )
 
 
 @audit_app.command("export")
 def audit_export(
-    redact: bool = typer.Option(False, "--redact", help="Drop patient fields (and text computed from them, and feedback comments)."),
-    out: str = typer.Option(None, "--out", help="Write to this file (created 0600) instead of stdout."),
+    redact: bool = typer.Option(
+        False,
+        "--redact",
+        help="Drop patient fields (and text computed from them, and feedback comments).",
+    ),
+    out: str = typer.Option(
+        None, "--out", help="Write to this file (created 0600) instead of stdout."
+    ),
 ) -> None:
     """Every audit record as JSON lines. With --redact, for review outside the clinical team:
     patient context, patient-specific answers and derived doses, and free-text feedback go."""

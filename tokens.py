@@ -134,7 +134,9 @@ class TokenStore:
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list):
             raise TokenError(f"The token file {self.path} has no 'tokens' list.")
-        return [t for t in tokens if isinstance(t, dict) and {"id", "name", "salt", "hash"} <= t.keys()]
+        return [
+            t for t in tokens if isinstance(t, dict) and {"id", "name", "salt", "hash"} <= t.keys()
+        ]
 
     def list_tokens(self) -> list[TokenInfo]:
         return [
@@ -193,8 +195,14 @@ class TokenStore:
             while token_id in ids:
                 token_id = secrets.token_hex(4)
             records.append(
-                {"id": token_id, "name": name, "salt": salt, "hash": _digest(salt, secret),
-                 "created": time.time(), "revoked": None}
+                {
+                    "id": token_id,
+                    "name": name,
+                    "salt": salt,
+                    "hash": _digest(salt, secret),
+                    "created": time.time(),
+                    "revoked": None,
+                }
             )
             nonlocal made
             made = f"{_PREFIX}_{token_id}_{secret}"

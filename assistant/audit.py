@@ -326,7 +326,9 @@ class AuditLog:
                                 continue
                             ts = rec.get("ts")
                             old = isinstance(ts, (int, float)) and ts < cutoff
-                            orphan = rec.get("type") == "feedback" and rec.get("record_id") in dropped
+                            orphan = (
+                                rec.get("type") == "feedback" and rec.get("record_id") in dropped
+                            )
                             if old or orphan:
                                 removed += 1
                                 if rec.get("id"):

@@ -603,7 +603,9 @@ class Assistant:
                 span=v.claim.span,
                 derivation=v.derivation.explanation if v.derivation else "",
                 reason=v.reason,
-                drug=v.statement.drug if v.statement else (v.derivation.drug if v.derivation else v.drug),
+                drug=v.statement.drug
+                if v.statement
+                else (v.derivation.drug if v.derivation else v.drug),
                 role=v.statement.role.value if v.statement else "",
                 statement_id=v.statement.id if v.statement else "",
                 statement=v.statement.describe() if v.statement else "",
@@ -769,7 +771,7 @@ _ALSO_TAKES_RE = re.compile(
 
 
 def _also_takes(facets: QueryFacets, question: str, history: tuple[Turn, ...]) -> QueryFacets:
-    """"She also takes allopurinol", "and with febuxostat?": the interaction of the
+    """ "She also takes allopurinol", "and with febuxostat?": the interaction of the
     conversation's drug with the one named, not the new drug's own dosing."""
     named = facets.drugs + facets.uncovered_drugs
     if len(named) != 1 or not history or not _ALSO_TAKES_RE.search(question):

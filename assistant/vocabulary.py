@@ -76,6 +76,8 @@ _CLASS_RE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
         ("prednisone", "prednisolone"),
     ),
 )
+
+
 def names_class_or_topic(question: str) -> bool:
     """Does the question name a drug class or a thiopurine topic anywhere in it?"""
     return bool(_THIOPURINE_TOPIC_RE.search(question)) or any(
@@ -258,6 +260,7 @@ def _letter_counts(word: str) -> list[int]:
         counts[_LETTER_INDEX.get(ch, len(_LETTERS))] += 1
     return counts
 
+
 _FUZZY_CACHE_SIZE = 20000  # question words are few; the cache is cleared whole when full
 
 
@@ -372,7 +375,9 @@ class Vocabulary:
             "drugs": sorted(self.drugs),
             "indications": sorted(self.indications),
             "sections_by_drug": {d: sorted(s) for d, s in sorted(self.sections_by_drug.items())},
-            "drugs_by_indication": {i: list(d) for i, d in sorted(self.drugs_by_indication.items())},
+            "drugs_by_indication": {
+                i: list(d) for i, d in sorted(self.drugs_by_indication.items())
+            },
             "brands": dict(sorted(self.brands.items())),
         }
 
@@ -635,7 +640,6 @@ def parse_phenotypes(question: str) -> tuple[tuple[str, str], ...]:
         if gene and phenotype and (gene, phenotype) not in found:
             found.append((gene, phenotype))
     return tuple(found)
-
 
 
 _SECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (

@@ -20,7 +20,9 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--sizes wants comma-separated integers, got {text!r}"
+        ) from None
     if not sizes or any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError("--sizes wants positive integers")
     return sizes
@@ -35,18 +37,30 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few questions and rounds")
-    parser.add_argument("--sizes", type=_sizes, default=None, help="store sizes in chunks, e.g. 1000,10000,100000")
+    parser.add_argument(
+        "--sizes", type=_sizes, default=None, help="store sizes in chunks, e.g. 1000,10000,100000"
+    )
     parser.add_argument("--out", type=Path, default=repo / "bench" / "results.json")
-    parser.add_argument("--questions", type=int, default=None, help="how many benchmark questions (max 20)")
+    parser.add_argument(
+        "--questions", type=int, default=None, help="how many benchmark questions (max 20)"
+    )
     parser.add_argument("--rounds", type=int, default=None, help="timed passes over the questions")
-    parser.add_argument("--no-server", dest="server", action="store_false", help="skip the Chroma server run")
-    parser.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold start")
+    parser.add_argument(
+        "--no-server", dest="server", action="store_false", help="skip the Chroma server run"
+    )
+    parser.add_argument(
+        "--no-cold-start", dest="cold_start", action="store_false", help="skip the cold start"
+    )
     parser.add_argument("--cache-dir", type=Path, default=repo / "bench" / "cache")
-    parser.add_argument("--work-dir", type=Path, default=None, help="keep the stores here (default: temp, removed)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="keep the stores here (default: temp, removed)"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()
-    corpus = settings.corpus_dir if settings.corpus_dir.is_absolute() else repo / settings.corpus_dir
+    corpus = (
+        settings.corpus_dir if settings.corpus_dir.is_absolute() else repo / settings.corpus_dir
+    )
     opts = BenchOptions(
         model_path=settings.model_path,
         corpus_dir=corpus,

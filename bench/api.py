@@ -72,15 +72,25 @@ class ApiProcess:
     def __enter__(self) -> ApiProcess:
         import httpx
 
-        cmd = [sys.executable, "-c", "import sys; from cli import app; sys.exit(app())",
-               "serve", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from cli import app; sys.exit(app())",
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         t0 = time.perf_counter()
         with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         try:
             while time.perf_counter() - t0 < START_TIMEOUT_S:
                 if self._proc.poll() is not None:
-                    raise RuntimeError(f"dosewise serve exited {self._proc.returncode}: {self._tail()}")
+                    raise RuntimeError(
+                        f"dosewise serve exited {self._proc.returncode}: {self._tail()}"
+                    )
                 try:
                     if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
                         self.ready_s = time.perf_counter() - t0
@@ -88,7 +98,9 @@ class ApiProcess:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-            raise RuntimeError(f"dosewise serve not ready within {START_TIMEOUT_S:g} s: {self._tail()}")
+            raise RuntimeError(
+                f"dosewise serve not ready within {START_TIMEOUT_S:g} s: {self._tail()}"
+            )
         except BaseException:
             self.__exit__()
             raise
@@ -205,13 +217,19 @@ def run_api_bench(requests: int, cli_runs: int, work: Path, log: Any = print) ->
     from tokens import TokenStore
 
     settings = Settings()
-    corpus = settings.corpus_dir if settings.corpus_dir.is_absolute() else REPO / settings.corpus_dir
+    corpus = (
+        settings.corpus_dir if settings.corpus_dir.is_absolute() else REPO / settings.corpus_dir
+    )
     data = work / "data"
     cfg = StoreConfig(path=str(data / "chroma"), collection="dosewise")
     log("indexing the corpus")
     embedder = Embedder.shared(settings.model_path)
-    run_ingest([corpus], cfg, embedder, chunk_size=settings.chunk_size, data_dir=data, progress=False)
-    assistant = _assistant(open_index(cfg, embedder), embedder, load_limits(), settings.retrieval_k, data)
+    run_ingest(
+        [corpus], cfg, embedder, chunk_size=settings.chunk_size, data_dir=data, progress=False
+    )
+    assistant = _assistant(
+        open_index(cfg, embedder), embedder, load_limits(), settings.retrieval_k, data
+    )
     questions = QUESTIONS
     log("in-process reference answers")
     expected = {q: _comparable(assistant.ask(q).to_json()) for q in questions}
@@ -220,7 +238,11 @@ def run_api_bench(requests: int, cli_runs: int, work: Path, log: Any = print) ->
 
     token = TokenStore(data / "tokens.json").create("bench")
     audit_path = work / "audit" / "audit.jsonl"
-    results: dict[str, Any] = {"in_process_warm_ask": in_process, "in_process_new_text_ask": in_process_new, "levels": {}}
+    results: dict[str, Any] = {
+        "in_process_warm_ask": in_process,
+        "in_process_new_text_ask": in_process_new,
+        "levels": {},
+    }
     with ApiProcess(data, audit_path, free_port(), work / "serve.log") as server:
         results["server_ready_s"] = round(server.ready_s, 3)
         log(f"dosewise serve ready in {server.ready_s:.1f} s")
@@ -233,7 +255,9 @@ def run_api_bench(requests: int, cli_runs: int, work: Path, log: Any = print) ->
             results["levels"][str(clients)] = {}
             for mode in ("new", "repeat"):
                 log(f"{clients} concurrent client(s), {requests} requests, {mode} question text")
-                level = _level(server.url, token, questions, clients, requests, new_text=mode == "new")
+                level = _level(
+                    server.url, token, questions, clients, requests, new_text=mode == "new"
+                )
                 answers_ = level.pop("_answers")
                 if mode == "repeat":
                     mismatched |= {q for q, a in answers_ if _comparable(a) != expected[q]}
@@ -243,13 +267,20 @@ def run_api_bench(requests: int, cli_runs: int, work: Path, log: Any = print) ->
                 served += level["served"]
                 results["levels"][str(clients)][mode] = level
     # New texts are checked on a sample, asked again in this process after the server's run.
-    mismatched |= {q for q, a in fresh_sample if _comparable(a) != _comparable(assistant.ask(q).to_json())}
+    mismatched |= {
+        q for q, a in fresh_sample if _comparable(a) != _comparable(assistant.ask(q).to_json())
+    }
     results["new_text_checked"] = len(fresh_sample)
     answers = [r for r in AuditLog(audit_path).read() if r.get("type") == "answer"]
     results["answers_equal_in_process"] = not mismatched
     results["mismatched_questions"] = sorted(mismatched)
-    results["audit"] = {"requests_sent": sent, "answers_served": served, "answer_records": len(answers),
-                        "complete": len(answers) == served, "users": sorted({str(r.get("user")) for r in answers})}
+    results["audit"] = {
+        "requests_sent": sent,
+        "answers_served": served,
+        "answer_records": len(answers),
+        "complete": len(answers) == served,
+        "users": sorted({str(r.get("user")) for r in answers}),
+    }
     log(f"CLI process per question, {cli_runs} run(s)")
     results["cli_spawn"] = cold_start_section(REPO, data, corpus, questions[0], cli_runs)
     return results
@@ -261,9 +292,13 @@ def _table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     ref = results["in_process_warm_ask"]
-    rows.append(f"| in-process warm ask, repeated questions (no HTTP, no audit) | {ref['p50_ms']:.1f} / {ref['p95_ms']:.1f} / {ref['max_ms']:.1f} | | | |")
+    rows.append(
+        f"| in-process warm ask, repeated questions (no HTTP, no audit) | {ref['p50_ms']:.1f} / {ref['p95_ms']:.1f} / {ref['max_ms']:.1f} | | | |"
+    )
     ref = results["in_process_new_text_ask"]
-    rows.append(f"| in-process warm ask, new question text (no HTTP, no audit) | {ref['p50_ms']:.1f} / {ref['p95_ms']:.1f} / {ref['max_ms']:.1f} | | | |")
+    rows.append(
+        f"| in-process warm ask, new question text (no HTTP, no audit) | {ref['p50_ms']:.1f} / {ref['p95_ms']:.1f} / {ref['max_ms']:.1f} | | | |"
+    )
     for clients, modes in results["levels"].items():
         for mode, lv in modes.items():
             rows.append(
@@ -274,24 +309,35 @@ def _table(results: dict[str, Any]) -> str:
                 f"{lv['throughput_rps']} req/s | {lv['errors']} |"
             )
     cli = results["cli_spawn"]
-    rows.append(f"| `dosewise ask --json` as a fresh process (first answer) | "
-                f"{cli['first_answer_s'] * 1000:.0f} (best of {cli['runs']}) | | | |")
-    rows.append(f"| `dosewise serve` exec to ready (once per start) | {results['server_ready_s'] * 1000:.0f} | | | |")
+    rows.append(
+        f"| `dosewise ask --json` as a fresh process (first answer) | "
+        f"{cli['first_answer_s'] * 1000:.0f} (best of {cli['runs']}) | | | |"
+    )
+    rows.append(
+        f"| `dosewise serve` exec to ready (once per start) | {results['server_ready_s'] * 1000:.0f} | | | |"
+    )
     audit = results["audit"]
     rows.append("")
-    rows.append(f"answers equal to in-process: {results['answers_equal_in_process']}; audit: "
-                f"{audit['answer_records']} answer records for {audit['answers_served']} served answers "
-                f"(complete: {audit['complete']})")
+    rows.append(
+        f"answers equal to in-process: {results['answers_equal_in_process']}; audit: "
+        f"{audit['answer_records']} answer records for {audit['answers_served']} served answers "
+        f"(complete: {audit['complete']})"
+    )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
-    parser.add_argument("--cli-runs", type=int, default=2, help="fresh `dosewise ask` processes to time")
+    parser.add_argument(
+        "--cli-runs", type=int, default=2, help="fresh `dosewise ask` processes to time"
+    )
     parser.add_argument("--quick", action="store_true", help="24 requests per level, one CLI run")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "api_results.json")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the index and logs here")
@@ -303,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        results = run_api_bench(requests, cli_runs, work, log=lambda m: print(f"bench.api: {m}", file=sys.stderr))
+        results = run_api_bench(
+            requests, cli_runs, work, log=lambda m: print(f"bench.api: {m}", file=sys.stderr)
+        )
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -313,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        "command": "python -m bench.api" + (" --quick" if args.quick else f" --requests {requests}"),
+        "command": "python -m bench.api"
+        + (" --quick" if args.quick else f" --requests {requests}"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -83,7 +83,10 @@ def _write_pdf(path: Path, title: str, lines: Sequence[str]) -> None:
     from matplotlib import pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path, metadata={"Title": title}) as pdf:
+    with (
+        matplotlib.rc_context({"pdf.fonttype": 42}),
+        PdfPages(path, metadata={"Title": title}) as pdf,
+    ):
         fig = plt.figure(figsize=(8.27, 11.69))
         y = 0.95
         for line in lines:
@@ -112,7 +115,10 @@ def write_synthetic_folder(out: Path, n: int) -> dict[str, int]:
             for heading, texts in sections:
                 body.append(f"<h2>{html.escape(heading.title())}</h2>")
                 if heading.startswith("DOSAGE"):
-                    rows = "".join(f"<tr><td>Step {j + 1}</td><td>{html.escape(t)}</td></tr>" for j, t in enumerate(texts))
+                    rows = "".join(
+                        f"<tr><td>Step {j + 1}</td><td>{html.escape(t)}</td></tr>"
+                        for j, t in enumerate(texts)
+                    )
                     body.append(f"<table><tr><th>Step</th><th>Instruction</th></tr>{rows}</table>")
                 else:
                     body += [f"<p>{html.escape(t)}</p>" for t in texts]
@@ -143,7 +149,12 @@ def _per_s(count: int, seconds: float) -> float | None:
 
 
 def imported_section(
-    embedder: Any, docs_dir: Path, work: Path, chunk_size: int = 900, *, collection: str = "imported"
+    embedder: Any,
+    docs_dir: Path,
+    work: Path,
+    chunk_size: int = 900,
+    *,
+    collection: str = "imported",
 ) -> dict[str, Any]:
     """Time loading, chunking, statement extraction and a full ingest of ``docs_dir``."""
     from ingest.chunking import chunk_document
@@ -179,7 +190,9 @@ def imported_section(
     data.mkdir(parents=True)
     config = StoreConfig(path=str(data / "chroma"), collection=collection)
     t0 = time.perf_counter()
-    report = run_ingest([docs_dir], config, embedder, chunk_size=chunk_size, data_dir=data, progress=False)
+    report = run_ingest(
+        [docs_dir], config, embedder, chunk_size=chunk_size, data_dir=data, progress=False
+    )
     ingest_s = time.perf_counter() - t0
     written = report.chunks_added + report.chunks_updated
     return {
@@ -251,10 +264,15 @@ def run_imported_bench(
 def main(argv: list[str] | None = None) -> int:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    parser = argparse.ArgumentParser(prog="python -m bench.imported", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.imported",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--docs", type=Path, default=None, help="a folder of documents to ingest")
-    parser.add_argument("--synthetic", type=int, default=60, help="synthetic documents when no --docs")
+    parser.add_argument(
+        "--synthetic", type=int, default=60, help="synthetic documents when no --docs"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "imported_results.json")
     args = parser.parse_args(argv)
     if args.docs is not None and not args.docs.is_dir():
@@ -263,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dosewise-imported-bench-"))
     t0 = time.perf_counter()
     try:
-        section = run_imported_bench(args.docs, max(1, args.synthetic), work,
-                                     log=lambda m: print(f"bench.imported: {m}", file=sys.stderr))
+        section = run_imported_bench(
+            args.docs,
+            max(1, args.synthetic),
+            work,
+            log=lambda m: print(f"bench.imported: {m}", file=sys.stderr),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {
@@ -275,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-            "command": "python -m bench.imported" + (f" --docs {args.docs}" if args.docs else f" --synthetic {args.synthetic}"),
+            "command": "python -m bench.imported"
+            + (f" --docs {args.docs}" if args.docs else f" --synthetic {args.synthetic}"),
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

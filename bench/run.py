@@ -94,23 +94,40 @@ def _commit() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
 
 
-def _section(results: dict[str, Any], name: str, log: Callable[[str], None], fn: Callable[[], Any]) -> Any:
+def _section(
+    results: dict[str, Any], name: str, log: Callable[[str], None], fn: Callable[[], Any]
+) -> Any:
     """Run one section; a failure is recorded in results.json (and shown), never hidden."""
     log(f"{name} ...")
     t0 = time.perf_counter()
     try:
         value = fn()
     except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
-        results[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+        results[name] = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "trace": traceback.format_exc()[-2000:],
+        }
         log(f"{name} FAILED: {type(exc).__name__}: {exc}")
         return None
     results[name] = value
@@ -135,13 +152,19 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     started = time.perf_counter()
     questions = pick_questions(opts.questions)
     rounds = opts.rounds
-    work = Path(opts.work_dir) if opts.work_dir else Path(tempfile.mkdtemp(prefix="dosewise-bench-"))
+    work = (
+        Path(opts.work_dir) if opts.work_dir else Path(tempfile.mkdtemp(prefix="dosewise-bench-"))
+    )
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "meta": {
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": " ".join(["python -m bench", *sys.argv[1:]]) if sys.argv[0].endswith("__main__.py") else "run_bench()",
-            "options": _clean({f.name: getattr(opts, f.name) for f in fields(opts) if f.name != "embedder"}),
+            "command": " ".join(["python -m bench", *sys.argv[1:]])
+            if sys.argv[0].endswith("__main__.py")
+            else "run_bench()",
+            "options": _clean(
+                {f.name: getattr(opts, f.name) for f in fields(opts) if f.name != "embedder"}
+            ),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
@@ -174,30 +197,53 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
 
         def embedding() -> dict[str, Any]:
             nonlocal vectors
-            out, vectors = sec.embedding_section(embedder, corpus_dir, chunks, opts.chunk_size, dirs, "dosewise")
+            out, vectors = sec.embedding_section(
+                embedder, corpus_dir, chunks, opts.chunk_size, dirs, "dosewise"
+            )
             return out
 
         if _section(results, "embedding", log, embedding) is None:
             vectors = embedder.encode([embedding_text(c) for c in chunks])
-            run_ingest([corpus_dir], StoreConfig(path=str(data / "chroma"), collection="dosewise"),
-                       embedder, chunk_size=opts.chunk_size, data_dir=data, progress=False)
+            run_ingest(
+                [corpus_dir],
+                StoreConfig(path=str(data / "chroma"), collection="dosewise"),
+                embedder,
+                chunk_size=opts.chunk_size,
+                data_dir=data,
+                progress=False,
+            )
         real_pairs = list(zip(chunks, vectors, strict=True))
 
         cfg = StoreConfig(path=str(data / "chroma"), collection="dosewise")
         gold, _issues = load_questions(REPO / "evals" / "gold.jsonl")
         _section(
-            results, "query_encoder", log,
+            results,
+            "query_encoder",
+            log,
             lambda: sec.query_encoder_section(
-                embedder, questions, [embedding_text(c) for c in chunks], 1 if opts.quick else 2,
+                embedder,
+                questions,
+                [embedding_text(c) for c in chunks],
+                1 if opts.quick else 2,
                 lambda emb: sec._assistant(open_index(cfg, embedder), emb, limits, opts.k, data),
-                gold[:12] if opts.quick else gold, opts.k,
+                gold[:12] if opts.quick else gold,
+                opts.k,
             ),
         )
 
         assistant = sec._assistant(open_index(cfg, embedder), embedder, limits, opts.k, data)
-        warm = _section(results, "warm_ask", log, lambda: sec.ask_latency(assistant, questions, rounds))
+        warm = _section(
+            results, "warm_ask", log, lambda: sec.ask_latency(assistant, questions, rounds)
+        )
 
-        _section(results, "guard", log, lambda: sec.guard_section(chunks, limits, 20 if opts.quick else 200, 2 if opts.quick else 5))
+        _section(
+            results,
+            "guard",
+            log,
+            lambda: sec.guard_section(
+                chunks, limits, 20 if opts.quick else 200, 2 if opts.quick else 5
+            ),
+        )
 
         def imported() -> dict[str, Any]:
             # Documents without front matter (text, HTML, PDF, SPL XML): ingest throughput and
@@ -215,32 +261,59 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
 
         if warm is not None:
             _section(
-                results, "baseline", log,
-                lambda: sec.baseline_section(corpus_dir, embedder, work, questions, rounds, assistant, opts.k),
+                results,
+                "baseline",
+                log,
+                lambda: sec.baseline_section(
+                    corpus_dir, embedder, work, questions, rounds, assistant, opts.k
+                ),
             )
         else:
             results["baseline"] = {"skipped": "warm ask failed"}
 
         _section(
-            results, "scale", log,
+            results,
+            "scale",
+            log,
             lambda: sec.scale_section(
-                embedder, limits, real_pairs, opts.sizes, work, opts.cache_dir,
-                questions, rounds, opts.k, log, pool_limit=opts.pool_limit,
+                embedder,
+                limits,
+                real_pairs,
+                opts.sizes,
+                work,
+                opts.cache_dir,
+                questions,
+                rounds,
+                opts.k,
+                log,
+                pool_limit=opts.pool_limit,
             ),
         )
 
         if opts.cold_start:
             _section(
-                results, "cold_start", log,
-                lambda: sec.cold_start_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 3),
+                results,
+                "cold_start",
+                log,
+                lambda: sec.cold_start_section(
+                    REPO, data, corpus_dir, questions[0], 1 if opts.quick else 3
+                ),
             )
             _section(
-                results, "cli_cold", log,
-                lambda: sec.cli_cold_section(REPO, data, corpus_dir, chunks, work, 1 if opts.quick else 3),
+                results,
+                "cli_cold",
+                log,
+                lambda: sec.cli_cold_section(
+                    REPO, data, corpus_dir, chunks, work, 1 if opts.quick else 3
+                ),
             )
             _section(
-                results, "app_cold", log,
-                lambda: sec.app_cold_section(REPO, data, corpus_dir, questions[0], 1 if opts.quick else 2),
+                results,
+                "app_cold",
+                log,
+                lambda: sec.app_cold_section(
+                    REPO, data, corpus_dir, questions[0], 1 if opts.quick else 2
+                ),
             )
         else:
             for name in ("cold_start", "cli_cold", "app_cold"):
@@ -248,8 +321,12 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
 
         if opts.server and warm is not None:
             _section(
-                results, "server", log,
-                lambda: sec.server_section(embedder, limits, real_pairs, work, questions, rounds, opts.k, assistant),
+                results,
+                "server",
+                log,
+                lambda: sec.server_section(
+                    embedder, limits, real_pairs, work, questions, rounds, opts.k, assistant
+                ),
             )
         else:
             results["server"] = {"skipped": "--no-server" if not opts.server else "warm ask failed"}

@@ -82,7 +82,9 @@ def embedding_section(
             vectors = embedder.encode(texts)
         raw.append(len(texts) / sw.seconds)
         cfg = StoreConfig(path=str(data / "chroma"), collection=collection)
-        report = run_ingest([corpus_dir], cfg, embedder, chunk_size=chunk_size, data_dir=data, progress=False)
+        report = run_ingest(
+            [corpus_dir], cfg, embedder, chunk_size=chunk_size, data_dir=data, progress=False
+        )
         written = report.chunks_added + report.chunks_updated
         ingest_rates.append(written / report.seconds)
         ingest_seconds.append(report.seconds)
@@ -151,7 +153,10 @@ def query_encoder_section(
 
     from ingest.embeddings import OnnxQueryEncoder
 
-    out: dict[str, Any] = {"query_runtime_in_use": None, "torch_threads_default": torch.get_num_threads()}
+    out: dict[str, Any] = {
+        "query_runtime_in_use": None,
+        "torch_threads_default": torch.get_num_threads(),
+    }
     with Stopwatch() as sw:
         fp32_path = embedder.export_query_model()
     out["onnx_export_s"] = round(sw.seconds, 3)
@@ -202,7 +207,10 @@ def query_encoder_section(
     with Stopwatch() as sw:
         for i in range(0, len(batch_texts), 32):
             fp32.encode(batch_texts[i : i + 32])
-    out["batch_chunks_per_s"] = {"torch": round(torch_rate, 2), "onnx": round(len(batch_texts) / sw.seconds, 2)}
+    out["batch_chunks_per_s"] = {
+        "torch": round(torch_rate, 2),
+        "onnx": round(len(batch_texts) / sw.seconds, 2),
+    }
 
     recall: dict[str, Any] = {}
     for name, encode in runtimes.items():
@@ -220,7 +228,13 @@ def query_encoder_section(
 # --- warm ask ----------------------------------------------------------------------------------
 
 
-def _record(result: Any, ms: float, totals: list[float], stages: dict[str, list[float]], statuses: Counter[str]) -> None:
+def _record(
+    result: Any,
+    ms: float,
+    totals: list[float],
+    stages: dict[str, list[float]],
+    statuses: Counter[str],
+) -> None:
     totals.append(ms)
     statuses[result.status] += 1
     timed = 0.0
@@ -231,7 +245,9 @@ def _record(result: Any, ms: float, totals: list[float], stages: dict[str, list[
     stages[OTHER].append(max(0.0, ms - timed))
 
 
-def _ask_summary(totals: list[float], stages: dict[str, list[float]], statuses: Counter[str]) -> dict[str, Any]:
+def _ask_summary(
+    totals: list[float], stages: dict[str, list[float]], statuses: Counter[str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {"latency": summarize(totals), "statuses": dict(statuses)}
     if any(stages.values()):
         out["stages"] = {s: summarize(v) for s, v in stages.items()}
@@ -284,7 +300,11 @@ def ask_latency_ab(
     return out
 
 
-def _timed(ask: Callable[[str], Any], text: str, acc: tuple[list[float], dict[str, list[float]], Counter[str]]) -> None:
+def _timed(
+    ask: Callable[[str], Any],
+    text: str,
+    acc: tuple[list[float], dict[str, list[float]], Counter[str]],
+) -> None:
     t0 = time.perf_counter()
     result = ask(text)
     ms = (time.perf_counter() - t0) * 1000.0
@@ -339,7 +359,9 @@ def _guard_material(chunks: Sequence[Chunk]) -> tuple[list[Any], str, str, str]:
     return passages, short, " ".join(long_parts), drug
 
 
-def _wall_and_cpu(fn: Callable[[str], Any], items: Sequence[str]) -> tuple[list[float], list[float]]:
+def _wall_and_cpu(
+    fn: Callable[[str], Any], items: Sequence[str]
+) -> tuple[list[float], list[float]]:
     """Milliseconds per call of ``fn(item)``: wall clock, and this thread's CPU time."""
     wall: list[float] = []
     cpu: list[float] = []
@@ -369,7 +391,13 @@ def _guard_answer_309() -> tuple[list[Any], str, str]:
 
     data = json.loads(GUARD_ANSWER_309.read_text(encoding="utf-8"))
     passages = [
-        Passage(n=p["n"], text=p["text"], doc_id=p["doc_id"], section=p["section"], drugs=tuple(p["drugs"]))
+        Passage(
+            n=p["n"],
+            text=p["text"],
+            doc_id=p["doc_id"],
+            section=p["section"],
+            drugs=tuple(p["drugs"]),
+        )
         for p in data["passages"]
     ]
     return passages, data["answer"], data["drug"]
@@ -389,22 +417,35 @@ def guard_section(
     fixed_passages, fixed, fixed_drug = _guard_answer_309()
     answers = {
         "short": (short, passages, drug, "today's corpus: one sentence"),
-        "long": (long, passages, drug, "today's corpus: the ~300-word answer _guard_material builds"),
-        "long_309": (fixed, fixed_passages, fixed_drug,
-                     "fixed: bench/guard_answer_309.json (built from the corpus at 5a734ad)"),
+        "long": (
+            long,
+            passages,
+            drug,
+            "today's corpus: the ~300-word answer _guard_material builds",
+        ),
+        "long_309": (
+            fixed,
+            fixed_passages,
+            fixed_drug,
+            "fixed: bench/guard_answer_309.json (built from the corpus at 5a734ad)",
+        ),
     }
     out: dict[str, Any] = {"passages": len(passages), "drug": drug, "rounds": rounds}
     times: dict[str, list[float]] = {name: [] for name in answers}
     round_p50: dict[str, list[float]] = {name: [] for name in answers}
     cpu_times: dict[str, list[float]] = {name: [] for name in answers}
-    verdicts = {name: check_answer(a, ps, None, limits, d) for name, (a, ps, d, _) in answers.items()}
+    verdicts = {
+        name: check_answer(a, ps, None, limits, d) for name, (a, ps, d, _) in answers.items()
+    }
     for r in range(rounds):
         for name, (answer, ps, d, _about) in answers.items():
             # The guard caches parses by text: every timed answer is a new text (a digit-free
             # tag), so the answer is parsed each time as a new one would be; passages stay
             # warm, as in use.
             fresh_answers = [f"{answer} Reviewed {tag(r * repeats + i)}." for i in range(repeats)]
-            got, cpu = _wall_and_cpu(partial(_guard_call, passages=ps, limits=limits, drug=d), fresh_answers)
+            got, cpu = _wall_and_cpu(
+                partial(_guard_call, passages=ps, limits=limits, drug=d), fresh_answers
+            )
             times[name] += got
             cpu_times[name] += cpu
             round_p50[name].append(summarize(got)["p50_ms"])
@@ -464,16 +505,21 @@ def baseline_section(
     floor = floor_fn(assistant.index, embedder, k)
     got = ask_latency_ab(
         {"ours": assistant.ask, "plain": base.ask, "plain_onnx": base_onnx.ask, "floor": floor},
-        questions, rounds, cached=("ours",),
+        questions,
+        rounds,
+        cached=("ours",),
     )
     ours, plain = got["ours"]["new"]["latency"], got["plain"]["new"]["latency"]
     plain_onnx, floor_lat = got["plain_onnx"]["new"]["latency"], got["floor"]["new"]["latency"]
     return {
         "chain": "evals.baseline.Baseline: RecursiveCharacterTextSplitter 1000/200 + Chroma + similarity_search k=4",
         "questions": "new texts: each timed ask is a variant never asked before, the same for all four",
-        "query_runtime": {"ours": getattr(embedder, "query_runtime", "torch"), "plain": "torch",
-                          "plain_onnx": getattr(embedder, "query_runtime", "torch"),
-                          "floor": getattr(embedder, "query_runtime", "torch")},
+        "query_runtime": {
+            "ours": getattr(embedder, "query_runtime", "torch"),
+            "plain": "torch",
+            "plain_onnx": getattr(embedder, "query_runtime", "torch"),
+            "floor": getattr(embedder, "query_runtime", "torch"),
+        },
         "plain": plain,
         "plain_onnx": plain_onnx,
         "ours": ours,
@@ -537,7 +583,9 @@ def scale_section(
         del pairs
         index = open_index(cfg, embedder)
         total = index.count()
-        log(f"scale: {total} chunks written in {build_sw.seconds:.1f} s; measuring (RSS {rss_mb():.0f} MB)")
+        log(
+            f"scale: {total} chunks written in {build_sw.seconds:.1f} s; measuring (RSS {rss_mb():.0f} MB)"
+        )
         data_dir = data / f"data-{size}"
         with Stopwatch() as prep_sw:
             # What `dosewise ingest` now does after writing a generation.
@@ -545,8 +593,12 @@ def scale_section(
         assistant = _assistant(index, embedder, limits, k, data_dir)
         with Stopwatch() as first_sw:
             assistant.ask(fresh(questions[0]))  # a new process's first question after that ingest
-        both = ask_latency_ab({"ours": assistant.ask, "floor": floor_fn(index, embedder, k)},
-                              questions, rounds, cached=("ours",))
+        both = ask_latency_ab(
+            {"ours": assistant.ask, "floor": floor_fn(index, embedder, k)},
+            questions,
+            rounds,
+            cached=("ours",),
+        )
         asks, floor = both["ours"], both["floor"]["new"]["latency"]
         points.append(
             {
@@ -626,7 +678,9 @@ def _cold_env(repo: Path, data_dir: Path, corpus_dir: Path) -> dict[str, str]:
     )
 
 
-def _cold_runs(cmd: list[str], repo: Path, env: dict[str, str], runs: int, ok_codes: Sequence[int] = (0,)) -> dict[str, Any]:
+def _cold_runs(
+    cmd: list[str], repo: Path, env: dict[str, str], runs: int, ok_codes: Sequence[int] = (0,)
+) -> dict[str, Any]:
     """``runs`` fresh processes: time to the first line on stdout and to exit (min and each),
     the exit status, and which heavy modules the process imported."""
     first: list[float] = []
@@ -665,7 +719,9 @@ def _cold_runs(cmd: list[str], repo: Path, env: dict[str, str], runs: int, ok_co
     }
 
 
-def cold_start_section(repo: Path, data_dir: Path, corpus_dir: Path, question: str, runs: int) -> dict[str, Any]:
+def cold_start_section(
+    repo: Path, data_dir: Path, corpus_dir: Path, question: str, runs: int
+) -> dict[str, Any]:
     """`dosewise ask QUESTION --json` in a fresh process, from exec to the first answer on
     stdout (imports, store open, lexical index load, ONNX query model load, one ask), on a data
     dir ingested before (the query model's export exists, as after `dosewise ingest`)."""
@@ -682,27 +738,51 @@ def cold_start_section(repo: Path, data_dir: Path, corpus_dir: Path, question: s
         "first_answer_s_each": got["first_output_s_each"],
         "process_exit_s": got["exit_s"],
         "status": status,
-        **{k: v for k, v in got.items() if k not in ("first_output_s", "first_output_s_each", "exit_s")},
+        **{
+            k: v
+            for k, v in got.items()
+            if k not in ("first_output_s", "first_output_s_each", "exit_s")
+        },
     }
 
 
-def cli_cold_section(repo: Path, data_dir: Path, corpus_dir: Path, chunks: Sequence[Chunk], work: Path, runs: int) -> dict[str, Any]:
+def cli_cold_section(
+    repo: Path, data_dir: Path, corpus_dir: Path, chunks: Sequence[Chunk], work: Path, runs: int
+) -> dict[str, Any]:
     """Commands that must start fast and never load the model: `check --passages` (the guard
     on an answer with its passages given), `stats`, `--help`; each a fresh process to exit."""
     passages, short, _long, _drug = _guard_material(chunks)
     folder = work / "cli-cold"
     folder.mkdir(parents=True, exist_ok=True)
     passages_file = folder / "passages.json"
-    passages_file.write_text(json.dumps([
-        {"n": p.n, "text": p.text, "doc_id": p.doc_id, "section": p.section, "drugs": list(p.drugs)}
-        for p in passages
-    ]), encoding="utf-8")
+    passages_file.write_text(
+        json.dumps(
+            [
+                {
+                    "n": p.n,
+                    "text": p.text,
+                    "doc_id": p.doc_id,
+                    "section": p.section,
+                    "drugs": list(p.drugs),
+                }
+                for p in passages
+            ]
+        ),
+        encoding="utf-8",
+    )
     answer_file = folder / "answer.md"
     answer_file.write_text(short + "\n", encoding="utf-8")
     env = _cold_env(repo, data_dir, corpus_dir)
     commands = {
-        "check_passages": ["check", "--question", "What is the dose?", "--answer-file", str(answer_file),
-                           "--passages", str(passages_file)],
+        "check_passages": [
+            "check",
+            "--question",
+            "What is the dose?",
+            "--answer-file",
+            str(answer_file),
+            "--passages",
+            str(passages_file),
+        ],
         "stats": ["stats"],
         "help": ["--help"],
     }
@@ -737,16 +817,27 @@ print(json.dumps({"first_screen_s": first_screen, "first_answer_after_screen_s":
 """
 
 
-def app_cold_section(repo: Path, data_dir: Path, corpus_dir: Path, question: str, runs: int) -> dict[str, Any]:
+def app_cold_section(
+    repo: Path, data_dir: Path, corpus_dir: Path, question: str, runs: int
+) -> dict[str, Any]:
     """The chat app in a fresh process: start to first screen, then a question submitted the
     moment the screen is there, to its answer on screen (the warm-up thread has had no head
     start). AppTest runs the script without a browser; rendering in one is not included."""
-    env = dict(_cold_env(repo, data_dir, corpus_dir), DOSEWISE_LLM_BACKEND="none",
-               DOSEWISE_AUDIT_LOG=str(data_dir / "bench-app-audit.jsonl"))
+    env = dict(
+        _cold_env(repo, data_dir, corpus_dir),
+        DOSEWISE_LLM_BACKEND="none",
+        DOSEWISE_AUDIT_LOG=str(data_dir / "bench-app-audit.jsonl"),
+    )
     each: list[dict[str, Any]] = []
     for _ in range(runs):
-        proc = subprocess.run([sys.executable, "-c", _APP, str(repo / "app.py"), fresh(question)],
-                              cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", _APP, str(repo / "app.py"), fresh(question)],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"app run exited {proc.returncode}: {proc.stderr[-600:]}")
         each.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -756,7 +847,9 @@ def app_cold_section(repo: Path, data_dir: Path, corpus_dir: Path, question: str
         "runs": runs,
         "first_screen_s": round(best["first_screen_s"], 3),
         "first_answer_after_screen_s": round(best["first_answer_after_screen_s"], 3),
-        "first_answer_after_screen_s_each": [round(r["first_answer_after_screen_s"], 3) for r in each],
+        "first_answer_after_screen_s_each": [
+            round(r["first_answer_after_screen_s"], 3) for r in each
+        ],
         "answered": all(r["answered"] for r in each),
         "exceptions": max(r["exceptions"] for r in each),
         "heavy_imports": best["heavy_imports"],
@@ -782,15 +875,24 @@ def server_section(
     from ingest.store import open_index
 
     with ChromaServer(work / "server-store") as srv:
-        cfg = StoreConfig(mode="server", host="127.0.0.1", port=srv.port, collection="dosewise", timeout_s=30.0)
+        cfg = StoreConfig(
+            mode="server", host="127.0.0.1", port=srv.port, collection="dosewise", timeout_s=30.0
+        )
         data = work / "server-data"
         index = open_index(cfg, embedder)
         with Stopwatch() as write_sw:
             index.write_generation([], real_pairs, documents=len({c.doc_id for c, _ in real_pairs}))
         index = open_index(cfg, embedder)
         server_assistant = _assistant(index, embedder, limits, k, data)
-        both = ask_latency_ab({"server": server_assistant.ask, "embedded": embedded.ask,
-                               "floor": floor_fn(index, embedder, k)}, questions, rounds)
+        both = ask_latency_ab(
+            {
+                "server": server_assistant.ask,
+                "embedded": embedded.ask,
+                "floor": floor_fn(index, embedder, k),
+            },
+            questions,
+            rounds,
+        )
         asks = both["server"]["new"]
         startup = srv.startup_s
     return {
@@ -800,5 +902,7 @@ def server_section(
         "ask": asks,
         "floor": both["floor"]["new"]["latency"],
         "embedded_ask": both["embedded"]["new"],
-        "ratio_p50_vs_embedded": _ratio(asks["latency"]["p50_ms"], both["embedded"]["new"]["latency"]["p50_ms"]),
+        "ratio_p50_vs_embedded": _ratio(
+            asks["latency"]["p50_ms"], both["embedded"]["new"]["latency"]["p50_ms"]
+        ),
     }

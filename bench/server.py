@@ -46,7 +46,16 @@ class ChromaServer:
         t0 = time.perf_counter()
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(
-                [exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    exe,
+                    "run",
+                    "--path",
+                    str(self.path),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -25,7 +25,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 def summarize(values_ms: Iterable[float]) -> dict[str, float]:
     values = [float(v) for v in values_ms]
     if not values:
-        return {"n": 0, "p50_ms": math.nan, "p95_ms": math.nan, "max_ms": math.nan, "mean_ms": math.nan}
+        return {
+            "n": 0,
+            "p50_ms": math.nan,
+            "p95_ms": math.nan,
+            "max_ms": math.nan,
+            "mean_ms": math.nan,
+        }
     return {
         "n": len(values),
         "p50_ms": round(percentile(values, 50), 3),

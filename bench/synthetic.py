@@ -41,13 +41,59 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|\n+")
 _FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
 _PLACEHOLDER = "qqdrugplaceholderqq"
-_BRANDS = ("imuran", "azasan", "aza", "cellcept", "myfortic", "mmf", "cytoxan", "6-mp", "purinethol")
+_BRANDS = (
+    "imuran",
+    "azasan",
+    "aza",
+    "cellcept",
+    "myfortic",
+    "mmf",
+    "cytoxan",
+    "6-mp",
+    "purinethol",
+)
 
-_PREFIX = ("zor", "bel", "tam", "vix", "lor", "cen", "dap", "quen", "tol", "fen", "ral", "sev",
-           "nab", "ost", "pra", "kel", "mib", "sor", "tev", "ulo")
+_PREFIX = (
+    "zor",
+    "bel",
+    "tam",
+    "vix",
+    "lor",
+    "cen",
+    "dap",
+    "quen",
+    "tol",
+    "fen",
+    "ral",
+    "sev",
+    "nab",
+    "ost",
+    "pra",
+    "kel",
+    "mib",
+    "sor",
+    "tev",
+    "ulo",
+)
 _MIDDLE = ("a", "i", "o", "e", "u", "ar", "el", "ox", "in", "um")
-_SUFFIX = ("imab", "inib", "olol", "pril", "statin", "azole", "mycin", "parin", "dronate",
-           "tide", "sartan", "vir", "afil", "oxacin", "triptan", "prazole")
+_SUFFIX = (
+    "imab",
+    "inib",
+    "olol",
+    "pril",
+    "statin",
+    "azole",
+    "mycin",
+    "parin",
+    "dronate",
+    "tide",
+    "sartan",
+    "vir",
+    "afil",
+    "oxacin",
+    "triptan",
+    "prazole",
+)
 
 
 def fake_drug_name(k: int) -> str:
@@ -148,7 +194,9 @@ class SyntheticCorpus:
     def __init__(self, pool: SentencePool, *, seed: int = 7) -> None:
         self.pool = pool
         self.seed = seed
-        real = sorted({d for s in pool.sentences for d in s.chunk.drugs} | set(_BRANDS), key=len, reverse=True)
+        real = sorted(
+            {d for s in pool.sentences for d in s.chunk.drugs} | set(_BRANDS), key=len, reverse=True
+        )
         self._real_drugs = re.compile(
             r"(?<![\w-])(" + "|".join(re.escape(d) for d in real) + r")(?![\w-])", re.IGNORECASE
         )
@@ -198,9 +246,13 @@ class SyntheticCorpus:
             text = " ".join(p.text for p in parts)
             title = f"{anchor.title} (formulary note {doc})"
         else:
-            drug = fake_drug_name(doc // REAL_DOC_EVERY * (REAL_DOC_EVERY - 1) + doc % REAL_DOC_EVERY - 1)
+            drug = fake_drug_name(
+                doc // REAL_DOC_EVERY * (REAL_DOC_EVERY - 1) + doc % REAL_DOC_EVERY - 1
+            )
             drugs = (drug,)
-            text = " ".join(self._template(int(p), factor) for p in picks).replace(_PLACEHOLDER, drug)
+            text = " ".join(self._template(int(p), factor) for p in picks).replace(
+                _PLACEHOLDER, drug
+            )
             indication = anchor.indications[0] if anchor.indications else "general use"
             title = f"{drug.capitalize()} in {indication}"
         by_id: dict[str, SourceRef] = {}

@@ -70,7 +70,13 @@ class Baseline:
         # Reuse a collection built from identical files with identical settings: re-embedding
         # the corpus is most of the baseline's cost and tells nothing new.
         digest = hashlib.sha256(
-            json.dumps([chunk_size, chunk_overlap, [[str(p), t] for p, t in zip(files, texts, strict=True)]]).encode()
+            json.dumps(
+                [
+                    chunk_size,
+                    chunk_overlap,
+                    [[str(p), t] for p, t in zip(files, texts, strict=True)],
+                ]
+            ).encode()
         ).hexdigest()
         persist_dir.mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(
@@ -80,8 +86,12 @@ class Baseline:
         try:
             existing = client.get_collection(collection)
             if (existing.metadata or {}).get("corpus_sha256") == digest and existing.count():
-                return cls(Chroma(collection_name=collection, embedding_function=embeddings,
-                                  client=client), k=k)
+                return cls(
+                    Chroma(
+                        collection_name=collection, embedding_function=embeddings, client=client
+                    ),
+                    k=k,
+                )
         except Exception:  # noqa: BLE001 - absent collection raises a version-dependent error
             pass
         docs: list[Document] = []
@@ -101,8 +111,12 @@ class Baseline:
             client.delete_collection(collection)
         except Exception:  # noqa: BLE001 - absent collection raises a version-dependent error
             pass
-        store = Chroma(collection_name=collection, embedding_function=embeddings, client=client,
-                       collection_metadata={"corpus_sha256": digest})
+        store = Chroma(
+            collection_name=collection,
+            embedding_function=embeddings,
+            client=client,
+            collection_metadata={"corpus_sha256": digest},
+        )
         if chunks:
             store.add_documents(chunks, ids=[f"b{i}" for i in range(len(chunks))])
         return cls(store, k=k)

@@ -61,7 +61,10 @@ def write_pdf(path: Path, title: str, pages: Sequence[Sequence[str]]) -> None:
     from matplotlib import pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path, metadata={"Title": title}) as pdf:
+    with (
+        matplotlib.rc_context({"pdf.fonttype": 42}),
+        PdfPages(path, metadata={"Title": title}) as pdf,
+    ):
         for lines in pages:
             fig = plt.figure(figsize=(8.27, 11.69))
             y = 0.95
@@ -107,7 +110,9 @@ def _title(focus: str) -> str:
 
 def build_devset(source: Path, out: Path) -> dict[str, int]:
     """Write the documents and questions; returns counts."""
-    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_label[str(row.get("dailymed_setid") or row["id"])].append(row)
@@ -179,16 +184,25 @@ def build_devset(source: Path, out: Path) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.byod_devset", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder to write (outside the repository)")
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the label excerpts JSONL")
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.byod_devset", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="folder to write (outside the repository)"
+    )
+    parser.add_argument(
+        "--source", type=Path, default=DEFAULT_SOURCE, help="the label excerpts JSONL"
+    )
     args = parser.parse_args(argv)
     if not args.source.is_file():
         print(f"byod dev set: {args.source} is absent; nothing to build.")
         return 0
     out: Path = args.out.resolve()
     if out.is_relative_to(REPO):
-        print(f"byod dev set: refusing to write label text inside the repository ({out})", file=sys.stderr)
+        print(
+            f"byod dev set: refusing to write label text inside the repository ({out})",
+            file=sys.stderr,
+        )
         return 2
     counts = build_devset(args.source, out)
     print(

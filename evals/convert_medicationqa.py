@@ -26,7 +26,9 @@ import yaml
 __all__ = ["BRANDS", "convert", "corpus_drugs", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = REPO.parent / "shared" / "datasets" / "medicationqa" / "medicationqa_dosing_strict.jsonl"
+DEFAULT_SOURCE = (
+    REPO.parent / "shared" / "datasets" / "medicationqa" / "medicationqa_dosing_strict.jsonl"
+)
 
 # Brand → generic, for the corpus drugs only (a focus drug is often given by brand).
 BRANDS: dict[str, str] = {
@@ -94,13 +96,19 @@ def convert(
         focus = str(row.get("focus_drug") or "")
         generic = _mentions(focus, drugs) if focus else _mentions(question, drugs)
         qtype = _SLUG.sub("-", str(row.get("question_type") or "unknown").lower()).strip("-")
-        numbers = answer_doses(str(row.get("answer") or "")) if numbers_from_answers and generic else []
+        numbers = (
+            answer_doses(str(row.get("answer") or "")) if numbers_from_answers and generic else []
+        )
         out.append(
             {
                 "id": str(row.get("id") or f"medicationqa-{n}"),
                 "question": question,
                 "expected": {"numbers": numbers, "out_of_corpus": generic is None},
-                "tags": ["medicationqa", f"type:{qtype}", "in-corpus" if generic else "out-of-corpus"],
+                "tags": [
+                    "medicationqa",
+                    f"type:{qtype}",
+                    "in-corpus" if generic else "out-of-corpus",
+                ],
                 **({"focus_drug": generic} if generic else {}),
             }
         )
@@ -112,13 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, default=REPO / "corpus")
-    ap.add_argument("--numbers-from-answers", action="store_true",
-                    help="In-corpus items expect the doses their dataset answer states.")
+    ap.add_argument(
+        "--numbers-from-answers",
+        action="store_true",
+        help="In-corpus items expect the doses their dataset answer states.",
+    )
     args = ap.parse_args(argv)
     out = args.out.resolve()
     if out.is_relative_to(REPO):
-        print(f"error: {out} is inside the repository; write converted datasets elsewhere",
-              file=sys.stderr)
+        print(
+            f"error: {out} is inside the repository; write converted datasets elsewhere",
+            file=sys.stderr,
+        )
         return 2
     if not args.source.is_file():
         print(f"error: {args.source} not found", file=sys.stderr)
@@ -130,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            print(f"warning: {args.source}:{lineno}: skipped, invalid JSON ({exc.msg})",
-                  file=sys.stderr)
+            print(
+                f"warning: {args.source}:{lineno}: skipped, invalid JSON ({exc.msg})",
+                file=sys.stderr,
+            )
     items = convert(rows, corpus_drugs(args.corpus), numbers_from_answers=args.numbers_from_answers)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), "utf-8")

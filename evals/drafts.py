@@ -213,8 +213,11 @@ def summarise(outcomes: Sequence[DraftOutcome]) -> dict[str, Any]:
         "catch_rate": _rate(caught, blocks),
         "by_category": dict(sorted(per_cat.items())),
         "false_block_examples": [
-            {"id": o.draft.id, "failed": list(o.wrongly_failed + o.unlabelled_failed),
-             "error": o.error}
+            {
+                "id": o.draft.id,
+                "failed": list(o.wrongly_failed + o.unlabelled_failed),
+                "error": o.error,
+            }
             for o in fb
         ],
         "missed": missed,

@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", default="0.0,0.8")
     ap.add_argument("--max-tokens", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data-dir", type=Path, default=None, help="scratch index (default: a temp dir)")
+    ap.add_argument(
+        "--data-dir", type=Path, default=None, help="scratch index (default: a temp dir)"
+    )
     args = ap.parse_args(argv)
 
     for var, val in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
@@ -170,8 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                         "model": name,
                         "temperature": temp,
                         "passages": [
-                            {"n": p.n, "doc_id": p.doc_id, "section": p.section, "text": p.text,
-                             "drugs": list(p.drugs)}  # fmt: skip
+                            {
+                                "n": p.n,
+                                "doc_id": p.doc_id,
+                                "section": p.section,
+                                "text": p.text,
+                                "drugs": list(p.drugs),
+                            }  # fmt: skip
                             for p in passages
                         ],
                         "draft": draft,

@@ -57,7 +57,9 @@ def headline_rows(result: EvalResult) -> list[tuple[str, str, str]]:
     for label, key, kind in HEADLINE:
         rows.append((label, _fmt(ours.get(key), kind), _fmt(base.get(key), kind) if base else "—"))
     g = result.guard_summary["overall"]
-    rows.append(("Guard catch rate (answer file + mutants)", _fmt(g["catch_rate"], "pct"), "no guard"))
+    rows.append(
+        ("Guard catch rate (answer file + mutants)", _fmt(g["catch_rate"], "pct"), "no guard")
+    )
     rows.append(("Guard false-block rate", _fmt(g["false_block_rate"], "pct"), "no guard"))
     return rows + _draft_rows(result.drafts_summary)
 
@@ -67,25 +69,43 @@ def _draft_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     if not d or "error" in d:
         return [("Guard on real LLM drafts", f"error: {d['error']}", "no guard")] if d else []
     what = f"{d['drafts']} drafts, {len(d['models'])} models"
-    return [
-        (f"Guard false-block rate, real LLM drafts ({d['correct_drafts']} correct of {what})",
-         _fmt(d["false_block_rate"], "pct"), "no guard"),
-        (f"Guard catch rate, real LLM drafts ({d['block_numbers']} wrong numbers)",
-         _fmt(d["catch_rate"], "pct"), "no guard"),
-    ] + [
-        (f"  catch rate: {cat} ({c['n']})", _fmt(c["catch_rate"], "pct"), "no guard")
-        for cat, c in d["by_category"].items()
-    ] + _paraphrase_rows(d.get("paraphrases"))
+    return (
+        [
+            (
+                f"Guard false-block rate, real LLM drafts ({d['correct_drafts']} correct of {what})",
+                _fmt(d["false_block_rate"], "pct"),
+                "no guard",
+            ),
+            (
+                f"Guard catch rate, real LLM drafts ({d['block_numbers']} wrong numbers)",
+                _fmt(d["catch_rate"], "pct"),
+                "no guard",
+            ),
+        ]
+        + [
+            (f"  catch rate: {cat} ({c['n']})", _fmt(c["catch_rate"], "pct"), "no guard")
+            for cat, c in d["by_category"].items()
+        ]
+        + _paraphrase_rows(d.get("paraphrases"))
+    )
 
 
 def _paraphrase_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     if not p or "error" in p:
-        return [("Guard on hand-written paraphrases", f"error: {p['error']}", "no guard")] if p else []
+        return (
+            [("Guard on hand-written paraphrases", f"error: {p['error']}", "no guard")] if p else []
+        )
     return [
-        (f"Guard false-block rate, hand-written paraphrases ({p['correct_drafts']} correct)",
-         _fmt(p["false_block_rate"], "pct"), "no guard"),
-        (f"Guard catch rate, hand-written paraphrases ({p['block_numbers']} wrong numbers)",
-         _fmt(p["catch_rate"], "pct"), "no guard"),
+        (
+            f"Guard false-block rate, hand-written paraphrases ({p['correct_drafts']} correct)",
+            _fmt(p["false_block_rate"], "pct"),
+            "no guard",
+        ),
+        (
+            f"Guard catch rate, hand-written paraphrases ({p['block_numbers']} wrong numbers)",
+            _fmt(p["catch_rate"], "pct"),
+            "no guard",
+        ),
     ]
 
 
@@ -93,7 +113,9 @@ def print_headline(result: EvalResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Dosewise eval — {len(result.items)} questions, {len(result.guard)} guard cases")
+    table = Table(
+        title=f"Dosewise eval — {len(result.items)} questions, {len(result.guard)} guard cases"
+    )
     table.add_column("metric")
     table.add_column("dosewise", justify="right")
     table.add_column("baseline (LangChain k=4)", justify="right")
@@ -117,9 +139,13 @@ def _plots(result: EvalResult, out: Path) -> dict[str, str]:
     by_tag = result.summary["by_tag"]
     tags = list(by_tag)
     if tags:
-        metrics = (("key_number_recall", "key-number recall"), ("recall_at_4", "recall@4"),
-                   ("abstention_correct", "abstention"), ("number_precision", "number precision"),
-                   ("bad_input_rejected", "bad input rejected"))
+        metrics = (
+            ("key_number_recall", "key-number recall"),
+            ("recall_at_4", "recall@4"),
+            ("abstention_correct", "abstention"),
+            ("number_precision", "number precision"),
+            ("bad_input_rejected", "bad input rejected"),
+        )
         # Horizontal bars: tag sets of external files can be long, so tags get one row each.
         fig, ax = plt.subplots(figsize=(9, 1.5 + 0.42 * len(tags)))
         height = 0.8 / len(metrics)
@@ -132,7 +158,9 @@ def _plots(result: EvalResult, out: Path) -> dict[str, str]:
         ax.set_xlim(0, 1.05)
         ax.set_xlabel("score (no bar = not measurable for that tag)")
         ax.set_title("Dosewise metrics per tag")
-        ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.6 / len(tags) - 0.04))
+        ax.legend(
+            fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.6 / len(tags) - 0.04)
+        )
         fig.tight_layout()
         fig.savefig(out / "metrics_by_tag.png", dpi=110)
         plt.close(fig)
@@ -156,8 +184,10 @@ def _plots(result: EvalResult, out: Path) -> dict[str, str]:
     files["latency"] = "latency.png"
 
     conf = result.guard_summary["overall"]["confusion"]
-    matrix = [[conf["expect_pass"]["verdict_pass"], conf["expect_pass"]["verdict_block"]],
-              [conf["expect_block"]["verdict_pass"], conf["expect_block"]["verdict_block"]]]
+    matrix = [
+        [conf["expect_pass"]["verdict_pass"], conf["expect_pass"]["verdict_block"]],
+        [conf["expect_block"]["verdict_pass"], conf["expect_block"]["verdict_block"]],
+    ]
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
     for r in range(2):
@@ -174,46 +204,76 @@ def _plots(result: EvalResult, out: Path) -> dict[str, str]:
 
 
 def _tag_table(summary: dict[str, Any]) -> list[str]:
-    cols = (("n", "int"), ("recall_at_4", "pct"), ("mrr", "num"), ("key_number_recall", "pct"),
-            ("number_precision", "pct"), ("citation_precision", "pct"),
-            ("citation_recall", "pct"), ("abstention_correct", "pct"),
-            ("bad_input_rejected", "pct"), ("must_not_contain_violations", "int"),
-            ("latency_p50_ms", "ms"))
-    lines = ["| tag | " + " | ".join(c for c, _ in cols) + " |",
-             "|---|" + "---|" * len(cols)]
+    cols = (
+        ("n", "int"),
+        ("recall_at_4", "pct"),
+        ("mrr", "num"),
+        ("key_number_recall", "pct"),
+        ("number_precision", "pct"),
+        ("citation_precision", "pct"),
+        ("citation_recall", "pct"),
+        ("abstention_correct", "pct"),
+        ("bad_input_rejected", "pct"),
+        ("must_not_contain_violations", "int"),
+        ("latency_p50_ms", "ms"),
+    )
+    lines = ["| tag | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---|" * len(cols)]
     for tag, s in summary["by_tag"].items():
         lines.append(f"| {tag} | " + " | ".join(_fmt(s.get(c), k) for c, k in cols) + " |")
     return lines
 
 
 def _markdown(result: EvalResult, plots: dict[str, str]) -> str:
-    lines = ["# Dosewise evaluation report", "",
-             f"{len(result.items)} questions, {len(result.guard)} guard cases, "
-             f"{result.seconds:.1f} s ("
-             + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items()) + ").",
-             "", "## Headline", "",
-             "| metric | dosewise | baseline (LangChain k=4) |", "|---|---:|---:|"]
+    lines = [
+        "# Dosewise evaluation report",
+        "",
+        f"{len(result.items)} questions, {len(result.guard)} guard cases, "
+        f"{result.seconds:.1f} s ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items())
+        + ").",
+        "",
+        "## Headline",
+        "",
+        "| metric | dosewise | baseline (LangChain k=4) |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in headline_rows(result)]
-    lines += ["", "Definitions: number precision counts the claims of shown answers whose guard "
-              "status is supported or derived; the baseline has no guard, so every number it shows "
-              "is unverified. Key-number focus is the share of numbers shown (on questions with "
-              "expected numbers) that are equivalent to an expected number. Citation precision/"
-              "recall follow ALCE with deterministic number matching; derived patient doses are "
-              "excluded (their support is the derivation). Retrieval recall@4/@k and MRR are over "
-              "ranked chunks against expected.sources (document ids); k is the assistant's k "
-              "(the baseline retrieves only 4 chunks, so its recall@k is its recall@4). The "
-              "baseline never abstains and never reads patient input; its answer is its top "
-              "passages, so its key-number recall measures retrieval, not answering.", "",
-              "## Per tag (dosewise)", ""]
+    lines += [
+        "",
+        "Definitions: number precision counts the claims of shown answers whose guard "
+        "status is supported or derived; the baseline has no guard, so every number it shows "
+        "is unverified. Key-number focus is the share of numbers shown (on questions with "
+        "expected numbers) that are equivalent to an expected number. Citation precision/"
+        "recall follow ALCE with deterministic number matching; derived patient doses are "
+        "excluded (their support is the derivation). Retrieval recall@4/@k and MRR are over "
+        "ranked chunks against expected.sources (document ids); k is the assistant's k "
+        "(the baseline retrieves only 4 chunks, so its recall@k is its recall@4). The "
+        "baseline never abstains and never reads patient input; its answer is its top "
+        "passages, so its key-number recall measures retrieval, not answering.",
+        "",
+        "## Per tag (dosewise)",
+        "",
+    ]
     lines += _tag_table(result.summary)
     if result.baseline_summary:
         lines += ["", "## Per tag (baseline)", ""] + _tag_table(result.baseline_summary)
     gs = result.guard_summary
-    lines += ["", "## Guard", "", "| group | n | catch rate | false-block rate |", "|---|---|---|---|"]
-    for name, group in [("overall", gs["overall"]), *gs["by_origin"].items(),
-                        *((f"mutation: {k}", v) for k, v in gs["by_mutation_kind"].items())]:
-        lines.append(f"| {name} | {group['n']} | {_fmt(group['catch_rate'], 'pct')} | "
-                     f"{_fmt(group['false_block_rate'], 'pct')} |")
+    lines += [
+        "",
+        "## Guard",
+        "",
+        "| group | n | catch rate | false-block rate |",
+        "|---|---|---|---|",
+    ]
+    for name, group in [
+        ("overall", gs["overall"]),
+        *gs["by_origin"].items(),
+        *((f"mutation: {k}", v) for k, v in gs["by_mutation_kind"].items()),
+    ]:
+        lines.append(
+            f"| {name} | {group['n']} | {_fmt(group['catch_rate'], 'pct')} | "
+            f"{_fmt(group['false_block_rate'], 'pct')} |"
+        )
     missed = [g for g in result.guard if not g.correct]
     if missed:
         lines += ["", f"### Guard errors: {len(missed)} (up to 3 examples per origin and kind)", ""]
@@ -223,12 +283,21 @@ def _markdown(result: EvalResult, plots: dict[str, str]) -> str:
             shown[key] = shown.get(key, 0) + 1
             if shown[key] > 3:
                 continue
-            lines.append(f"- `{g.id}` expected {g.expect}, got {g.verdict}"
-                         + (f": {g.detail}" if g.detail else "")
-                         + (f" ({'; '.join(g.failed)})" if g.failed else "")
-                         + (f" error: {g.error}" if g.error else ""))
-    failing = [i for i in result.items if i.numbers_missing or i.error or i.must_not_contain_hits
-               or i.abstention_ok is False or i.rejection_ok is False]
+            lines.append(
+                f"- `{g.id}` expected {g.expect}, got {g.verdict}"
+                + (f": {g.detail}" if g.detail else "")
+                + (f" ({'; '.join(g.failed)})" if g.failed else "")
+                + (f" error: {g.error}" if g.error else "")
+            )
+    failing = [
+        i
+        for i in result.items
+        if i.numbers_missing
+        or i.error
+        or i.must_not_contain_hits
+        or i.abstention_ok is False
+        or i.rejection_ok is False
+    ]
     if failing:
         lines += ["", "## Items needing attention (dosewise)", ""]
         for i in failing:
@@ -285,13 +354,19 @@ def _html(markdown_text: str, out: Path, plots: dict[str, str]) -> str:
     flush()
     for name, path in plots.items():
         data = base64.b64encode((out / path).read_bytes()).decode("ascii")
-        body.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{name}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-             "padding:3px 8px;text-align:right}td:first-child{text-align:left}img{max-width:100%}")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Dosewise evaluation</title>"
-            f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+        body.append(
+            f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{name}</figcaption></figure>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:right}td:first-child{text-align:left}img{max-width:100%}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Dosewise evaluation</title>"
+        f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    )
 
 
 def write_reports(result: EvalResult, out: Path) -> dict[str, str]:
@@ -303,6 +378,9 @@ def write_reports(result: EvalResult, out: Path) -> dict[str, str]:
     md = _markdown(result, plots)
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "report.html").write_text(_html(md, out, plots), encoding="utf-8")
-    return {"results": str(out / "results.json"), "report_md": str(out / "report.md"),
-            "report_html": str(out / "report.html"),
-            **{k: str(out / v) for k, v in plots.items()}}
+    return {
+        "results": str(out / "results.json"),
+        "report_md": str(out / "report.md"),
+        "report_html": str(out / "report.html"),
+        **{k: str(out / v) for k, v in plots.items()},
+    }

@@ -99,8 +99,13 @@ def patient_context(spec: PatientSpec | None) -> PatientContext | None:
     if spec is None:
         return None
     return validate_patient(
-        _decimal_or_raw(spec.weight_kg), spec.tpmt, spec.nudt15, tuple(spec.comedications),
-        egfr=spec.egfr, crcl=spec.crcl, age_years=spec.age_years,
+        _decimal_or_raw(spec.weight_kg),
+        spec.tpmt,
+        spec.nudt15,
+        tuple(spec.comedications),
+        egfr=spec.egfr,
+        crcl=spec.crcl,
+        age_years=spec.age_years,
     )
 
 
@@ -143,7 +148,8 @@ def guard_passages(result: Any) -> tuple[Passage, ...]:
     """The passages the chain gave the guard for this answer, rebuilt from the result."""
     chunks = {r.text: r for r in getattr(result, "retrieved", ())}
     return tuple(
-        chunks[c.excerpt].passage(c.n) if c.excerpt in chunks
+        chunks[c.excerpt].passage(c.n)
+        if c.excerpt in chunks
         else Passage(n=c.n, text=c.excerpt, doc_id=c.doc_id, section=c.section)
         for c in sorted(getattr(result, "citations", ()), key=lambda c: c.n)
     )
@@ -254,8 +260,12 @@ def _score_question(item: QuestionItem, assistant: Any, k: int) -> tuple[ItemOut
         abstention_ok=((status == "abstained") == exp.out_of_corpus) if in_scope else None,
         rejection_ok=(status == "rejected") if exp.error is not None else None,
         must_not_contain_hits=_must_not_contain(item, full),
-        extra={"drug": result.drug, "note": result.note, "timings_ms": dict(result.timings_ms),
-               **_drugs_cited(item, result)},
+        extra={
+            "drug": result.drug,
+            "note": result.note,
+            "timings_ms": dict(result.timings_ms),
+            **_drugs_cited(item, result),
+        },
     )
     return scored, result
 
@@ -279,9 +289,16 @@ def score_baseline(item: QuestionItem, baseline: Any) -> ItemOutcome:
         res = baseline.ask(item.question)
     except Exception as exc:  # noqa: BLE001
         return ItemOutcome(
-            id=item.id, system="baseline", tags=tuple(item.tags), question=item.question,
-            status="error", answer="", latency_ms=0.0, error=f"{type(exc).__name__}: {exc}",
-            out_of_corpus=exp.out_of_corpus, expects_error=exp.error is not None,
+            id=item.id,
+            system="baseline",
+            tags=tuple(item.tags),
+            question=item.question,
+            status="error",
+            answer="",
+            latency_ms=0.0,
+            error=f"{type(exc).__name__}: {exc}",
+            out_of_corpus=exp.out_of_corpus,
+            expects_error=exp.error is not None,
         )
     nums = match_numbers(exp.numbers, res.answer)
     r4, rk, rr = retrieval_scores(exp.sources, res.doc_ids, baseline.k)
@@ -338,8 +355,15 @@ def score_guard(
     verdict = check_answer(answer, passages, patient=patient, limits=limits, drug=drug)
     label, failed, error = _verdict(verdict)
     return GuardOutcome(
-        id=item_id, origin=origin, kind=kind, expect=expect, verdict=label,
-        claims=len(verdict.claims), failed=failed, error=error, detail=detail,
+        id=item_id,
+        origin=origin,
+        kind=kind,
+        expect=expect,
+        verdict=label,
+        claims=len(verdict.claims),
+        failed=failed,
+        error=error,
+        detail=detail,
         # A mutant is the gold answer plus one change: "detail" names it; the text is not kept.
         answer="" if origin == "mutation" else answer,
     )
@@ -385,7 +409,7 @@ def _mutants(answer: str, cap: int | None, passages: Sequence[Passage] = ()) -> 
 
 
 def _detail(m: Any, answer: str) -> str:
-    """"original -> mutated" for the report: the claim and what replaced it."""
+    """ "original -> mutated" for the report: the claim and what replaced it."""
     start, end = m.span
     grown = len(m.mutated_text) - len(answer)
     return f"{m.original} -> {m.mutated_text[start : end + grown]}"
@@ -399,16 +423,45 @@ def _guard_on_answers(
         try:
             passages, result = passages_for_question(assistant, a.question)
         except Exception as exc:  # noqa: BLE001
-            out.append(GuardOutcome(a.id, "answers_file", "original", a.expect, "block",
-                                    error=f"retrieval failed: {exc}", answer=a.answer))
+            out.append(
+                GuardOutcome(
+                    a.id,
+                    "answers_file",
+                    "original",
+                    a.expect,
+                    "block",
+                    error=f"retrieval failed: {exc}",
+                    answer=a.answer,
+                )
+            )
             continue
-        out.append(score_guard(a.id, "answers_file", "original", a.expect, a.answer, passages,
-                               limits=limits, drug=result.drug))
+        out.append(
+            score_guard(
+                a.id,
+                "answers_file",
+                "original",
+                a.expect,
+                a.answer,
+                passages,
+                limits=limits,
+                drug=result.drug,
+            )
+        )
         if mutate and a.expect == "pass":
             for m in _mutants(a.answer, cap, passages):
-                out.append(score_guard(f"{a.id}~{m.kind}", "mutation", m.kind, "block",
-                                       m.mutated_text, passages, limits=limits, drug=result.drug,
-                                       detail=_detail(m, a.answer)))
+                out.append(
+                    score_guard(
+                        f"{a.id}~{m.kind}",
+                        "mutation",
+                        m.kind,
+                        "block",
+                        m.mutated_text,
+                        passages,
+                        limits=limits,
+                        drug=result.drug,
+                        detail=_detail(m, a.answer),
+                    )
+                )
     return out
 
 
@@ -428,8 +481,18 @@ def _guard_on_gold(
         body = answer_body(result)
         out.append(score_guard(item.id, "gold_verified", "original", "pass", body, passages, **kw))
         for m in _mutants(body, cap, passages):
-            out.append(score_guard(f"{item.id}~{m.kind}", "mutation", m.kind, "block",
-                                   m.mutated_text, passages, detail=_detail(m, body), **kw))
+            out.append(
+                score_guard(
+                    f"{item.id}~{m.kind}",
+                    "mutation",
+                    m.kind,
+                    "block",
+                    m.mutated_text,
+                    passages,
+                    detail=_detail(m, body),
+                    **kw,
+                )
+            )
     return out
 
 

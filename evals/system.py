@@ -38,8 +38,14 @@ def build_assistant(
     embedder = embedder or Embedder(model_path)
     index = open_index(store, embedder)
     if ingest_if_empty and not index.stats().get("chunks"):
-        run_ingest([str(corpus_dir)], store, embedder, chunk_size=chunk_size, data_dir=data_dir,
-                   progress=False)
+        run_ingest(
+            [str(corpus_dir)],
+            store,
+            embedder,
+            chunk_size=chunk_size,
+            data_dir=data_dir,
+            progress=False,
+        )
         index = open_index(store, embedder)
     assistant = Assistant(index, embedder, load_limits(), k=k, data_dir=data_dir)
     return assistant, embedder

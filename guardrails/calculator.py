@@ -98,7 +98,9 @@ def _weight(value: object) -> Decimal | None:
     try:
         if isinstance(value, float):
             if not math.isfinite(value):
-                raise PatientInputError(f"Weight must be a finite number of kilograms, got {value}.")
+                raise PatientInputError(
+                    f"Weight must be a finite number of kilograms, got {value}."
+                )
             w = Decimal(repr(value))
         elif isinstance(value, (int, Decimal)):
             w = Decimal(value)
@@ -145,9 +147,17 @@ def _bounded(value: object, what: str, unit: str, low: Decimal, high: Decimal) -
         return None
     if isinstance(value, bool):
         raise PatientInputError(f"{what} must be a number of {unit}, got {value!r}.")
-    text = value.strip() if isinstance(value, str) else repr(value) if isinstance(value, float) else value
+    text = (
+        value.strip()
+        if isinstance(value, str)
+        else repr(value)
+        if isinstance(value, float)
+        else value
+    )
     if isinstance(text, str):
-        text = re.sub(r"\s*(?:ml/min(?:/1\.73\s*m(?:2|²))?|years?|y|yrs?)\s*$", "", text, flags=re.I)
+        text = re.sub(
+            r"\s*(?:ml/min(?:/1\.73\s*m(?:2|²))?|years?|y|yrs?)\s*$", "", text, flags=re.I
+        )
     try:
         number = Decimal(text)  # type: ignore[arg-type]
     except (InvalidOperation, TypeError, ValueError):
@@ -242,7 +252,7 @@ def _inputs(
 
 
 def _remaining(q: Quantity) -> Quantity:
-    """"Reduce by 30–50 %" gives 50–70 % of the dose: the share that remains."""
+    """ "Reduce by 30–50 %" gives 50–70 % of the dose: the share that remains."""
     lo, hi = _HUNDRED - q.high, _HUNDRED - q.low
     text = f"(100 % − {q.text})"
     return Quantity(text=text, span=q.span, low=lo, high=hi, unit="%", kind="percent",

@@ -146,9 +146,7 @@ def mentions_in(text: str, extra: Iterable[str] = ()) -> Mentions:
     return _mentions(text, extra)
 
 
-def nearest_drug_before(
-    text: str, pos: int, extra: Iterable[str] = (), lo: int = 0
-) -> str | None:
+def nearest_drug_before(text: str, pos: int, extra: Iterable[str] = (), lo: int = 0) -> str | None:
     """The drug named closest before ``pos`` (and at or after ``lo``) in ``text``."""
     return _nearest_before(_mentions(text, extra), pos, lo)
 
@@ -184,7 +182,9 @@ def attached_drug(
     return attached_drug_in(text, _mentions(text, extra), span, lo)
 
 
-def attached_drug_in(text: str, mentions: Mentions, span: tuple[int, int], lo: int = 0) -> str | None:
+def attached_drug_in(
+    text: str, mentions: Mentions, span: tuple[int, int], lo: int = 0
+) -> str | None:
     """:func:`attached_drug` with the text's mentions already found (``mentions_in``)."""
     # "of", "daily of", "/day of" after spaces: one character decides most numbers.
     pos, size = span[1], len(text)

@@ -296,8 +296,10 @@ class LimitTable:
             freq_rows = [r for r in rows if not r.oncologic] or rows
         else:
             freq_rows = rows
-        if quantity.per is None and not weekly_stated and all(
-            r.frequency == "weekly" for r in freq_rows
+        if (
+            quantity.per is None
+            and not weekly_stated
+            and all(r.frequency == "weekly" for r in freq_rows)
         ):
             # "7.5 mg", "7.5 mg every morning", "nightly", "on alternate days": the parser found
             # no weekly schedule, and taking a weekly-only drug daily has been fatal.

@@ -137,7 +137,7 @@ class DoseStatement:
         return self.drugs[0] if self.drugs else None
 
     def describe(self) -> str:
-        """"maintenance dose, lupus nephritis, kdigo-2024-ln [guideline]"."""
+        """ "maintenance dose, lupus nephritis, kdigo-2024-ln [guideline]"."""
         role = f"{self.role.value} dose" if self.role.is_dose else self.role.value
         parts = [role]
         if self.indications:
@@ -187,7 +187,7 @@ class PatientContext:
         return self.egfr if self.egfr is not None else self.crcl
 
     def describe(self) -> str:
-        """"72 kg, TPMT poor, eGFR 25 mL/min/1.73 m², 70 years, with allopurinol"."""
+        """ "72 kg, TPMT poor, eGFR 25 mL/min/1.73 m², 70 years, with allopurinol"."""
         bits = []
         if self.weight_kg is not None:
             bits.append(f"{self.weight_kg} kg")

@@ -72,7 +72,9 @@ def _fmt(d: Decimal) -> str:
 
 def _numbers(q: Quantity, seg: str) -> list[re.Match[str]]:
     found = list(_NUMBER_RE.finditer(seg))
-    want = 2 if q.is_range or (q.raw_low is not None and len(found) > 1 and q.kind == "ratio") else 1
+    want = (
+        2 if q.is_range or (q.raw_low is not None and len(found) > 1 and q.kind == "ratio") else 1
+    )
     if q.kind == "ratio":
         found = [m for m in found if m.group(0) != "1"] or found
     return found[:want]

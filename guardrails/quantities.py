@@ -167,7 +167,9 @@ def _mask(text: str) -> str:
     return text
 
 
-def _blank_at_gates(text: str, lower: str, gates: tuple[str, ...], rx: re.Pattern[str], at: int) -> str:
+def _blank_at_gates(
+    text: str, lower: str, gates: tuple[str, ...], rx: re.Pattern[str], at: int
+) -> str:
     """``rx.sub(_blank, text)`` for a pattern whose every match starts ``at`` characters from an
     occurrence of a gate in ``lower`` (the original text lower-cased; spans blanked by earlier
     masks are retried harmlessly: the pattern fails on blanks). Tried in order, each after the
@@ -308,8 +310,15 @@ _PER_RE = re.compile(
 )
 _PER_INDEX_OF_GROUP = {f"p{i}": i for i in range(len(_PER_SPECS))}
 _PY_ONLY_RE = re.compile(_PER_SPECS[0][0], re.IGNORECASE)
-_UNIT_SINGULAR = {"days": "day", "weeks": "week", "months": "month", "hours": "hour", "h": "hour",
-                  "hr": "hour", "hrs": "hour"}
+_UNIT_SINGULAR = {
+    "days": "day",
+    "weeks": "week",
+    "months": "month",
+    "hours": "hour",
+    "h": "hour",
+    "hr": "hour",
+    "hrs": "hour",
+}
 
 _RANGE_SEP_RE = re.compile(rf"{_SP}(?:-|‐|‑|–|—|−|to|and){_SP}", re.IGNORECASE)
 _RATIO_RE = re.compile(rf"{_SP}in{_SP}", re.IGNORECASE)
@@ -362,7 +371,11 @@ def _word_value(words: str) -> Decimal:
     """'forty-five' 45, 'one hundred and fifty' 150 ("and" adds nothing, "hundred" multiplies)."""
     total = 0
     for p in re.split(r"[-\s]+", words.lower()):
-        total = total * 100 if p == "hundred" else total + _TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0)
+        total = (
+            total * 100
+            if p == "hundred"
+            else total + _TENS_WORDS.get(p, 0) + _SMALL_WORDS.get(p, 0)
+        )
     return Decimal(total)
 
 
@@ -533,7 +546,8 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     how_b = ""
     sm = _RANGE_SEP_RE.match(text, pos) if _next_char(text, pos) in _RANGE_SEP_STARTS else None
     if sm and (
-        sm.group(0).strip().lower() != "and" or _BETWEEN_BEFORE_RE.search(text, max(0, start - 12), start)
+        sm.group(0).strip().lower() != "and"
+        or _BETWEEN_BEFORE_RE.search(text, max(0, start - 12), start)
     ):
         m2 = _NUM_RE.match(masked, sm.end())
         if m2 is not None:
@@ -543,7 +557,11 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
     unit = _read_unit(text, pos)
     if b is None and unit is not None:
         # "100 mg to 200 mg", "20 % to 50 %"
-        sm = _RANGE_SEP_RE.match(text, unit[3]) if _next_char(text, unit[3]) in _RANGE_SEP_STARTS else None
+        sm = (
+            _RANGE_SEP_RE.match(text, unit[3])
+            if _next_char(text, unit[3]) in _RANGE_SEP_STARTS
+            else None
+        )
         if sm and sm.group(0).strip().lower() != "and":
             m2 = _NUM_RE.match(masked, sm.end())
             if m2 is not None:
@@ -580,7 +598,9 @@ def _read(text: str, masked: str, m: re.Match[str]) -> tuple[Quantity | None, in
             kg = _PER_KG_RE.match(text, end) if _may_be_per_basis(text, end, "kK\u212a") else None
             if kg:
                 per_kg, end = True, kg.end()
-            m2m = _PER_M2_RE.match(text, end) if _may_be_per_basis(text, end, "mMsS\u017f") else None
+            m2m = (
+                _PER_M2_RE.match(text, end) if _may_be_per_basis(text, end, "mMsS\u017f") else None
+            )
             if m2m:
                 per_m2, end = True, m2m.end()
         got = _read_per(text, end, kind)
@@ -684,7 +704,9 @@ def _candidates(text: str, masked: str) -> list[int]:
         # a prefix glued to a letter on its left (in the masked text) is no word start.
         for prefix in _WORD_PREFIXES:
             starts += [
-                i for i in find_all(lower, prefix) if not (i and "a" <= masked[i - 1].lower() <= "z")
+                i
+                for i in find_all(lower, prefix)
+                if not (i and "a" <= masked[i - 1].lower() <= "z")
             ]
     else:  # a few characters lower-case to two; positions would shift
         starts += [m.start() for m in _WORD_START_ANYCASE_RE.finditer(masked)]

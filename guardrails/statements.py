@@ -71,55 +71,120 @@ _F = re.IGNORECASE
 
 # Cue -> role, tried on the text before a number; the match ending nearest the number wins.
 _PREFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
-    (Role.MAINTENANCE, re.compile(r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
-                                  r"|subsequently|(?:after|following|post)[- ]induction|then"
-                                  r"|followed by)\b", _F)),
-    (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
-                              r"|first dose(?! reduc)|at first)\b|(?<!after )(?<!following )(?<!post-)"
-                              r"(?<!post )\binduction\b", _F)),
-    (Role.MAXIMUM, re.compile(r"\b(?:max(?:imum|imal)?|at most|up to|not (?:to )?exceed\w*"
-                              r"|no more than|ceiling|cap(?:ped)? at|must not exceed"
-                              r"|should not exceed|do not exceed|highest)\b|≤|<=", _F)),
-    (Role.STEP, re.compile(r"\b(?:increase[sd]?|increments?|incremental|steps?|titrat\w*|raise[sd]?"
-                           r"|escalat\w*|taper\w*|decrease[sd]?|reduce[sd]?|reduction|lower\w*"
-                           r"|cut)\b[^.;:]{0,30}?\b(?:by|of)\s*$", _F)),
-    (Role.REDUCTION_TO, re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*|adjust\w*)\b"
-                                   r"[^.;:]{0,40}?\bto\s*$", _F)),
+    (
+        Role.MAINTENANCE,
+        re.compile(
+            r"\b(?:maintenance|maintain\w*|thereafter|later|long[- ]term"
+            r"|subsequently|(?:after|following|post)[- ]induction|then"
+            r"|followed by)\b",
+            _F,
+        ),
+    ),
+    (
+        Role.INITIAL,
+        re.compile(
+            r"\b(?:start\w*|initial\w*|initiat\w*|begin\w*|loading|commenc\w*"
+            r"|first dose(?! reduc)|at first)\b|(?<!after )(?<!following )(?<!post-)"
+            r"(?<!post )\binduction\b",
+            _F,
+        ),
+    ),
+    (
+        Role.MAXIMUM,
+        re.compile(
+            r"\b(?:max(?:imum|imal)?|at most|up to|not (?:to )?exceed\w*"
+            r"|no more than|ceiling|cap(?:ped)? at|must not exceed"
+            r"|should not exceed|do not exceed|highest)\b|≤|<=",
+            _F,
+        ),
+    ),
+    (
+        Role.STEP,
+        re.compile(
+            r"\b(?:increase[sd]?|increments?|incremental|steps?|titrat\w*|raise[sd]?"
+            r"|escalat\w*|taper\w*|decrease[sd]?|reduce[sd]?|reduction|lower\w*"
+            r"|cut)\b[^.;:]{0,30}?\b(?:by|of)\s*$",
+            _F,
+        ),
+    ),
+    (
+        Role.REDUCTION_TO,
+        re.compile(
+            r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*|adjust\w*)\b"
+            r"[^.;:]{0,40}?\bto\s*$",
+            _F,
+        ),
+    ),
 )
 # A percentage before these words is the share of the dose to give.
-_OF_DOSE_RE = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:patient's\s+)?(?:usual|normal|standard|full|target"
-                         r"|starting|recommended|original|planned|calculated)?\s*(?:dose|dosage|"
-                         r"normal|usual|starting)|of\s+(?:the\s+)?(?:usual|normal|standard) )", _F)
+_OF_DOSE_RE = re.compile(
+    r"\s*(?:of\s+(?:the\s+)?(?:patient's\s+)?(?:usual|normal|standard|full|target"
+    r"|starting|recommended|original|planned|calculated)?\s*(?:dose|dosage|"
+    r"normal|usual|starting)|of\s+(?:the\s+)?(?:usual|normal|standard) )",
+    _F,
+)
 _TO_RE = re.compile(r"\bto(?:\s+(?:about|approximately|around|roughly|~))?\s*$", _F)
 _REDUCTION_AFTER_RE = re.compile(r"\s*(?:dose\s+)?(?:reduction|decrease|lower dose|less)\b", _F)
-_BY_BEFORE_RE = re.compile(r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0,40}?\bby\s*$"
-                           r"|\breduction of\s*$", _F)
+_BY_BEFORE_RE = re.compile(
+    r"\b(?:reduc\w*|decreas\w*|lower\w*|cut\w*)\b[^.;:]{0,40}?\bby\s*$"
+    r"|\breduction of\s*$",
+    _F,
+)
 _SUFFIX_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
-    (Role.INITIAL, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:at first|initially|to start|to begin"
-                              r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction"
-                              # "50 mg/day, the usual US starting dose"
-                              r"|,?\s*(?:the|a) (?:[\w-]+ ){0,2}(?:starting|initial|loading) dose)\b", _F)),
-    (Role.MAINTENANCE, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:for maintenance|as maintenance"
-                                  r"|thereafter|long[- ]term)\b", _F)),
-    (Role.MAXIMUM, re.compile(r"\s*(?:\([^)]*\)\s*)?(?:maximum|max\b|at most|or less\b|at the most)", _F)),
+    (
+        Role.INITIAL,
+        re.compile(
+            r"\s*(?:\([^)]*\)\s*)?(?:at first|initially|to start|to begin"
+            r"|as (?:a |the )?(?:starting|initial|loading) dose|for induction"
+            # "50 mg/day, the usual US starting dose"
+            r"|,?\s*(?:the|a) (?:[\w-]+ ){0,2}(?:starting|initial|loading) dose)\b",
+            _F,
+        ),
+    ),
+    (
+        Role.MAINTENANCE,
+        re.compile(
+            r"\s*(?:\([^)]*\)\s*)?(?:for maintenance|as maintenance"
+            r"|thereafter|long[- ]term)\b",
+            _F,
+        ),
+    ),
+    (
+        Role.MAXIMUM,
+        re.compile(r"\s*(?:\([^)]*\)\s*)?(?:maximum|max\b|at most|or less\b|at the most)", _F),
+    ),
 )
 _HEADING_CUES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\bmaintenance\b", _F)),
     (Role.INITIAL, re.compile(r"\b(?:induction|initial|starting)\b", _F)),
 )
-_MONITORING_RE = re.compile(r"\b(?:monitor\w*|check\w*|blood counts?|cbc|fbc|full blood|complete "
-                            r"blood|tests?|testing|measure\w*|lfts?|liver (?:function|enzymes|tests)"
-                            r"|laborator\w*|labs|screen\w*|surveillance|follow-up|review)\b", _F)
-_OUTCOME_RE = re.compile(r"\b(?:flares?|remission|respon\w*|survival|relapse\w*|rates?|risk|incidence"
-                         r"|frequency|prevalen\w*|occur\w*|patients|population|carriers?|trial"
-                         r"|versus|vs|compared|achiev\w*|mortality|died|deaths?|events?|people|ancestry|admissions?)\b", _F)
+_MONITORING_RE = re.compile(
+    r"\b(?:monitor\w*|check\w*|blood counts?|cbc|fbc|full blood|complete "
+    r"blood|tests?|testing|measure\w*|lfts?|liver (?:function|enzymes|tests)"
+    r"|laborator\w*|labs|screen\w*|surveillance|follow-up|review)\b",
+    _F,
+)
+_OUTCOME_RE = re.compile(
+    r"\b(?:flares?|remission|respon\w*|survival|relapse\w*|rates?|risk|incidence"
+    r"|frequency|prevalen\w*|occur\w*|patients|population|carriers?|trial"
+    r"|versus|vs|compared|achiev\w*|mortality|died|deaths?|events?|people|ancestry|admissions?)\b",
+    _F,
+)
 # Sections whose figures are results, frequencies or kinetics, never doses (label layouts).
-_RESULTS_SECTION_RE = re.compile(r"\b(?:clinical studies|adverse (?:reactions|events|effects)|clinical "
-                                 r"pharmacology|pharmacokinetics|pharmacodynamics|nonclinical|"
-                                 r"toxicology|overdosage|clinical trials? experience|results)\b", _F)
-_ULN_RE = re.compile(r"\s*(?:[×x*]\s*(?:the\s+)?(?:ULN|upper limit)|times (?:the )?(?:ULN|upper limit))", _F)
-_COMPARISON_RE = re.compile(r"(?:\b(?:above|below|exceeds?|over|under|less than|greater than|more than"
-                            r"|at or (?:above|below)|falls? (?:below|to)|rises? (?:above|to))|[<>≤≥])\s*$", _F)
+_RESULTS_SECTION_RE = re.compile(
+    r"\b(?:clinical studies|adverse (?:reactions|events|effects)|clinical "
+    r"pharmacology|pharmacokinetics|pharmacodynamics|nonclinical|"
+    r"toxicology|overdosage|clinical trials? experience|results)\b",
+    _F,
+)
+_ULN_RE = re.compile(
+    r"\s*(?:[×x*]\s*(?:the\s+)?(?:ULN|upper limit)|times (?:the )?(?:ULN|upper limit))", _F
+)
+_COMPARISON_RE = re.compile(
+    r"(?:\b(?:above|below|exceeds?|over|under|less than|greater than|more than"
+    r"|at or (?:above|below)|falls? (?:below|to)|rises? (?:above|to))|[<>≤≥])\s*$",
+    _F,
+)
 _DOSING_SECTION_RE = re.compile(r"\bdos(?:e|es|ing|age)\b", _F)
 
 
@@ -129,28 +194,66 @@ def _results_section(heading: str) -> bool:
     return bool(_RESULTS_SECTION_RE.search(heading)) and not _DOSING_SECTION_RE.search(heading)
 
 
-_TARGET_RE = re.compile(r"\b(?:target\w*|therapeutic|aim\w*|goal|trough|keep\w*|titrat\w* to)\b", _F)
+_TARGET_RE = re.compile(
+    r"\b(?:target\w*|therapeutic|aim\w*|goal|trough|keep\w*|titrat\w* to)\b", _F
+)
 
 _PHENOTYPE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("intermediate", re.compile(r"\b(?:intermediate|heterozygous|reduced (?:activity|function))\b", _F)),
-    ("poor", re.compile(r"\b(?:poor|homozygous|deficien\w*|absent|low activity|no activity"
-                        r"|complete(?:ly)? (?:deficien\w*|lack\w*))\b", _F)),
-    ("normal", re.compile(r"\b(?:normal (?:metaboli[sz]er|activity|tpmt|nudt15)|wild[- ]type"
-                          r"|extensive metaboli[sz]er)\b", _F)),
+    (
+        "intermediate",
+        re.compile(r"\b(?:intermediate|heterozygous|reduced (?:activity|function))\b", _F),
+    ),
+    (
+        "poor",
+        re.compile(
+            r"\b(?:poor|homozygous|deficien\w*|absent|low activity|no activity"
+            r"|complete(?:ly)? (?:deficien\w*|lack\w*))\b",
+            _F,
+        ),
+    ),
+    (
+        "normal",
+        re.compile(
+            r"\b(?:normal (?:metaboli[sz]er|activity|tpmt|nudt15)|wild[- ]type"
+            r"|extensive metaboli[sz]er)\b",
+            _F,
+        ),
+    ),
 )
 _GENE_RE = re.compile(r"\b(TPMT|NUDT15)\b", _F)
-_COMED_CUE_RE = re.compile(r"\b(?:with|taking|receiv\w*|co-?administ\w*|concomitant\w*|combin\w*"
-                           r"|together|plus|alongside|on)\b", _F)
-_KIDNEY_RE = re.compile(r"\b(?:crcl|creatinine clearance|e?gfr|renal (?:impairment|insufficiency|"
-                        r"function|failure|disease)|kidney (?:function|impairment|disease|failure)"
-                        r"|dialysis|ckd|haemodialysis|hemodialysis)\b", _F)
-_LIVER_RE = re.compile(r"\b(?:hepatic (?:impairment|insufficiency|disease)|liver (?:impairment|"
-                       r"disease|failure)|cirrhosis)\b", _F)
+_COMED_CUE_RE = re.compile(
+    r"\b(?:with|taking|receiv\w*|co-?administ\w*|concomitant\w*|combin\w*"
+    r"|together|plus|alongside|on)\b",
+    _F,
+)
+_KIDNEY_RE = re.compile(
+    r"\b(?:crcl|creatinine clearance|e?gfr|renal (?:impairment|insufficiency|"
+    r"function|failure|disease)|kidney (?:function|impairment|disease|failure)"
+    r"|dialysis|ckd|haemodialysis|hemodialysis)\b",
+    _F,
+)
+_LIVER_RE = re.compile(
+    r"\b(?:hepatic (?:impairment|insufficiency|disease)|liver (?:impairment|"
+    r"disease|failure)|cirrhosis)\b",
+    _F,
+)
 _POPULATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("pediatric", re.compile(r"\b(?:p(?:a)?ediatric\w*|child\w*|infant\w*|adolescent\w*|neonat\w*"
-                             r"|juvenile|kids?)\b", _F)),
-    ("elderly", re.compile(r"\b(?:elderly|older (?:adults?|patients?|people)|geriatric|aged? (?:65|70"
-                           r"|75)\b)", _F)),
+    (
+        "pediatric",
+        re.compile(
+            r"\b(?:p(?:a)?ediatric\w*|child\w*|infant\w*|adolescent\w*|neonat\w*"
+            r"|juvenile|kids?)\b",
+            _F,
+        ),
+    ),
+    (
+        "elderly",
+        re.compile(
+            r"\b(?:elderly|older (?:adults?|patients?|people)|geriatric|aged? (?:65|70"
+            r"|75)\b)",
+            _F,
+        ),
+    ),
     ("adult", re.compile(r"\badults?\b", _F)),
 )
 _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -213,7 +316,9 @@ def roles_compatible(claim: Role, source: Role) -> bool:
     return claim is source or claim in _LOOSE or source in _LOOSE
 
 
-def _combined(cues: tuple[tuple[Role, re.Pattern[str]], ...]) -> tuple[re.Pattern[str], dict[str, Role]]:
+def _combined(
+    cues: tuple[tuple[Role, re.Pattern[str]], ...],
+) -> tuple[re.Pattern[str], dict[str, Role]]:
     """One alternation of the cue patterns, a named group each: one scan of a window finds
     every cue, and the last match is the one nearest the number."""
     names = {f"c{i}": role for i, (role, _) in enumerate(cues)}
@@ -253,8 +358,10 @@ def _role_of(
     if kind == "percent":
         if _BY_BEFORE_RE.search(near) or _REDUCTION_AFTER_RE.match(after):
             return Role.REDUCTION_BY
-        if _OF_DOSE_RE.match(after) or _TO_RE.search(near) and re.search(
-            r"\b(?:reduc|decreas|lower|cut|adjust|start)", near, _F
+        if (
+            _OF_DOSE_RE.match(after)
+            or _TO_RE.search(near)
+            and re.search(r"\b(?:reduc|decreas|lower|cut|adjust|start)", near, _F)
         ):
             return Role.REDUCTION_TO
         if _OUTCOME_RE.search(sentence_text) or _results_section(heading):
@@ -296,7 +403,7 @@ def _own_words(text: str, q: Quantity, prev_end: int, s_end: int, before_only: b
     ``before_only``: up to the number ("start 50 mg/day and increase to maintenance" names
     maintenance as where the dose goes, not as a phase the 50 mg/day belongs to)."""
     if before_only:
-        return text[prev_end:q.span[0]]
+        return text[prev_end : q.span[0]]
     stop = s_end
     for mark in ",;":
         at = text.find(mark, q.span[1], s_end)
@@ -380,8 +487,11 @@ def extract_statements(
     """
     extra = frozenset(d.lower() for d in drugs)
     mentions = mentions_in(text, extra)
-    doc_indications = tuple(dict.fromkeys(indications_in(", ".join(indications)) or
-                                          tuple(i.lower() for i in indications)))
+    doc_indications = tuple(
+        dict.fromkeys(
+            indications_in(", ".join(indications)) or tuple(i.lower() for i in indications)
+        )
+    )
     heading_indications = indications_in(section)
     heading_population = _first(_POPULATIONS, section)
     quantities = parse_quantities(text)
@@ -404,9 +514,15 @@ def extract_statements(
                 continue
             dosed = attached_drug_in(text, mentions, q.span, lo=s_start)
             if dosed is None:
-                dosed = next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
+                dosed = (
+                    next(iter(named)) if len(named) == 1 else (drugs[0].lower() if drugs else None)
+                )
             role = _role(text, q, (s_start, s_end), prev_end, section)
-            also = _phases(_own_words(text, q, prev_end, s_end, before_only=True), role) if q.kind == "dose" else ()
+            also = (
+                _phases(_own_words(text, q, prev_end, s_end, before_only=True), role)
+                if q.kind == "dose"
+                else ()
+            )
             prev_end = q.span[1]
             others = sorted(named - {dosed}) if dosed else sorted(named)
             out.append(
@@ -419,8 +535,9 @@ def extract_statements(
                     population=population,
                     route=route,
                     frequency=_frequency(q),
-                    conditions=_conditions(sentence, section, dosed, named,
-                                           text[q.span[1]:s_end]),  # fmt: skip
+                    conditions=_conditions(
+                        sentence, section, dosed, named, text[q.span[1] : s_end]
+                    ),  # fmt: skip
                     source_id=doc_id,
                     section=section,
                     span=q.span,
@@ -449,10 +566,10 @@ def _carry_conditions(
             if st.conditions:
                 last[st.drug] = st.conditions
             else:
-                inherited = last.get(st.drug) or _conditions(
-                    heading, heading, st.drug, [n for _, n in heading_drugs]
-                ) or tuple(
-                    f"comedication:{n}" for _, n in heading_drugs if n != st.drug
+                inherited = (
+                    last.get(st.drug)
+                    or _conditions(heading, heading, st.drug, [n for _, n in heading_drugs])
+                    or tuple(f"comedication:{n}" for _, n in heading_drugs if n != st.drug)
                 )
                 if inherited:
                     st = replace(st, conditions=inherited)
@@ -504,17 +621,19 @@ class ClaimContext:
     @property
     def indications(self) -> tuple[str, ...]:
         if self._indications is None:
-            self._indications = _sentence_indications(self._text[self._sentence[0]:self._sentence[1]])
+            self._indications = _sentence_indications(
+                self._text[self._sentence[0] : self._sentence[1]]
+            )
         return self._indications
 
     @property
     def sentence_text(self) -> str:
-        return self._text[self._sentence[0]:self._sentence[1]]
+        return self._text[self._sentence[0] : self._sentence[1]]
 
     @property
     def population(self) -> str:
         if self._population is None:
-            s = self._text[self._sentence[0]:self._sentence[1]]
+            s = self._text[self._sentence[0] : self._sentence[1]]
             self._population = _first(_POPULATIONS, s) or "any"
         return self._population
 
@@ -524,9 +643,7 @@ def _sentence_indications(sentence: str) -> tuple[str, ...]:
     return indications_in(sentence)
 
 
-def claim_context(
-    text: str, q: Quantity, sentence: tuple[int, int], prev_end: int
-) -> ClaimContext:
+def claim_context(text: str, q: Quantity, sentence: tuple[int, int], prev_end: int) -> ClaimContext:
     """The role, indications and population an answer gives the number ``q`` (read lazily)."""
     return ClaimContext(text, q, sentence, prev_end)
 
@@ -559,15 +676,21 @@ _SOURCE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _SOURCE_ID_TOKENS = {"smpc": "smpc", "cpic": "cpic", "kdigo": "kdigo", "eular": "eular",
                      "aasld": "aasld", "easl": "easl", "bsg": "bsg", "bsr": "bsr", "acr": "acr",
                      "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary"}  # fmt: skip
-_ORGAN_RE = re.compile(r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?:transplant\w*|tx\b"
-                       r"|allograft\w*|homotransplant\w*|recipients?)", _F)
+_ORGAN_RE = re.compile(
+    r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?:transplant\w*|tx\b"
+    r"|allograft\w*|homotransplant\w*|recipients?)",
+    _F,
+)
 _ORGANS = {"kidney": "kidney", "renal": "kidney", "liver": "liver", "hepatic": "liver",
            "heart": "heart", "cardiac": "heart", "lung": "lung"}  # fmt: skip
 # "non-renal SLE", "SLE without nephritis": lupus that is not lupus nephritis.
 _NOT_RENAL_RE = re.compile(r"\bnon[- ]?renal\b|\bwithout (?:lupus )?nephritis\b", _F)
 _ASKED_ROLES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     (Role.MAINTENANCE, re.compile(r"\bmaint\w*\b", _F)),
-    (Role.INITIAL, re.compile(r"\b(?:start\w*|initial\w*|induction|loading|day (?:one|1)|first day)\b", _F)),
+    (
+        Role.INITIAL,
+        re.compile(r"\b(?:start\w*|initial\w*|induction|loading|day (?:one|1)|first day)\b", _F),
+    ),
     (Role.MAXIMUM, re.compile(r"\b(?:max\w*|ceiling|highest|upper limit)\b", _F)),
 )
 
@@ -644,8 +767,11 @@ def statement_sources(st: DoseStatement, sentence_text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-_PHENOTYPE_CONTEXT_RE = re.compile(r"\b(?:TPMT|NUDT15|metaboli[sz]ers?|activity|heterozygo\w*|homozygo\w*"
-                                   r"|deficien\w*|genotype|phenotype)\b", _F)
+_PHENOTYPE_CONTEXT_RE = re.compile(
+    r"\b(?:TPMT|NUDT15|metaboli[sz]ers?|activity|heterozygo\w*|homozygo\w*"
+    r"|deficien\w*|genotype|phenotype)\b",
+    _F,
+)
 _REDUCTION_ROLES = frozenset({Role.REDUCTION_BY, Role.REDUCTION_TO})
 
 

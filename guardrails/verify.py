@@ -97,8 +97,10 @@ _DATED_KINDS = frozenset({"duration", "frequency", "number"})
 _WORDLESS_KINDS = frozenset({"number", "count"})
 _EQUALS_RE = re.compile(r"=|→|->|gives|equals")
 _LIMIT_WORD_RE = re.compile(r"\blimit", re.IGNORECASE)
-_WEEKLY_RE = re.compile(r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
-                        re.IGNORECASE)
+_WEEKLY_RE = re.compile(
+    r"\b(?:once\s+(?:a\s+|per\s+|each\s+)?week|weekly|per\s+week|a\s+week|/\s*week)\b",
+    re.IGNORECASE,
+)
 _FROM_RE = re.compile(r"\(from \[(\d+)\]\)")
 _claim_verdict = fast_constructor(ClaimVerdict)
 
@@ -151,7 +153,9 @@ def _index(text: str, extra: frozenset[str]) -> _Indexed:
     )
 
 
-def _drug_ok(claim_drug: str | None, src: _SourceClaim, p: Passage, p_drugs: frozenset[str]) -> bool:
+def _drug_ok(
+    claim_drug: str | None, src: _SourceClaim, p: Passage, p_drugs: frozenset[str]
+) -> bool:
     if claim_drug is None:
         return True
     if src.drugs:
@@ -186,8 +190,12 @@ def _scope_mismatch(
     if claim_drug is not None and dosed is not None and q.kind == "dose":
         if not same_drug(dosed, claim_drug):
             return f"gives this for {dosed}, not {claim_drug}"
-    if q.kind in _DATED_KINDS and q.text[:1].isdigit() and claim_drugs and source_drugs and not any(
-        same_drug(a, b) for a in claim_drugs for b in source_drugs
+    if (
+        q.kind in _DATED_KINDS
+        and q.text[:1].isdigit()
+        and claim_drugs
+        and source_drugs
+        and not any(same_drug(a, b) for a in claim_drugs for b in source_drugs)
     ):
         # "azathioprine ... for 24 weeks" from a sentence about mycophenolate's 24 weeks. Whole
         # sentences on both sides: which drug a duration belongs to is seldom written next to it.
@@ -234,7 +242,8 @@ def _asked_mismatch(
     # about the nephritis.
     ln = "lupus nephritis"
     claim_not_renal = (mine.not_renal and ln not in ctx.indications) or (
-        asked.not_renal and not ctx.indications)
+        asked.not_renal and not ctx.indications
+    )
     if claim_not_renal and st.indications and set(st.indications) <= {ln}:
         return "gives this for lupus nephritis, not non-renal lupus"
     if (st.indications and ln in claim_ind and "systemic lupus erythematosus" not in claim_ind
@@ -250,13 +259,19 @@ def _asked_mismatch(
         and asked.role not in st.also
     ):
         return f"gives this as the {st.role.value}, not the {asked.role.value} asked"
-    if st.population != "any" and ctx.population == "any" and asked.population not in ("any", st.population):
+    if (
+        st.population != "any"
+        and ctx.population == "any"
+        and asked.population not in ("any", st.population)
+    ):
         return f"gives this for {st.population} patients, not {asked.population}"
     claim_organs = mine.organs or asked.organs
     if claim_organs:
         src_organs = theirs.organs
         if src_organs and not set(src_organs) & set(claim_organs):
-            return f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
+            return (
+                f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
+            )
     # Source: an answer that gives a figure as the very source the question asks about ("per
     # SmPC": "the SmPC dose is ...") must have it from that source. (A sentence naming some
     # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
@@ -283,7 +298,7 @@ def _words_around(text: str, span: tuple[int, int], lo: int, hi: int) -> frozens
     before = _WORD_BEFORE_RE.search(text, max(lo, span[0] - 30), span[0])
     if before:
         out.add(before.group(1).lower())
-    after = _WORD_AFTER_RE.match(text[span[1]:min(hi, span[1] + 30)])
+    after = _WORD_AFTER_RE.match(text[span[1] : min(hi, span[1] + 30)])
     if after:
         out.add(after.group(1).lower())
     return frozenset(out)
@@ -321,7 +336,9 @@ def _reading_mismatch(
       week 1"). A source sentence with no dose before the figure dates nothing: no check.
     """
     ss, se = clause.sentence
-    time_point = q.kind == "number" and bool(_TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0]))
+    time_point = q.kind == "number" and bool(
+        _TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0])
+    )
     if q.kind == "number" and not q.unit and q.text[:1].isdigit():
         mine = _words_around(answer, q.span, ss, se)
         theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
@@ -424,7 +441,12 @@ def _fmt(lo: Decimal, hi: Decimal) -> str:
 
 def _limit_bound(q: Quantity, drug: str | None, limits: LimitTable | None) -> str | None:
     """A claim that restates a limit-table bound for the drug ('maximum 3 mg/kg/day')."""
-    if limits is None or drug is None or q.is_range or q.qualifier not in ("up_to", "max", "at_least"):
+    if (
+        limits is None
+        or drug is None
+        or q.is_range
+        or q.qualifier not in ("up_to", "max", "at_least")
+    ):
         return None
     for basis, lo, _ in dose_basis(q):
         for row in limits.rows_for(drug):
@@ -473,7 +495,9 @@ def _clause(
     # For the limit check, a clause naming no drug takes its sentence's only drug, or ``drug``
     # when the sentence names none (never a guess between several).
     in_sentence = drugs_among(mentions, ss, se)
-    sentence_drug = next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
+    sentence_drug = (
+        next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
+    )
     return _new_clause(
         start=cs,
         end=ce,
@@ -558,7 +582,8 @@ def _check_claim(
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
                 if scoped and claim_drugs is None:
                     claim_drugs = drugs_among(mentions, *clause.sentence) or (
-                        frozenset({drug}) if drug else frozenset())
+                        frozenset({drug}) if drug else frozenset()
+                    )
                 mismatch = _scope_mismatch(q, check_drug, st, ctx, claim_drugs or frozenset(),
                                            asked, p.text[st.sentence[0]:st.sentence[1]],
                                            src.drugs)  # fmt: skip
@@ -682,8 +707,7 @@ def _derivation_lines(
                 (
                     dv
                     for dv in derivations_for(passages, patient, limits, d, q)
-                    if dv.passage_n > 0
-                    and answer.endswith(dv.explanation, 0, q.span[1])
+                    if dv.passage_n > 0 and answer.endswith(dv.explanation, 0, q.span[1])
                 ),
                 None,
             )
@@ -788,8 +812,14 @@ def _about_the_asked_drug(verdicts: list[ClaimVerdict], asked: Sequence[str]) ->
         return verdicts
     names = " or ".join(asked)
     return [
-        _verdict(v.claim, Status.UNSUPPORTED, f"about {v.drug}, not {names}, the drug asked about",
-                 v.drug, passage_n=v.passage_n, source_span=v.source_span)  # fmt: skip
+        _verdict(
+            v.claim,
+            Status.UNSUPPORTED,
+            f"about {v.drug}, not {names}, the drug asked about",
+            v.drug,
+            passage_n=v.passage_n,
+            source_span=v.source_span,
+        )  # fmt: skip
         if v.claim.kind == "dose" and v.status.verified
         else v
         for v in verdicts
@@ -835,8 +865,9 @@ def _check(
     for q, span in zip(claims, clause_of, strict=True):
         by_clause.setdefault(span, []).append(q)
     lines = (
-        _derivation_lines(answer, claims, passages, by_n, extra, patient, limits,
-                          derivation_drugs)  # fmt: skip
+        _derivation_lines(
+            answer, claims, passages, by_n, extra, patient, limits, derivation_drugs
+        )  # fmt: skip
         if patient is not None
         else {}
     )
@@ -864,8 +895,22 @@ def _check(
             clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
                                             mentions, drug, may_state_limit)  # fmt: skip
         verdicts.append(
-            _check_claim(answer, q, clause, passages, extra, mentions, derivation_drugs, patient,
-                         limits, indication, asked, this_prev, scope, claims)  # fmt: skip
+            _check_claim(
+                answer,
+                q,
+                clause,
+                passages,
+                extra,
+                mentions,
+                derivation_drugs,
+                patient,
+                limits,
+                indication,
+                asked,
+                this_prev,
+                scope,
+                claims,
+            )  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))

@@ -115,7 +115,12 @@ def detect_topics(title: str, body: str, lexicon: _Lexicon) -> DetectedTopics:
         for w in written.get(d, ()):
             name = " ".join(w.lower().split())
             base = _SALT_TAIL_RE.sub("", name)
-            if base != d and not d.startswith(base) and not base.startswith(d) and name not in brands:
+            if (
+                base != d
+                and not d.startswith(base)
+                and not base.startswith(d)
+                and name not in brands
+            ):
                 brands.append(name)
     indications = _indications(title, heads, body)
     return DetectedTopics(tuple(drugs), indications, tuple(brands[:_MAX_BRANDS]))
@@ -144,7 +149,9 @@ _SALTS = frozenset(
 
 
 # An SPL-style product line: the brand in capitals, a dash, then the ingredients and the form.
-_PRODUCT_LINE_RE = re.compile(r"^[ \t]*([A-Z][A-Z0-9 .,&'+/®™()]{1,60}?)[ \t]*[-–—][ \t]+(.*[a-z].*)$", re.M)
+_PRODUCT_LINE_RE = re.compile(
+    r"^[ \t]*([A-Z][A-Z0-9 .,&'+/®™()]{1,60}?)[ \t]*[-–—][ \t]+(.*[a-z].*)$", re.M
+)
 _PRODUCT_LINES = 3
 
 

@@ -328,8 +328,12 @@ def export_onnx(
             _torch_export(model, tmp)
             tolerance = _EXPORT_TOLERANCE
         expected = np.asarray(
-            model.encode(list(_PROBES), normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=False)
+            model.encode(
+                list(_PROBES),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         )
         got = OnnxQueryEncoder(tmp, model_path).encode(list(_PROBES))
         worst = float((1.0 - (expected * got).sum(axis=1)).max())

@@ -45,7 +45,9 @@ IMPORTED_KINDS = frozenset({"text", "html", "pdf"})
 LOCAL_EVIDENCE = "local document"
 # A plain-text heading: a short line in capitals ("DOSAGE AND ADMINISTRATION", "2.1 ADULTS"),
 # optionally numbered. Lower-case words, sentence punctuation or figures make it text.
-_CAPS_HEADING_RE = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]+)?([A-Z][A-Z &/,()'’-]{2,78}[A-Z)])[ \t]*:?$")
+_CAPS_HEADING_RE = re.compile(
+    r"^(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]+)?([A-Z][A-Z &/,()'’-]{2,78}[A-Z)])[ \t]*:?$"
+)
 _SETEXT_RE = re.compile(r"^(?P<text>[^\n#].{1,98})\n(?P<bar>=+|-+)[ \t]*$", re.M)
 # A number at the end of a PDF line whose unit starts the next line ("500" / "mg").
 _UNIT_WORDS = (
@@ -216,7 +218,9 @@ def _grid(rows: Sequence[Any]) -> list[list[str]]:
     for row in rows:
         out: list[str] = []
         col = 0
-        cells = list(row.find_all(["th", "td"], recursive=False)) or list(row.find_all(["th", "td"]))
+        cells = list(row.find_all(["th", "td"], recursive=False)) or list(
+            row.find_all(["th", "td"])
+        )
         queue = iter(cells)
         pending = next(queue, None)
         while pending is not None or any(c >= col for c in carried):
@@ -252,7 +256,9 @@ def _is_header_row(row: Any) -> bool:
     if all(c.name == "th" for c in cells):
         return True
     return all(
-        _cell_text(c) and _cell_text(c) == " ".join(
+        _cell_text(c)
+        and _cell_text(c)
+        == " ".join(
             " ".join(b.get_text(" ", strip=True) for b in c.find_all(["b", "strong"])).split()
         )
         for c in cells
@@ -281,8 +287,10 @@ def _flatten_tables(soup: Any) -> None:
             # row that is one cell across the table is a note, not a value of any column.
             keep = [i for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
             if header and len(header) == len(cells) and len(keep) > 1:
-                parts = [f"{header[i]}: {cells[i]}" if header[i] and header[i] != cells[i]
-                         else cells[i] for i in keep]
+                parts = [
+                    f"{header[i]}: {cells[i]}" if header[i] and header[i] != cells[i] else cells[i]
+                    for i in keep
+                ]
             else:
                 parts = [cells[i] for i in keep]
             lines.append("- " + "; ".join(parts))
@@ -561,9 +569,7 @@ def _expand(paths: Iterable[str | Path], skipped: list[SkippedFile]) -> list[Pat
     return list(unique.values())
 
 
-def _label_documents(
-    roots: Sequence[str | Path], skipped: list[SkippedFile]
-) -> list[Document]:
+def _label_documents(roots: Sequence[str | Path], skipped: list[SkippedFile]) -> list[Document]:
     if not roots:
         return []
     try:

@@ -119,7 +119,14 @@ def run_ingest(
         ) from None
     try:
         return _ingest_locked(
-            list(paths), config, embedder, chunk_size, progress, max_bytes, started, list(labels),
+            list(paths),
+            config,
+            embedder,
+            chunk_size,
+            progress,
+            max_bytes,
+            started,
+            list(labels),
             data,
         )
     finally:
@@ -176,8 +183,11 @@ def _ingest_locked(
     need = store.missing(fingerprints.values())
     with ThreadPoolExecutor(max_workers=1) as pool:
         extracted = pool.submit(
-            lambda: [(fingerprints[c.id], statements_for_chunk(c)) for c in chunks
-                     if fingerprints[c.id] in need]  # fmt: skip
+            lambda: [
+                (fingerprints[c.id], statements_for_chunk(c))
+                for c in chunks
+                if fingerprints[c.id] in need
+            ]  # fmt: skip
         )
         pairs = _embed(embedder, to_write, progress) if (added or updated or removed) else []
         store.add(extracted.result())

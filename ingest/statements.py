@@ -109,11 +109,15 @@ class StatementStore:
             for seq, st in enumerate(statements)
         ]  # fmt: skip
         with self._lock, self._connect() as con:
-            con.executemany("DELETE FROM statements WHERE fingerprint = ?", [(fp,) for fp, _ in items])
+            con.executemany(
+                "DELETE FROM statements WHERE fingerprint = ?", [(fp,) for fp, _ in items]
+            )
             con.executemany(
                 "INSERT INTO statements VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
             )
-            con.executemany("INSERT OR IGNORE INTO extracted VALUES (?)", [(fp,) for fp, _ in items])
+            con.executemany(
+                "INSERT OR IGNORE INTO extracted VALUES (?)", [(fp,) for fp, _ in items]
+            )
         return len(rows)
 
     def set_live(self, generation: int | str, fingerprints: Iterable[str]) -> None:
@@ -121,8 +125,12 @@ class StatementStore:
         with self._lock, self._connect() as con:
             con.execute("DELETE FROM live")
             con.executemany("INSERT OR IGNORE INTO live VALUES (?)", [(f,) for f in fingerprints])
-            con.execute("DELETE FROM statements WHERE fingerprint NOT IN (SELECT fingerprint FROM live)")
-            con.execute("DELETE FROM extracted WHERE fingerprint NOT IN (SELECT fingerprint FROM live)")
+            con.execute(
+                "DELETE FROM statements WHERE fingerprint NOT IN (SELECT fingerprint FROM live)"
+            )
+            con.execute(
+                "DELETE FROM extracted WHERE fingerprint NOT IN (SELECT fingerprint FROM live)"
+            )
             con.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation),))
 
     # -- reading -----------------------------------------------------------------------------
@@ -168,7 +176,9 @@ class StatementStore:
             "by_role": roles,
             "unknown_share": round(roles.get("unknown", 0) / total, 4) if total else 0.0,
             "dose_statements": sum(
-                n for (role, n) in roles.items() if role in ("initial", "maintenance", "usual", "maximum")
+                n
+                for (role, n) in roles.items()
+                if role in ("initial", "maintenance", "usual", "maximum")
             ),
             "drugs_with_statements": len(self.drug_counts()),
             "generation": self.generation(),

@@ -60,7 +60,9 @@ class Server:
     tokens: TokenStore
     token: str
 
-    def post(self, path: str, body: Any = None, *, token: str | None = "default", **kw: Any) -> httpx.Response:
+    def post(
+        self, path: str, body: Any = None, *, token: str | None = "default", **kw: Any
+    ) -> httpx.Response:
         headers = dict(kw.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
@@ -80,8 +82,14 @@ def serve(assistant: Assistant, tmp_path: Path) -> Iterator[Callable[..., Server
         audit = AuditLog(tmp_path / f"audit-{n}" / "audit.jsonl")
         tokens = TokenStore(tmp_path / f"tokens-{n}.json")
         token = tokens.create("pharmacy-ehr")
-        app = create_app(assistant, limits=load_limits(), audit=audit, tokens=tokens,
-                         require_token=require_token, max_body_bytes=max_body)
+        app = create_app(
+            assistant,
+            limits=load_limits(),
+            audit=audit,
+            tokens=tokens,
+            require_token=require_token,
+            max_body_bytes=max_body,
+        )
         ctx = serve_in_thread(app)
         url = ctx.__enter__()
         stack.append(ctx)
@@ -110,7 +118,9 @@ def _patient_arg(patient: dict[str, Any] | None) -> dict[str, Any] | None:
     return values
 
 
-def _in_process(assistant: Assistant, question: str, patient: dict[str, Any] | None, audience: str) -> AnswerResult:
+def _in_process(
+    assistant: Assistant, question: str, patient: dict[str, Any] | None, audience: str
+) -> AnswerResult:
     return assistant.ask(question, patient=_patient_arg(patient), audience=audience)
 
 
@@ -158,7 +168,9 @@ def test_served_answer_is_the_json_of_dosewise_ask(
         cli_app, ["ask", CASES[1][0], "--weight-kg", "72", "--tpmt", "intermediate", "--json"]
     )
     assert res.exit_code == 0, res.output
-    served = srv.post("/v1/ask", {"question": CASES[1][0], "patient": {"weight_kg": 72, "tpmt": "intermediate"}})
+    served = srv.post(
+        "/v1/ask", {"question": CASES[1][0], "patient": {"weight_kg": 72, "tpmt": "intermediate"}}
+    )
     assert _comparable(served.json()) == _comparable(json.loads(res.output))
 
 
@@ -170,12 +182,18 @@ def test_follow_up_history_inherits_the_drug_like_the_app(
     first = assistant.ask(mtx)
     expected = assistant.ask("and in pregnancy?", history=[(mtx, first)])
     assert expected.drug == "methotrexate"
-    for history in ([mtx], [{"question": mtx}], [{"question": "and then?", "drug": "methotrexate"}]):
+    for history in (
+        [mtx],
+        [{"question": mtx}],
+        [{"question": "and then?", "drug": "methotrexate"}],
+    ):
         res = srv.post("/v1/ask", {"question": "and in pregnancy?", "history": history})
         assert res.status_code == 200, res.text
         assert _comparable(res.json()) == _comparable(expected.to_json()), history
     alone = srv.post("/v1/ask", {"question": "and in pregnancy?"}).json()
-    assert _comparable(alone) != _comparable(res.json()), "without history the follow-up has no drug"
+    assert _comparable(alone) != _comparable(res.json()), (
+        "without history the follow-up has no drug"
+    )
 
 
 def test_history_naming_an_uncovered_drug_keeps_the_follow_up_on_it(
@@ -204,7 +222,9 @@ def test_concurrent_requests_are_each_answered_correctly_and_all_audited(
     serve: Callable[..., Server], assistant: Assistant
 ) -> None:
     srv = serve()
-    expected = {i: _comparable(_in_process(assistant, *case).to_json()) for i, case in enumerate(CASES)}
+    expected = {
+        i: _comparable(_in_process(assistant, *case).to_json()) for i, case in enumerate(CASES)
+    }
     jobs = [i % len(CASES) for i in range(42)]
 
     def one(i: int) -> tuple[int, int, dict[str, Any], str]:
@@ -227,20 +247,30 @@ def test_concurrent_requests_are_each_answered_correctly_and_all_audited(
 # --- checks -----------------------------------------------------------------------------------
 
 PASSAGES = [
-    {"n": 1, "text": "Azathioprine lupus nephritis maintenance: 2 mg/kg/day [@guide].", "drugs": ["azathioprine"]}
+    {
+        "n": 1,
+        "text": "Azathioprine lupus nephritis maintenance: 2 mg/kg/day [@guide].",
+        "drugs": ["azathioprine"],
+    }
 ]
 
 
-def _cli_check(tmp_path: Path, question: str, answer: str, *extra: str) -> tuple[int, dict[str, Any]]:
+def _cli_check(
+    tmp_path: Path, question: str, answer: str, *extra: str
+) -> tuple[int, dict[str, Any]]:
     from cli import app as cli_app
 
     a = tmp_path / "answer.md"
     a.write_text(answer, encoding="utf-8")
-    res = CliRunner().invoke(cli_app, ["check", "--question", question, "--answer-file", str(a), "--json", *extra])
+    res = CliRunner().invoke(
+        cli_app, ["check", "--question", question, "--answer-file", str(a), "--json", *extra]
+    )
     return res.exit_code, json.loads(res.output)
 
 
-@pytest.mark.parametrize("answer", ["Maintenance: 2 mg/kg/day [1].", "Maintenance: 6 mg/kg/day [1]."])
+@pytest.mark.parametrize(
+    "answer", ["Maintenance: 2 mg/kg/day [1].", "Maintenance: 6 mg/kg/day [1]."]
+)
 def test_check_with_passages_gives_the_verdict_of_dosewise_check(
     serve: Callable[..., Server], tmp_path: Path, answer: str
 ) -> None:
@@ -265,16 +295,22 @@ def test_check_against_the_index_gives_the_verdict_of_dosewise_check(
     answer = srv.post("/v1/ask", {"question": LUPUS}).json()["answer"]
     for text in (answer, answer.replace("2 mg/kg", "9 mg/kg")):
         code, cli_verdict = _cli_check(tmp_path, LUPUS, text, "--weight-kg", "70")
-        res = srv.post("/v1/check", {"question": LUPUS, "answer": text, "patient": {"weight_kg": 70}})
+        res = srv.post(
+            "/v1/check", {"question": LUPUS, "answer": text, "patient": {"weight_kg": 70}}
+        )
         assert res.status_code == 200, res.text
         assert res.json() == cli_verdict
         assert res.json()["passed"] is (code == 0)
     assert "9 mg/kg" in answer.replace("2 mg/kg", "9 mg/kg") and code == 1
 
 
-def test_check_rejects_bad_patient_and_bad_passages_with_a_message(serve: Callable[..., Server]) -> None:
+def test_check_rejects_bad_patient_and_bad_passages_with_a_message(
+    serve: Callable[..., Server],
+) -> None:
     srv = serve()
-    bad_weight = srv.post("/v1/check", {"question": "q", "answer": "a", "patient": {"weight_kg": -3}})
+    bad_weight = srv.post(
+        "/v1/check", {"question": "q", "answer": "a", "patient": {"weight_kg": -3}}
+    )
     assert bad_weight.status_code == 422 and "weight" in bad_weight.json()["error"].lower()
     no_text = srv.post("/v1/check", {"question": "q", "answer": "a", "passages": [{"n": 1}]})
     assert no_text.status_code == 422 and "passages.0.text" in no_text.json()["error"]
@@ -294,7 +330,9 @@ def test_requests_without_a_valid_token_get_401_and_are_audited_without_content(
         "malformed token": srv.post("/v1/ask", body, token="not-a-token"),
         "wrong secret": srv.post("/v1/ask", body, token=srv.token[:-4] + "AAAA"),
         "unknown token": srv.post("/v1/ask", body, token="dw_00000000_" + "x" * 43),
-        "not a bearer token": srv.post("/v1/ask", body, token=None, headers={"Authorization": "Basic dXNlcjpwdw=="}),
+        "not a bearer token": srv.post(
+            "/v1/ask", body, token=None, headers={"Authorization": "Basic dXNlcjpwdw=="}
+        ),
     }
     for reason, res in attempts.items():
         assert res.status_code == 401, reason
@@ -311,15 +349,24 @@ def test_requests_without_a_valid_token_get_401_and_are_audited_without_content(
     assert {r["path"] for r in records} == {"/v1/ask", "/v1/check", "/v1/stats"}
     raw = srv.audit.path.read_text(encoding="utf-8")
     assert "Mrs Example" not in raw and "weight" not in raw and srv.token[-12:] not in raw
-    assert all(set(r) == {"type", "id", "ts", "method", "path", "client", "reason"} for r in records)
+    assert all(
+        set(r) == {"type", "id", "ts", "method", "path", "client", "reason"} for r in records
+    )
 
 
-def test_a_valid_token_names_the_user_and_a_revoked_one_stops_at_once(serve: Callable[..., Server]) -> None:
+def test_a_valid_token_names_the_user_and_a_revoked_one_stops_at_once(
+    serve: Callable[..., Server],
+) -> None:
     srv = serve(require_token=True)
     ok = srv.post("/v1/ask", {"question": LUPUS})
     assert ok.status_code == 200
     assert srv.audit.get(ok.headers[AUDIT_HEADER])["user"] == "pharmacy-ehr"  # type: ignore[index]
-    assert httpx.get(srv.url + "/v1/stats", headers={"Authorization": f"Bearer {srv.token}"}).json()["chunks"] > 0
+    assert (
+        httpx.get(srv.url + "/v1/stats", headers={"Authorization": f"Bearer {srv.token}"}).json()[
+            "chunks"
+        ]
+        > 0
+    )
     # Revoked through another store on the same file, as `dosewise token revoke` does it.
     TokenStore(srv.tokens.path).revoke("pharmacy-ehr")
     refused = srv.post("/v1/ask", {"question": LUPUS})
@@ -339,7 +386,9 @@ def test_on_loopback_without_required_tokens_a_given_token_must_still_be_valid(
     assert srv.post("/v1/ask", {"question": LUPUS}, token="dw_bad").status_code == 401
 
 
-def test_health_and_openapi_need_no_token_and_describe_the_routes(serve: Callable[..., Server]) -> None:
+def test_health_and_openapi_need_no_token_and_describe_the_routes(
+    serve: Callable[..., Server],
+) -> None:
     srv = serve(require_token=True)
     assert httpx.get(srv.url + "/healthz").json() == {"status": "ok"}
     schema = httpx.get(srv.url + "/openapi.json").json()
@@ -359,11 +408,16 @@ def test_health_and_openapi_need_no_token_and_describe_the_routes(serve: Callabl
         (b"[1, 2]", "valid dictionary"),
         (b'{"question": 12}', "question: Input should be a valid string"),
         (b'{"questoin": "dose?"}', "question: Field required"),
-        (b'{"question": "dose?", "patient": {"weight": 70}}', "patient.weight: Extra inputs are not permitted"),
+        (
+            b'{"question": "dose?", "patient": {"weight": 70}}',
+            "patient.weight: Extra inputs are not permitted",
+        ),
         (b'{"question": "dose?", "audience": "nurse"}', "audience"),
     ],
 )
-def test_bad_json_gets_422_with_a_clear_message(serve: Callable[..., Server], content: bytes, expected: str) -> None:
+def test_bad_json_gets_422_with_a_clear_message(
+    serve: Callable[..., Server], content: bytes, expected: str
+) -> None:
     srv = serve()
     res = srv.post("/v1/ask", content=content, headers={"Content-Type": "application/json"})
     assert res.status_code == 422, res.text
@@ -371,10 +425,15 @@ def test_bad_json_gets_422_with_a_clear_message(serve: Callable[..., Server], co
     assert srv.audit.read() == [], "nothing was answered, so nothing is recorded"
 
 
-def test_a_lone_surrogate_in_the_question_is_answered_and_audited(serve: Callable[..., Server]) -> None:
+def test_a_lone_surrogate_in_the_question_is_answered_and_audited(
+    serve: Callable[..., Server],
+) -> None:
     srv = serve()
-    res = srv.post("/v1/ask", content=b'{"question": "azathioprine dose \\ud800 in lupus?"}',
-                   headers={"Content-Type": "application/json"})
+    res = srv.post(
+        "/v1/ask",
+        content=b'{"question": "azathioprine dose \\ud800 in lupus?"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert res.status_code == 200
     assert res.json()["status"] in ("verified", "abstained", "rejected")
     assert srv.audit.get(res.headers[AUDIT_HEADER]) is not None
@@ -424,7 +483,10 @@ def test_serve_refuses_a_network_address_without_a_token(
     monkeypatch.setenv("DOSEWISE_DATA_DIR", str(tmp_path / "data"))
     for name in ("DOSEWISE_API_HOST", "DOSEWISE_API_PORT", "DOSEWISE_API_WORKERS"):
         monkeypatch.delenv(name, raising=False)  # `serve` sets them for its workers; restored here
-    for argv, env in ((["serve", "--host", "0.0.0.0"], {}), (["serve"], {"DOSEWISE_REQUIRE_SIGN_IN": "true"})):
+    for argv, env in (
+        (["serve", "--host", "0.0.0.0"], {}),
+        (["serve"], {"DOSEWISE_REQUIRE_SIGN_IN": "true"}),
+    ):
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         res = CliRunner().invoke(cli_app, argv)
@@ -433,18 +495,32 @@ def test_serve_refuses_a_network_address_without_a_token(
     assert not started.is_set()
 
 
-def test_a_retention_period_prunes_the_audit_log_while_serving(assistant: Assistant, tmp_path: Path) -> None:
+def test_a_retention_period_prunes_the_audit_log_while_serving(
+    assistant: Assistant, tmp_path: Path
+) -> None:
     import time
 
     audit = AuditLog(tmp_path / "audit" / "audit.jsonl")
-    old = audit.record("an old question", {"weight_kg": "80"}, AnswerResult(status="verified", answer="a", summary="s"))
+    old = audit.record(
+        "an old question",
+        {"weight_kg": "80"},
+        AnswerResult(status="verified", answer="a", summary="s"),
+    )
     lines = [json.loads(x) for x in audit.path.read_text(encoding="utf-8").splitlines()]
     lines[0]["ts"] -= 40 * 86400
     audit.path.write_text(json.dumps(lines[0]) + "\n", encoding="utf-8")
-    app = create_app(assistant, limits=load_limits(), audit=audit, tokens=TokenStore(tmp_path / "t.json"),
-                     require_token=False, retention_s=30 * 86400)
+    app = create_app(
+        assistant,
+        limits=load_limits(),
+        audit=audit,
+        tokens=TokenStore(tmp_path / "t.json"),
+        require_token=False,
+        retention_s=30 * 86400,
+    )
     with serve_in_thread(app) as url:
-        new = httpx.post(url + "/v1/ask", json={"question": LUPUS}, timeout=60).headers[AUDIT_HEADER]
+        new = httpx.post(url + "/v1/ask", json={"question": LUPUS}, timeout=60).headers[
+            AUDIT_HEADER
+        ]
         deadline = time.monotonic() + 20
         while audit.get(old) is not None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -27,13 +27,21 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
 
     data = tmp_path_factory.mktemp("signin") / "data"
     settings = Settings(data_dir=data)
-    run_ingest(sorted(FIXTURE_CORPUS.glob("*.md")), settings.store, embedder,
-               chunk_size=settings.chunk_size, data_dir=data, progress=False)
+    run_ingest(
+        sorted(FIXTURE_CORPUS.glob("*.md")),
+        settings.store,
+        embedder,
+        chunk_size=settings.chunk_size,
+        data_dir=data,
+        progress=False,
+    )
     return data
 
 
 @pytest.fixture
-def env(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
+def env(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Path]]:
     paths = {"tokens": tmp_path / "tokens.json", "audit": tmp_path / "audit" / "audit.jsonl"}
     monkeypatch.setenv("DOSEWISE_DATA_DIR", str(data_dir))
     monkeypatch.setenv("DOSEWISE_TOKEN_FILE", str(paths["tokens"]))
@@ -62,7 +70,9 @@ def test_without_any_token_the_app_says_how_to_create_one(env: dict[str, Path]) 
     assert not at.chat_input and not at.text_input
 
 
-def test_nothing_is_answered_before_sign_in_and_a_bad_token_is_audited(env: dict[str, Path]) -> None:
+def test_nothing_is_answered_before_sign_in_and_a_bad_token_is_audited(
+    env: dict[str, Path],
+) -> None:
     token = TokenStore(env["tokens"]).create("dr.jones")
     at = _run()
     assert not at.chat_input, "no question box before sign-in"
@@ -75,7 +85,9 @@ def test_nothing_is_answered_before_sign_in_and_a_bad_token_is_audited(env: dict
     assert token[-20:] not in env["audit"].read_text(encoding="utf-8")
 
 
-def test_signed_in_user_is_named_in_the_audit_and_revocation_signs_out(env: dict[str, Path]) -> None:
+def test_signed_in_user_is_named_in_the_audit_and_revocation_signs_out(
+    env: dict[str, Path],
+) -> None:
     store = TokenStore(env["tokens"])
     token = store.create("dr.jones")
     at = _run()

@@ -76,9 +76,19 @@ def test_a_corrupt_token_file_fails_closed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("0.0.0.0", False), ("::", False), ("", False), (None, False), ("10.1.2.3", False),
-     ("dosewise.hospital.example", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        (None, False),
+        ("10.1.2.3", False),
+        ("dosewise.hospital.example", False),
+    ],
 )
 def test_only_loopback_addresses_count_as_loopback(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
@@ -100,7 +110,9 @@ def test_tokens_are_required_beyond_loopback_and_there_must_be_one(tmp_path: Pat
         require_token_for("10.0.0.5", force=False, tokens=store)
 
 
-def test_token_commands_create_list_and_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_commands_create_list_and_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli import app
 
     path = tmp_path / "tokens.json"
@@ -111,7 +123,9 @@ def test_token_commands_create_list_and_revoke(tmp_path: Path, monkeypatch: pyte
     token = created.stdout.strip().splitlines()[0]
     assert TokenStore(path).verify(token).user == "pharmacy-ehr"
     listed = runner.invoke(app, ["token", "list"])
-    assert "pharmacy-ehr" in listed.stdout and "active" in listed.stdout and token not in listed.stdout
+    assert (
+        "pharmacy-ehr" in listed.stdout and "active" in listed.stdout and token not in listed.stdout
+    )
     assert runner.invoke(app, ["token", "create", "bad name"]).exit_code == 2
     assert runner.invoke(app, ["token", "revoke", "pharmacy-ehr"]).exit_code == 0
     assert TokenStore(path).verify(token).user is None

@@ -40,7 +40,6 @@ _NEW_ANSWER_STAYS_IN_VIEW = """() => {
 }"""
 
 
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
     if not CHROMIUM.exists():

@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = ("guardrails", "ingest", "assistant", "evals", "bench", "api", "tokens", "settings", "cli", "app")
+OURS = (
+    "guardrails",
+    "ingest",
+    "assistant",
+    "evals",
+    "bench",
+    "api",
+    "tokens",
+    "settings",
+    "cli",
+    "app",
+)
 # Names in the table that stand for several import names.
 ALIASES = {
     "langchain": ("langchain", "langchain_core", "langchain_chroma", "langchain_huggingface"),
@@ -65,7 +76,9 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(a.name.split(".")[0], node.lineno, id(node) in module_level) for a in node.names]
+            found += [
+                (a.name.split(".")[0], node.lineno, id(node) in module_level) for a in node.names
+            ]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.module.split(".")[0], node.lineno, id(node) in module_level))
     return found
@@ -77,7 +90,9 @@ def test_the_table_covers_every_package_and_module_of_ours() -> None:
 
 
 @pytest.mark.parametrize("subjects,may,never", _table(), ids=lambda v: str(v)[:40])
-def test_no_package_imports_what_the_table_forbids(subjects: tuple[str, ...], may: str, never: str) -> None:
+def test_no_package_imports_what_the_table_forbids(
+    subjects: tuple[str, ...], may: str, never: str
+) -> None:
     each_other = never.startswith("each other")
     forbidden = set(subjects) if each_other else _names(never)
     # "(cli may call evals/bench lazily; bench may use evals: ...)": (importer, imported) -> lazy only

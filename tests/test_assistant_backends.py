@@ -113,7 +113,9 @@ def test_llamacpp_without_chat_format_keeps_the_files_own_template(
     assert "chat_format" not in fake.kwargs[0]
 
 
-def test_settings_pass_the_chat_format_down_as_a_plain_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_pass_the_chat_format_down_as_a_plain_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from settings import Settings
 
     monkeypatch.setenv("DOSEWISE_LLAMACPP_CHAT_FORMAT", "gemma")

@@ -18,13 +18,20 @@ from assistant.audit import AuditLog, redact_record
 from assistant.model import AnswerResult, ClaimView
 from settings import Settings
 
-PATIENT = {"weight_kg": "72.5", "tpmt": "intermediate", "nudt15": None, "comedications": ["allopurinol"]}
+PATIENT = {
+    "weight_kg": "72.5",
+    "tpmt": "intermediate",
+    "nudt15": None,
+    "comedications": ["allopurinol"],
+}
 
 
 def _result(derived: bool = False) -> AnswerResult:
     claims = [ClaimView("2 mg/kg/day", "supported", 1, (0, 11))]
     if derived:
-        claims.append(ClaimView("145 mg/day", "derived", 1, (20, 30), derivation="2 mg/kg/day × 72.5 kg"))
+        claims.append(
+            ClaimView("145 mg/day", "derived", 1, (20, 30), derivation="2 mg/kg/day × 72.5 kg")
+        )
     answer = "**2 mg/kg/day [1]**" + (" — for 72.5 kg: 145 mg/day [1]." if derived else "")
     return AnswerResult(status="verified", answer=answer, summary=answer, claims=tuple(claims))
 
@@ -62,7 +69,10 @@ def test_settings_put_the_log_in_its_own_folder_but_keep_an_existing_one(tmp_pat
     assert settings.audit_path == tmp_path / "audit" / "audit.jsonl"
     (tmp_path / "audit.jsonl").write_text("", encoding="utf-8")
     assert settings.audit_path == tmp_path / "audit.jsonl"  # history is not split in two
-    assert Settings(data_dir=tmp_path, audit_log=tmp_path / "x.jsonl").audit_path == tmp_path / "x.jsonl"
+    assert (
+        Settings(data_dir=tmp_path, audit_log=tmp_path / "x.jsonl").audit_path
+        == tmp_path / "x.jsonl"
+    )
     assert Settings(data_dir=tmp_path, audit_retention_days=30).audit_retention_s == 30 * 86400
 
 
@@ -99,7 +109,10 @@ def test_prune_drops_records_older_than_the_retention_and_their_feedback(tmp_pat
     assert (report.removed, report.kept, report.unreadable) == (4, 4, 1)
     left = log.read()
     assert {r.get("question") for r in left if r["type"] == "answer"} == {"recent", "today"}
-    assert {r["record_id"] for r in left if r["type"] == "feedback"} == {ids["recent"], ids["today"]}
+    assert {r["record_id"] for r in left if r["type"] == "feedback"} == {
+        ids["recent"],
+        ids["today"],
+    }
     assert "Mrs" not in log.path.read_text(encoding="utf-8")
     assert _mode(log.path) == 0o600
     assert log.prune(30 * 86400).removed == 0  # idempotent
@@ -133,7 +146,9 @@ def test_prune_while_other_threads_write_loses_no_new_record(tmp_path: Path) -> 
     assert {r["id"] for r in log.read()} == set(written)
 
 
-def test_redacted_export_drops_patient_fields_and_what_is_computed_from_them(tmp_path: Path) -> None:
+def test_redacted_export_drops_patient_fields_and_what_is_computed_from_them(
+    tmp_path: Path,
+) -> None:
     log = AuditLog(tmp_path / "audit.jsonl")
     with_patient = log.record("aza dose in RA?", PATIENT, _result(derived=True), user="ward-7")
     without = log.record("aza dose in lupus?", None, _result())
@@ -146,14 +161,24 @@ def test_redacted_export_drops_patient_fields_and_what_is_computed_from_them(tmp
     for leak in ("72.5", "intermediate", "allopurinol", "145 mg/day"):
         assert leak not in text, leak
     assert red[with_patient]["patient_given"] is True and "patient" not in red[with_patient]
-    assert red[with_patient]["user"] == "ward-7" and red[with_patient]["question"] == "aza dose in RA?"
-    assert [c.get("status") for c in red[with_patient]["result"]["claims"]] == ["supported", "derived"]
+    assert (
+        red[with_patient]["user"] == "ward-7" and red[with_patient]["question"] == "aza dose in RA?"
+    )
+    assert [c.get("status") for c in red[with_patient]["result"]["claims"]] == [
+        "supported",
+        "derived",
+    ]
     # An answer with no patient is kept whole: nothing in it is about a patient.
-    assert red[without]["result"] == records[without]["result"] and red[without]["patient_given"] is False
+    assert (
+        red[without]["result"] == records[without]["result"]
+        and red[without]["patient_given"] is False
+    )
     assert records[with_patient]["patient"] == PATIENT  # the log itself is untouched
 
 
-def test_audit_commands_export_redacted_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_commands_export_redacted_and_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli import app
 
     path = tmp_path / "audit" / "audit.jsonl"
@@ -178,4 +203,6 @@ def test_audit_commands_export_redacted_and_prune(tmp_path: Path, monkeypatch: p
     assert pruned.exit_code == 0, pruned.output
     assert "removed 2" in pruned.stdout
     assert {r.get("question") for r in log.read() if r["type"] == "answer"} == {"new"}
-    assert "removed 2" in runner.invoke(app, ["audit", "prune", "--days", "1"]).stdout  # a day old, with its feedback
+    assert (
+        "removed 2" in runner.invoke(app, ["audit", "prune", "--days", "1"]).stdout
+    )  # a day old, with its feedback

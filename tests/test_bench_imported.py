@@ -30,8 +30,13 @@ def test_imported_section_reports_throughput_and_statement_cost(
     assert set(out["documents_by_kind"]) == {"text", "html", "pdf", "label"}
     assert out["ingest_chunks_written"] == out["chunks"] > 0
     assert out["statements"] > 0 and out["statements_per_role"]
-    for key in ("load_docs_per_s", "ingest_docs_per_s", "ingest_chunks_per_s",
-                "statement_ms_per_chunk", "statement_share_of_ingest"):
+    for key in (
+        "load_docs_per_s",
+        "ingest_docs_per_s",
+        "ingest_chunks_per_s",
+        "statement_ms_per_chunk",
+        "statement_share_of_ingest",
+    ):
         assert isinstance(out[key], float) and math.isfinite(out[key]) and out[key] > 0, key
     assert out["statement_share_of_ingest"] < 1  # a part of the ingest, never more than all of it
     assert len(table(out)) == 4 and table({}) == []

@@ -31,11 +31,15 @@ def _numbers(section: dict[str, Any], *keys: str) -> list[float]:
 
 
 def _finite(values: list[Any]) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tuple[dict[str, Any], Path]:
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Any
+) -> tuple[dict[str, Any], Path]:
     from bench.run import BenchOptions, run_bench
 
     tmp = tmp_path_factory.mktemp("bench")
@@ -59,10 +63,25 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tuple[
     return json.loads(out.read_text(encoding="utf-8")), tmp
 
 
-def test_quick_bench_writes_every_section_without_errors(quick_run: tuple[dict[str, Any], Path]) -> None:
+def test_quick_bench_writes_every_section_without_errors(
+    quick_run: tuple[dict[str, Any], Path],
+) -> None:
     results, _ = quick_run
-    for name in ("meta", "embedding", "query_encoder", "warm_ask", "guard", "imported", "baseline",
-                 "scale", "cold_start", "cli_cold", "app_cold", "server", "targets"):
+    for name in (
+        "meta",
+        "embedding",
+        "query_encoder",
+        "warm_ask",
+        "guard",
+        "imported",
+        "baseline",
+        "scale",
+        "cold_start",
+        "cli_cold",
+        "app_cold",
+        "server",
+        "targets",
+    ):
         assert name in results, name
         assert "error" not in results[name], results[name]
     assert results["server"] == {"skipped": "--no-server"}
@@ -71,21 +90,47 @@ def test_quick_bench_writes_every_section_without_errors(quick_run: tuple[dict[s
     assert results["meta"]["commit"]
 
 
-def test_quick_bench_throughputs_and_latencies_are_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
+def test_quick_bench_throughputs_and_latencies_are_numbers(
+    quick_run: tuple[dict[str, Any], Path],
+) -> None:
     results, _ = quick_run
-    assert _finite(_numbers(results["embedding"], "raw_encode_chunks_per_s", "ingest_chunks_per_s", "ratio"))
+    assert _finite(
+        _numbers(results["embedding"], "raw_encode_chunks_per_s", "ingest_chunks_per_s", "ratio")
+    )
     warm = results["warm_ask"]
     for case in ("new", "cached_repeat"):
         assert _finite(_numbers(warm[case], "latency.p50_ms", "latency.p95_ms", "latency.max_ms"))
         # Every stage of the chain reports its time, so the split by stage is complete.
-        for stage in ("prepare", "lexical", "encode", "dense", "fusion", "compose", "guard", "other"):
+        for stage in (
+            "prepare",
+            "lexical",
+            "encode",
+            "dense",
+            "fusion",
+            "compose",
+            "guard",
+            "other",
+        ):
             assert warm[case]["stages"][stage]["n"] > 0, stage
             assert _finite(_numbers(warm[case]["stages"][stage], "p50_ms", "p95_ms"))
     # New questions run the model; a cached repeat takes the embedding from the cache.
-    assert warm["cached_repeat"]["stages"]["encode"]["p50_ms"] < warm["new"]["stages"]["encode"]["p50_ms"]
+    assert (
+        warm["cached_repeat"]["stages"]["encode"]["p50_ms"]
+        < warm["new"]["stages"]["encode"]["p50_ms"]
+    )
     assert warm["new"]["statuses"] == {"verified": warm["new"]["latency"]["n"]}
-    assert _finite(_numbers(results["baseline"], "plain.p50_ms", "plain_onnx.p50_ms", "floor.p50_ms",
-                            "ratio_p50", "ratio_p95", "ratio_p50_to_floor", "ratio_p50_to_plain_onnx"))
+    assert _finite(
+        _numbers(
+            results["baseline"],
+            "plain.p50_ms",
+            "plain_onnx.p50_ms",
+            "floor.p50_ms",
+            "ratio_p50",
+            "ratio_p95",
+            "ratio_p50_to_floor",
+            "ratio_p50_to_plain_onnx",
+        )
+    )
     assert _finite(_numbers(results["meta"], "total_seconds", "corpus_chunks"))
 
 
@@ -100,12 +145,16 @@ def test_quick_bench_compares_query_runtimes_on_latency_and_gold_recall(
     assert 0 < enc["max_cosine_distance_to_torch"]["onnx_int8"] < 0.2
     for name in ("torch", "onnx", "onnx_int8"):
         recall = enc["gold_recall"][name]
-        assert recall["questions"] > 0 and _finite(_numbers(recall, "recall_at_4_pct", "recall_at_k_pct"))
+        assert recall["questions"] > 0 and _finite(
+            _numbers(recall, "recall_at_4_pct", "recall_at_k_pct")
+        )
     assert enc["recall_at_k_change_points"]["onnx"] == 0
     assert enc["query_runtime_in_use"] == "onnx"
 
 
-def test_quick_bench_guard_section_checks_short_and_long_answers(quick_run: tuple[dict[str, Any], Path]) -> None:
+def test_quick_bench_guard_section_checks_short_and_long_answers(
+    quick_run: tuple[dict[str, Any], Path],
+) -> None:
     guard = quick_run[0]["guard"]
     assert guard["long"]["words"] >= 250 > guard["short"]["words"]
     # The guard target's answer is the fixed one, whatever today's corpus builds.
@@ -125,9 +174,20 @@ def test_quick_bench_scale_grows_store_to_each_size(quick_run: tuple[dict[str, A
     points = scale["points"]
     assert [p["chunks"] for p in points] == list(SIZES)
     for p in points:
-        assert _finite(_numbers(p, "ask.latency.p50_ms", "ask.latency.p95_ms", "floor.p50_ms",
-                                "ratio_p50_to_floor", "ask_cached_repeat.latency.p50_ms",
-                                "rss_mb", "store_write_s", "prepare_at_ingest_s", "first_ask_s"))
+        assert _finite(
+            _numbers(
+                p,
+                "ask.latency.p50_ms",
+                "ask.latency.p95_ms",
+                "floor.p50_ms",
+                "ratio_p50_to_floor",
+                "ask_cached_repeat.latency.p50_ms",
+                "rss_mb",
+                "store_write_s",
+                "prepare_at_ingest_s",
+                "first_ask_s",
+            )
+        )
     assert "vectors" in scale and scale["sentence_pool"] == 40
 
 
@@ -139,9 +199,12 @@ def test_quick_bench_targets_unmeasured_at_tiny_sizes_are_none_not_guessed(
     assert targets["new-question ask p50 / floor p50 at 1k chunks"]["met"] is None
     assert targets["new-question ask p95 at 100k chunks"]["measured"] is None
     assert targets["CLI process start to first answer"]["met"] is None  # cold start skipped
-    for name in ("guard p50 on the 309-word answer (fixed, 5a734ad corpus)",
-                 "guard p50 on today's corpus answer", "ingest / raw encode throughput",
-                 "new-question ask p50 / plain chain p50, same new questions"):
+    for name in (
+        "guard p50 on the 309-word answer (fixed, 5a734ad corpus)",
+        "guard p50 on today's corpus answer",
+        "ingest / raw encode throughput",
+        "new-question ask p50 / plain chain p50, same new questions",
+    ):
         assert isinstance(targets[name]["met"], bool), name
 
 
@@ -181,7 +244,9 @@ def test_synthetic_chunks_are_stable_when_the_store_grows(embedder: Any, tmp_pat
     for chunk, vector in grown:
         assert abs(sum(x * x for x in vector) - 1.0) < 1e-3
         # Every citation marker left in a synthetic chunk still resolves to one of its sources.
-        cited = {i for m in re.findall(r"\[@[^\]]*\]", chunk.text) for i in re.findall(r"@([\w.-]+)", m)}
+        cited = {
+            i for m in re.findall(r"\[@[^\]]*\]", chunk.text) for i in re.findall(r"@([\w.-]+)", m)
+        }
         assert cited <= {s.id for s in chunk.sources}, chunk.text
 
 
@@ -191,8 +256,13 @@ def test_cold_start_answers_from_a_fresh_process(quick_run: tuple[dict[str, Any]
 
     _, tmp = quick_run
     corpus = tmp / "work" / "corpus-quick"
-    cold = cold_start_section(REPO, tmp / "work" / "embedded", corpus,
-                              "What is the azathioprine maintenance dose in lupus nephritis?", 1)
+    cold = cold_start_section(
+        REPO,
+        tmp / "work" / "embedded",
+        corpus,
+        "What is the azathioprine maintenance dose in lupus nephritis?",
+        1,
+    )
     assert cold["status"] in ("verified", "blocked", "abstained"), cold
     assert _finite([cold["first_answer_s"], cold["process_exit_s"]])
     assert cold["heavy_imports"] == []  # the query model was exported by the quick run

@@ -61,9 +61,7 @@ def test_brand_names_in_the_title_are_kept_for_questions_by_brand() -> None:
 
 
 def test_indications_come_from_title_and_headings_and_repeated_body_mentions() -> None:
-    body = (
-        "# Azathioprine in rheumatoid arthritis\nUsed in RA.\nAlso seen in gout once.\n"
-    )
+    body = "# Azathioprine in rheumatoid arthritis\nUsed in RA.\nAlso seen in gout once.\n"
     topics = detect_topics("Azathioprine in rheumatoid arthritis", body, _SMALL)
     assert topics.indications[:1] == ("rheumatoid arthritis",)
     assert "gout" not in topics.indications
@@ -180,7 +178,9 @@ def test_a_pdf_without_headings_has_one_section_per_page(tmp_path: Path) -> None
 def test_devset_builder_skips_cleanly_without_the_shared_data(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = byod_devset.main(["--out", str(tmp_path / "out"), "--source", str(tmp_path / "no.jsonl")])
+    code = byod_devset.main(
+        ["--out", str(tmp_path / "out"), "--source", str(tmp_path / "no.jsonl")]
+    )
     assert code == 0
     assert "absent" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
@@ -213,7 +213,10 @@ def test_devset_builder_writes_three_formats_and_dose_questions(tmp_path: Path) 
     suffixes = sorted(p.suffix for p in (out / "docs").iterdir())
     assert suffixes == [".html", ".pdf", ".txt"]
     items = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
-    assert [i["id"] for i in items] == ["byod-r1", "byod-r3"]  # the colour question is not a dose one
+    assert [i["id"] for i in items] == [
+        "byod-r1",
+        "byod-r3",
+    ]  # the colour question is not a dose one
     numbers = items[0]["expected"]["numbers"]
     assert [n.split()[0] for n in numbers] == ["500", "1500"]  # "Day 1" is no dose
     assert items[0]["expected"]["drugs"] == ["levetiracetam"]
@@ -337,7 +340,9 @@ def test_a_misspelt_title_still_finds_its_drug_but_ordinary_title_words_do_not()
     from ingest.lexicon import default_lexicon
 
     lexicon = default_lexicon()
-    assert detect_topics("Metroprolol succinate protocol", "# x\n", lexicon).drugs == ("metoprolol",)
+    assert detect_topics("Metroprolol succinate protocol", "# x\n", lexicon).drugs == (
+        "metoprolol",
+    )
     assert detect_topics("Prescribing information for the ward", "# x\n", lexicon).drugs == ()
 
 
@@ -353,14 +358,19 @@ def test_a_label_product_line_names_the_ingredients_the_title_does_not() -> None
     from ingest.lexicon import default_lexicon
 
     combo = "# Pain tabs\nPAINTABS - acetaminophen and codeine phosphate tablet\n"
-    assert detect_topics("Pain tabs", combo, default_lexicon()).drugs == ("acetaminophen", "codeine")
+    assert detect_topics("Pain tabs", combo, default_lexicon()).drugs == (
+        "acetaminophen",
+        "codeine",
+    )
     # An ordinary sentence with a dash is not a product line.
     prose = "# Pain tabs\nNote - give acetaminophen with food. Avoid codeine.\n"
     assert detect_topics("Pain tabs", prose, _SMALL_OTC).drugs == ()
 
 
 def test_an_unknown_brand_title_over_a_body_naming_one_drug_is_about_that_drug() -> None:
-    one = "# Brandol\n## Clinical pharmacology\nA 10 mg oral dose of levetiracetam peaks at 1 hour.\n"
+    one = (
+        "# Brandol\n## Clinical pharmacology\nA 10 mg oral dose of levetiracetam peaks at 1 hour.\n"
+    )
     assert detect_topics("Brandol", one, _SMALL).drugs == ("levetiracetam",)
     # Two drugs named once each: no guess.
     two = one + "Warfarin levels did not change.\n"

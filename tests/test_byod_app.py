@@ -23,7 +23,9 @@ PROTOCOL = (
 
 
 @pytest.fixture
-def app(tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def app(
+    tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> AppTest:
     data = tmp_path / "data"
     settings = Settings(data_dir=data, corpus_dir=tiny_corpus)
     # Indexed earlier from outside the corpus folder: an upload must not drop it.

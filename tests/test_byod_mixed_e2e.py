@@ -124,9 +124,9 @@ def test_each_format_answers_with_its_figure_cited_to_its_document_and_section(
     assert result.status == "verified", result.answer
     assert figure in result.answer, result.answer
     holders = _citations_of(result, figure)
-    assert any(
-        (doc_id is None or h.doc_id == doc_id) and section in h.section for h in holders
-    ), [(h.doc_id, h.section) for h in holders]
+    assert any((doc_id is None or h.doc_id == doc_id) and section in h.section for h in holders), [
+        (h.doc_id, h.section) for h in holders
+    ]
 
 
 def test_an_imported_document_is_cited_as_title_section_page_once(
@@ -148,7 +148,8 @@ def test_the_product_the_question_names_is_the_one_cited(mixed_assistant: Assist
     assert "95 mg" in result.summary, result.answer
     first = min(result.citations, key=lambda c: c.n)
     assert (first.doc_id, first.section.split(" > ")[-1]) == (
-        "metoprolol-succinate-er", "HOW SUPPLIED"
+        "metoprolol-succinate-er",
+        "HOW SUPPLIED",
     ), [(c.doc_id, c.section) for c in result.citations]
     assert {h.doc_id for h in _citations_of(result, "95 mg")} == {"metoprolol-succinate-er"}
 
@@ -183,6 +184,5 @@ def test_a_real_label_in_the_folder_answers_from_its_dosage_section(
     assert "0.5 mg to 2 mg" in result.answer, result.answer
     holders = _citations_of(result, "0.5 mg to 2 mg")
     assert holders and all(
-        h.doc_kind == "label" and h.section.startswith("Dosage and Administration")
-        for h in holders
+        h.doc_kind == "label" and h.section.startswith("Dosage and Administration") for h in holders
     ), [(h.doc_id, h.section) for h in holders]

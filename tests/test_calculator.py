@@ -12,8 +12,11 @@ from guardrails import Passage, PatientInputError, calculate, load_limits, valid
 
 LIMITS = Path(__file__).parent / "fixtures" / "limits_test.toml"
 
-AZA = Passage(1, "Azathioprine LN maintenance: 2 mg/kg/day, typically 100–200 mg/day in adults.",
-              drugs=("azathioprine",))
+AZA = Passage(
+    1,
+    "Azathioprine LN maintenance: 2 mg/kg/day, typically 100–200 mg/day in adults.",
+    drugs=("azathioprine",),
+)
 ALLOPURINOL = Passage(
     2, "With allopurinol 300–600 mg/day, reduce azathioprine to one-third to one-quarter of the "
        "usual dose. Summaries: reduce azathioprine to 25 % with allopurinol.",
@@ -138,12 +141,16 @@ def test_adjustment_steps_show_every_step():
     d = next(d for d in calculate([AZA, ALLOPURINOL], patient, None, "azathioprine")
              if d.result.text == "37.5 mg/day")  # fmt: skip
     assert d.steps[0].startswith("2 mg/kg/day × 75 kg = 150 mg/day")
-    assert "allopurinol" in d.steps[1] and "25%" in d.steps[1] and d.steps[1].endswith("37.5 mg/day")
+    assert (
+        "allopurinol" in d.steps[1] and "25%" in d.steps[1] and d.steps[1].endswith("37.5 mg/day")
+    )
 
 
 def test_no_allopurinol_means_no_allopurinol_adjustment():
     patient = validate_patient(75, "normal", "normal", [])
-    assert "37.5 mg/day" not in results(calculate([AZA, ALLOPURINOL], patient, None, "azathioprine"))
+    assert "37.5 mg/day" not in results(
+        calculate([AZA, ALLOPURINOL], patient, None, "azathioprine")
+    )
 
 
 def test_intermediate_phenotype_applies_the_cpic_percentage():

@@ -17,7 +17,12 @@ def test_piped_answer_is_plain_text_with_every_number_and_marker_kept() -> None:
     text = answer_text(ANSWER, terminal=False)
     assert "**" not in text and "##" not in text and "`" not in text
     assert not any(line.startswith("_") for line in text.splitlines())
-    for kept in ("2 mg/kg/day [1].", "Dosing", "- Start at 50 mg/day [2].", "Note: weight not given."):
+    for kept in (
+        "2 mg/kg/day [1].",
+        "Dosing",
+        "- Start at 50 mg/day [2].",
+        "Note: weight not given.",
+    ):
         assert kept in text
     assert "the label (https://example.org/label)" in text
 

@@ -29,7 +29,9 @@ sys.exit(app())
 
 
 @pytest.fixture
-def env(tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(
+    tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     monkeypatch.chdir(tmp_path)
     values = {
         "DOSEWISE_DATA_DIR": str(tmp_path / "data"),
@@ -42,14 +44,28 @@ def env(tmp_path: Path, tiny_corpus: Path, embedder: Any, monkeypatch: pytest.Mo
     return values
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    full = dict(os.environ, **env, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                ANONYMIZED_TELEMETRY="False")
-    proc = subprocess.run([sys.executable, "-c", RUN, *args], cwd=cwd, env=full, capture_output=True,
-                          text=True, timeout=300)
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    full = dict(
+        os.environ,
+        **env,
+        PYTHONPATH=str(REPO),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in proc.stderr.splitlines() if line.startswith("HEAVY=")]
     assert lines, proc.stderr[-2000:]
-    return proc, [m for m in lines[-1][len("HEAVY="):].split(",") if m]
+    return proc, [m for m in lines[-1][len("HEAVY=") :].split(",") if m]
 
 
 def _ingest(env: dict[str, str]) -> None:
@@ -59,11 +75,24 @@ def _ingest(env: dict[str, str]) -> None:
 
 def test_check_with_passages_imports_no_model(env: dict[str, str], tmp_path: Path) -> None:
     passages = tmp_path / "passages.json"
-    passages.write_text(json.dumps([{"n": 1, "text": "Azathioprine 2 mg/kg/day orally [@x]."}]), encoding="utf-8")
+    passages.write_text(
+        json.dumps([{"n": 1, "text": "Azathioprine 2 mg/kg/day orally [@x]."}]), encoding="utf-8"
+    )
     answer = tmp_path / "answer.md"
     answer.write_text("Give 2 mg/kg/day [1].\n", encoding="utf-8")
-    proc, heavy = _run(["check", "--question", "aza dose?", "--answer-file", str(answer),
-                        "--passages", str(passages)], env, tmp_path)
+    proc, heavy = _run(
+        [
+            "check",
+            "--question",
+            "aza dose?",
+            "--answer-file",
+            str(answer),
+            "--passages",
+            str(passages),
+        ],
+        env,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout
     assert heavy == []
@@ -82,8 +111,11 @@ def test_stats_and_help_import_no_model(env: dict[str, str], tmp_path: Path) -> 
 @pytest.mark.slow  # a fresh process ingests and answers
 def test_ask_after_ingest_answers_without_torch(env: dict[str, str], tmp_path: Path) -> None:
     _ingest(env)  # exports the query model (once per model) and prepares the lexical index
-    proc, heavy = _run(["ask", "What is the azathioprine dose in lupus nephritis?", "--json", "--no-audit"],
-                       env, tmp_path)
+    proc, heavy = _run(
+        ["ask", "What is the azathioprine dose in lupus nephritis?", "--json", "--no-audit"],
+        env,
+        tmp_path,
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert json.loads(proc.stdout)["status"] in ("verified", "abstained", "blocked")
     assert heavy == []

@@ -116,4 +116,3 @@ def test_unnamed_sentence_of_a_combination_label_is_not_given_to_its_second_drug
     asked_first = "What is the usual dose of amlodipine?"
     composition = compose_answer(asked_first, vocab.facets(asked_first), [combo], vocab)
     assert composition is not None and "5 mg once daily" in composition.body
-

@@ -90,9 +90,16 @@ def test_near_miss_does_not_match(source: str, answer: str, near: str) -> None:
 
 @pytest.mark.parametrize(
     "text,per,count",
-    [("q12h", "day", 2), ("every 12 hours", "day", 2), ("q8h", "day", 3), ("q6h", "day", 4),
-     ("q4h", "day", 6), ("q24h", "day", 1), ("every 48 hours", "2 day", 1),
-     ("every 72 hours", "3 day", 1)],
+    [
+        ("q12h", "day", 2),
+        ("every 12 hours", "day", 2),
+        ("q8h", "day", 3),
+        ("q6h", "day", 4),
+        ("q4h", "day", 6),
+        ("q24h", "day", 1),
+        ("every 48 hours", "2 day", 1),
+        ("every 72 hours", "3 day", 1),
+    ],
 )
 def test_hourly_intervals_become_doses_per_day(text: str, per: str, count: int) -> None:
     q = one(f"10 mg {text}")

@@ -124,6 +124,8 @@ def test_report_rows_name_the_set_and_its_rates(tmp_path: Path) -> None:
     ]
     summary = _drafts(_write(tmp_path, rows), load_limits())
     got = {label: value for label, value, _ in _draft_rows(summary)}
-    assert got["Guard false-block rate, real LLM drafts (1 correct of 2 drafts, 1 models)"] == "0.0 %"
+    assert (
+        got["Guard false-block rate, real LLM drafts (1 correct of 2 drafts, 1 models)"] == "0.0 %"
+    )
     assert got["Guard catch rate, real LLM drafts (1 wrong numbers)"] == "100.0 %"
     assert _draft_rows(None) == []

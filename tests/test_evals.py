@@ -415,7 +415,9 @@ def test_gold_expected_numbers_are_stated_in_their_source_articles() -> None:
         for number in q.expected.numbers:
             wanted = parse_quantities(number)
             pool = [x for s in q.expected.sources for x in parsed[s]]
-            if not wanted or not all(any(quantities_equivalent(w, x) for x in pool) for w in wanted):
+            if not wanted or not all(
+                any(quantities_equivalent(w, x) for x in pool) for w in wanted
+            ):
                 unstated.append((q.id, number))
     assert unstated == []
 
@@ -463,8 +465,13 @@ def test_fast_gold_subset_meets_thresholds(real_assistant: object, tmp_path: Pat
     lines = [line for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
     subset = _write(tmp_path, "subset.jsonl", lines[::4])
     result = run_eval(
-        [subset], [GOLD_ANSWERS], tmp_path / "out", assistant=real_assistant, progress=False,
-        max_mutants_per_answer=4, write=False,
+        [subset],
+        [GOLD_ANSWERS],
+        tmp_path / "out",
+        assistant=real_assistant,
+        progress=False,
+        max_mutants_per_answer=4,
+        write=False,
     )
     print("eval subset stage seconds:", result.stage_seconds)
     assert not result.issues
@@ -500,7 +507,9 @@ def test_patient_cases_lead_with_the_patient_and_reject_bad_values(
     assert len(result.items) + len(CONVERSATIONS.read_text().splitlines()) >= 40
 
 
-def test_conversations_never_answer_with_the_previous_drug(real_assistant: object, tmp_path: Path) -> None:
+def test_conversations_never_answer_with_the_previous_drug(
+    real_assistant: object, tmp_path: Path
+) -> None:
     """A drug named mid-conversation is answered about that drug, or abstains naming it; the
     previous drug's doses never come back (every case of evals/conversations.jsonl)."""
     result = _run_set(CONVERSATIONS, real_assistant, tmp_path)

@@ -26,10 +26,14 @@ AZA_LUPUS = Passage(
     "[@drorac-lupus-2025].",
     drugs=("azathioprine", "prednisone"),
 )
-PRED_ONLY = Passage(2, "Prednisone is tapered to 2.5–5 mg/day during maintenance.",
-                    drugs=("prednisone",))
-MTX = Passage(3, "Methotrexate for rheumatoid arthritis: 7.5–20 mg once weekly [@mtx-label].",
-              drugs=("methotrexate",))
+PRED_ONLY = Passage(
+    2, "Prednisone is tapered to 2.5–5 mg/day during maintenance.", drugs=("prednisone",)
+)
+MTX = Passage(
+    3,
+    "Methotrexate for rheumatoid arthritis: 7.5–20 mg once weekly [@mtx-label].",
+    drugs=("methotrexate",),
+)
 INTERACTION = Passage(
     4,
     "With allopurinol, reduce azathioprine to one-third to one-quarter of the usual dose "
@@ -150,7 +154,9 @@ def test_dose_above_the_limit_row_is_out_of_limits(limits):
 def test_oncology_indication_allows_rows_that_otherwise_do_not_apply(limits):
     src = [Passage(1, "Methotrexate 3000 mg/m2 as a single dose.", drugs=("methotrexate",))]
     answer = "Methotrexate 3000 mg/m2 [1]."
-    assert check_answer(answer, src, limits=limits, indication="acute lymphoblastic leukemia").passed
+    assert check_answer(
+        answer, src, limits=limits, indication="acute lymphoblastic leukemia"
+    ).passed
 
 
 def test_per_kg_total_that_does_not_follow_is_out_of_limits():
@@ -240,8 +246,10 @@ def test_packaged_limit_table_loads():
         ("[[limit]]\ndrug='x'\nbasis='mg/day'\nmin='5'\nmax='2'\n", "greater than max"),
         ("[[limit]]\ndrug='x'\nbasis='mg/day'\nmin='one'\nmax='2'\n", "not a number"),
         ("[[limit]]\ndrug='X'\nbasis='mg/day'\nmin='1'\nmax='2'\n", "lower-case"),
-        ("[[limit]]\ndrug='x'\nbasis='mg/day'\nmin='1'\nmax='2'\nfrequency='hourly'\n",
-         "unknown frequency"),
+        (
+            "[[limit]]\ndrug='x'\nbasis='mg/day'\nmin='1'\nmax='2'\nfrequency='hourly'\n",
+            "unknown frequency",
+        ),
         ("[[limit]\n", "not valid TOML"),
     ],
 )
@@ -267,10 +275,14 @@ def test_limit_check_uses_the_only_drug_of_the_sentence_when_the_clause_names_no
 def test_limit_check_does_not_borrow_a_drug_from_a_multi_drug_sentence():
     # 1–3 mg/kg/day would be far above prednisone's mg/kg/day row; it is azathioprine's dose.
     table = load_limits()
-    answer = ("Azathioprine 2 mg/kg/day [1] with prednisone 2.5–5 mg/day [1]; non-renal lupus: "
-              "1–3 mg/kg/day [2].")
-    src = [AZA_LUPUS, Passage(2, "Azathioprine for non-renal SLE: 1–3 mg/kg/day.",
-                              drugs=("azathioprine",))]
+    answer = (
+        "Azathioprine 2 mg/kg/day [1] with prednisone 2.5–5 mg/day [1]; non-renal lupus: "
+        "1–3 mg/kg/day [2]."
+    )
+    src = [
+        AZA_LUPUS,
+        Passage(2, "Azathioprine for non-renal SLE: 1–3 mg/kg/day.", drugs=("azathioprine",)),
+    ]
     assert check_answer(answer, src, limits=table).passed
 
 

@@ -58,9 +58,7 @@ def test_the_case_fold_traps_are_every_character_lower_case_does_not_pair_as_ign
 
 def test_a_name_character_is_what_the_alias_regex_calls_one():
     word = re.compile(r"[\w-]")
-    assert all(
-        _is_name_char(chr(code)) == bool(word.match(chr(code))) for code in range(0x110000)
-    )
+    assert all(_is_name_char(chr(code)) == bool(word.match(chr(code))) for code in range(0x110000))
 
 
 def test_fast_finder_agrees_with_the_regex_on_every_corpus_article() -> None:

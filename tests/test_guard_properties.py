@@ -227,7 +227,11 @@ def _mask_by_substitution(text: str) -> str:
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.one_of(st.lists(_MASK_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT, st.text(max_size=80)))
+@given(
+    st.one_of(
+        st.lists(_MASK_FRAGMENTS, max_size=20).map("".join), CLINICAL_TEXT, st.text(max_size=80)
+    )
+)
 def test_masks_tried_at_their_gates_blank_what_substitution_blanks(text):
     assert _mask(text) == _mask_by_substitution(text)
 

@@ -16,7 +16,8 @@ MMF = Passage(
     "- Mycophenolate mofetil, US label, heart transplant: 1500 mg twice daily [@cellcept-label].\n"
     "- Mycophenolate mofetil in the ALMS induction trial: target 3000 mg/day for 24 weeks "
     "[@alms-induction-2009].",
-    doc_id="mmf", drugs=("mycophenolate",),
+    doc_id="mmf",
+    drugs=("mycophenolate",),
 )
 AZA = Passage(
     2,
@@ -26,7 +27,8 @@ AZA = Passage(
     "- Azathioprine for non-renal SLE, secondary summary: typically 50–200 mg/day in adults "
     "[@drorac-lupus-2025].\n"
     "- Azathioprine in children with inflammatory bowel disease: 2 mg/kg/day [@acg-2018-crohns].",
-    doc_id="aza", drugs=("azathioprine",),
+    doc_id="aza",
+    drugs=("azathioprine",),
 )
 PRED = Passage(
     3,
@@ -35,7 +37,8 @@ PRED = Passage(
     "- AIH combination regimen, AASLD: prednisone 30 mg/day in week 1, tapered to 10 mg/day by "
     "week 4 [@aasld-2010-aih].\n"
     "- Blood counts weekly in month 1, then monthly [@cellcept-label].",
-    doc_id="pred", drugs=("prednisone", "azathioprine"),
+    doc_id="pred",
+    drugs=("prednisone", "azathioprine"),
 )
 PGX = Passage(
     4,
@@ -46,7 +49,8 @@ PGX = Passage(
     "- TPMT, secondary summary: roughly 0.3% homozygous deficient and 10% intermediate "
     "[@drorac-aza-2025].\n"
     "- With allopurinol, reduce azathioprine to 25% of the usual dose [@zyloprim-label].",
-    doc_id="pgx", drugs=("azathioprine", "allopurinol"),
+    doc_id="pgx",
+    drugs=("azathioprine", "allopurinol"),
 )
 PASSAGES = [MMF, AZA, PRED, PGX]
 
@@ -126,7 +130,9 @@ def test_phenotype_of_the_sentence_or_question_must_match_the_statement() -> Non
     assert check("TPMT normal metabolizer: start at 2–3 mg/kg/day.",
                  "azathioprine starting dose, normal TPMT").passed  # fmt: skip
     # "TPMT or NUDT15": alternatives; the question's TPMT heterozygote is one of them.
-    assert check("Start at 30–80% of the normal dose.", "TPMT heterozygous azathioprine dose").passed
+    assert check(
+        "Start at 30–80% of the normal dose.", "TPMT heterozygous azathioprine dose"
+    ).passed
     assert not check("Start at 30–80% of the normal dose.", "azathioprine starting dose").passed
 
 
@@ -158,8 +164,11 @@ def test_a_bare_count_needs_the_same_neighbour_word() -> None:
 
 
 def test_a_time_point_matches_the_same_duration() -> None:
-    passage = Passage(1, "AIH: prednisone 30 mg/day reduced to 10 mg/day over 4 weeks [@a].",
-                      drugs=("prednisone",))
+    passage = Passage(
+        1,
+        "AIH: prednisone 30 mg/day reduced to 10 mg/day over 4 weeks [@a].",
+        drugs=("prednisone",),
+    )
     v = check_answer("Prednisone 30 mg/day reduced to 10 mg/day by week 4.", [passage],
                      drug="prednisone", question="AIH prednisone taper")  # fmt: skip
     assert v.passed, failed(v)

@@ -9,12 +9,17 @@ from guardrails.model import Passage, Role
 TRANSPLANT = Passage(
     1,
     "Renal transplant: azathioprine 3–5 mg/kg/day at first, later 1–3 mg/kg/day [@imuran-label].",
-    doc_id="aza-label", drugs=("azathioprine",), evidence=(("imuran-label", "label"),), doc_kind="article",
+    doc_id="aza-label",
+    drugs=("azathioprine",),
+    evidence=(("imuran-label", "label"),),
+    doc_kind="article",
 )
 LUPUS = Passage(
     2,
     "Lupus nephritis maintenance after induction: azathioprine 2 mg/kg/day [@kdigo].",
-    doc_id="aza-lupus", drugs=("azathioprine",), evidence=(("kdigo", "guideline"),),
+    doc_id="aza-lupus",
+    drugs=("azathioprine",),
+    evidence=(("kdigo", "guideline"),),
 )
 COMBO = Passage(
     3,
@@ -22,8 +27,9 @@ COMBO = Passage(
     "usual dose [@zyloprim].",
     drugs=("azathioprine", "allopurinol"),
 )
-CHILD = Passage(4, "In children, mycophenolate 600 mg/m2 twice daily [@cellcept].",
-                drugs=("mycophenolate",))
+CHILD = Passage(
+    4, "In children, mycophenolate 600 mg/m2 twice daily [@cellcept].", drugs=("mycophenolate",)
+)
 
 
 def verdict(answer: str, *passages: Passage, drug: str | None = "azathioprine"):
@@ -31,8 +37,9 @@ def verdict(answer: str, *passages: Passage, drug: str | None = "azathioprine"):
 
 
 def test_true_answers_pass_with_their_statement_and_role() -> None:
-    v = verdict("After renal transplant, start azathioprine at 3–5 mg/kg/day [1], later "
-                "1–3 mg/kg/day [1].")
+    v = verdict(
+        "After renal transplant, start azathioprine at 3–5 mg/kg/day [1], later 1–3 mg/kg/day [1]."
+    )
     assert v.passed, [(c.claim.text, c.reason) for c in v.failed]
     first = v.claims[0]
     assert first.statement is not None and first.statement.role is Role.INITIAL
@@ -63,7 +70,9 @@ def test_indication_swap_is_blocked() -> None:
 def test_population_swap_is_blocked() -> None:
     v = verdict("In adults, mycophenolate 600 mg/m2 twice daily [4].", drug="mycophenolate")
     assert not v.passed and "pediatric" in v.failed[0].reason
-    assert verdict("In children, mycophenolate 600 mg/m2 twice daily [4].", drug="mycophenolate").passed
+    assert verdict(
+        "In children, mycophenolate 600 mg/m2 twice daily [4].", drug="mycophenolate"
+    ).passed
 
 
 def test_an_answer_about_another_drug_is_never_verified() -> None:
@@ -79,14 +88,19 @@ def test_a_number_naming_no_drug_is_about_the_drug_asked() -> None:
 
 
 def test_a_companion_drug_beside_the_asked_one_stays_verified() -> None:
-    v = verdict("With allopurinol 300–600 mg/day, reduce azathioprine to one-third to "
-                "one-quarter of the usual dose [3].")
+    v = verdict(
+        "With allopurinol 300–600 mg/day, reduce azathioprine to one-third to "
+        "one-quarter of the usual dose [3]."
+    )
     assert v.passed, [(c.claim.text, c.reason) for c in v.failed]
 
 
 def test_reduction_by_is_not_reduction_to() -> None:
-    cpic = Passage(1, "TPMT intermediate metabolizers: reduce the dose by 30–50 % [@cpic].",
-                   drugs=("azathioprine",))
+    cpic = Passage(
+        1,
+        "TPMT intermediate metabolizers: reduce the dose by 30–50 % [@cpic].",
+        drugs=("azathioprine",),
+    )
     assert verdict("TPMT intermediate: reduce the dose by 30–50 % [1].", cpic).passed
     v = verdict("TPMT intermediate: reduce the dose to 30–50 % [1].", cpic)
     assert not v.passed and "reduction by" in v.failed[0].reason

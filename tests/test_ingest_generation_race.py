@@ -47,7 +47,9 @@ def test_query_racing_a_generation_delete_answers_from_the_new_generation(
     reader = open_index(cfg, embedder)
     old_name = reader.collection_name
     (tiny_corpus / "extra.md").write_text(
-        (next(tiny_corpus.glob("*.md"))).read_text(encoding="utf-8").replace("id: ", "id: extra-", 1),
+        (next(tiny_corpus.glob("*.md")))
+        .read_text(encoding="utf-8")
+        .replace("id: ", "id: extra-", 1),
         encoding="utf-8",
     )
     held = _DeletedMidQuery(reader._collection)

@@ -51,7 +51,9 @@ def _ingest(corpus: Path, tmp_path: Path, embedder: Any) -> Any:
                       progress=False)  # fmt: skip
 
 
-def test_ingest_persists_statements_per_generation(tiny_corpus: Path, tmp_path: Path, embedder: Any) -> None:
+def test_ingest_persists_statements_per_generation(
+    tiny_corpus: Path, tmp_path: Path, embedder: Any
+) -> None:
     _ingest(tiny_corpus, tmp_path, embedder)
     store = StatementStore.in_dir(tmp_path / "data")
     stats = store.stats()
@@ -121,11 +123,15 @@ def test_label_statements_read_their_loinc_sections_and_table_rows() -> None:
 def test_imported_text_and_html_get_statements_as_local_documents(tmp_path: Path) -> None:
     (tmp_path / "protocol.txt").write_text(
         "Vancomycin protocol\n\nLoading dose: vancomycin 25 mg/kg IV once. Maintenance: 15 mg/kg "
-        "every 12 hours. Do not exceed 2 g per dose.\n", encoding="utf-8")
+        "every 12 hours. Do not exceed 2 g per dose.\n",
+        encoding="utf-8",
+    )
     (tmp_path / "gent.html").write_text(
         "<html><body><h1>Gentamicin</h1><h2>Dosing</h2><p>Start gentamicin at 5 mg/kg once daily."
         "</p><h2>Monitoring</h2><p>Check a trough level after 24 hours; target below 1 mg/L.</p>"
-        "</body></html>", encoding="utf-8")
+        "</body></html>",
+        encoding="utf-8",
+    )
     found = _statements_of([tmp_path])
     roles = {st.quantity.text: st.role.value for _, st in found}
     assert roles["25 mg/kg"] == "initial"

@@ -123,9 +123,7 @@ def test_dosing_question_about_a_label_drug_is_answered_from_its_dosing_section(
     assert result.status == "verified", (result.status, result.answer)
     assert result.drug == "examplinib"
     dosing = [
-        c
-        for c in result.citations
-        if c.doc_kind == "label" and c.section.split(" > ")[0] == DOSING
+        c for c in result.citations if c.doc_kind == "label" and c.section.split(" > ")[0] == DOSING
     ]
     assert dosing, [(c.title, c.section, c.doc_kind) for c in result.citations]
     assert all(c.title.startswith("Label: EXAMPLIX") for c in dosing)
@@ -204,7 +202,12 @@ def lipitor_assistant(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -
     data = tmp_path_factory.mktemp("openfda")
     cfg = StoreConfig(mode="embedded", path=str(data / "chroma"), collection="openfda")
     report = run_ingest(
-        [FIXTURE_CORPUS], cfg, embedder, chunk_size=900, data_dir=data, progress=False,
+        [FIXTURE_CORPUS],
+        cfg,
+        embedder,
+        chunk_size=900,
+        data_dir=data,
+        progress=False,
         labels=[label],
     )
     assert report.skipped == ()

@@ -175,8 +175,10 @@ def test_catch_and_false_block_rates(limits, capsys):
             by_kind[m.kind][0] += blocked
             by_kind[m.kind][1] += 1
     with capsys.disabled():
-        print(f"\nmutation test: {caught}/{total} mutants blocked "
-              f"({100 * caught / total:.1f} %), false blocks {false_blocks}/{len(CASES)}")
+        print(
+            f"\nmutation test: {caught}/{total} mutants blocked "
+            f"({100 * caught / total:.1f} %), false blocks {false_blocks}/{len(CASES)}"
+        )
         print("  " + ", ".join(f"{k} {c}/{n}" for k, (c, n) in sorted(by_kind.items())))
     assert caught == total and false_blocks == 0
 
@@ -235,17 +237,22 @@ def test_corpus_answers_pass_and_their_mutants_are_blocked(limits, capsys):
                 continue
             status, new_span = _supporting_span(mv, m.span)
             _, old_span = _supporting_span(v, m.span)
-            if status.value == "supported" and new_span and old_span and (
-                new_span[1] <= old_span[0] or new_span[0] >= old_span[1]
+            if (
+                status.value == "supported"
+                and new_span
+                and old_span
+                and (new_span[1] <= old_span[0] or new_span[0] >= old_span[1])
             ):
                 coincident += 1
             else:
                 escaped.append((case.name, m.kind, m.original, status.value))
     blocked = total - coincident - len(escaped)
     with capsys.disabled():
-        print(f"\ncorpus mutation test: {len(CORPUS_CASES)} answers, {len(false_blocks)} false "
-              f"blocks, {blocked}/{total} mutants blocked ({100 * blocked / max(total, 1):.1f} %), "
-              f"{coincident} equal a value stated elsewhere in the cited section")
+        print(
+            f"\ncorpus mutation test: {len(CORPUS_CASES)} answers, {len(false_blocks)} false "
+            f"blocks, {blocked}/{total} mutants blocked ({100 * blocked / max(total, 1):.1f} %), "
+            f"{coincident} equal a value stated elsewhere in the cited section"
+        )
         for fb in false_blocks:
             print("  FALSE BLOCK", fb)
         for e in escaped:
@@ -274,9 +281,15 @@ def test_scope_mutants_of_corpus_answers_are_blocked(limits, capsys):
 
 
 def test_scope_mutants_keep_every_number_and_change_the_text():
-    case = Case("t", "Renal transplant: azathioprine 3–5 mg/kg/day at first [1].",
-                (Passage(1, "Renal transplant: azathioprine 3–5 mg/kg/day at first.",
-                         drugs=("azathioprine",)),))
+    case = Case(
+        "t",
+        "Renal transplant: azathioprine 3–5 mg/kg/day at first [1].",
+        (
+            Passage(
+                1, "Renal transplant: azathioprine 3–5 mg/kg/day at first.", drugs=("azathioprine",)
+            ),
+        ),
+    )
     kinds = {m.kind: m.mutated_text for m in scope_mutants(case.answer, case.passages)}
     assert set(kinds) == set(SCOPE_KINDS)
     for text in kinds.values():

@@ -44,9 +44,15 @@ def test_implausible_values_get_a_message_that_says_what_to_fix(kw, words) -> No
 
 @pytest.mark.parametrize(
     ("written", "understood"),
-    [("absent activity", "poor"), ("low activity", "poor"), ("deficient", "poor"),
-     ("homozygous", "poor"), ("heterozygous", "intermediate"), ("carrier", "intermediate"),
-     ("wild-type", "normal")],
+    [
+        ("absent activity", "poor"),
+        ("low activity", "poor"),
+        ("deficient", "poor"),
+        ("homozygous", "poor"),
+        ("heterozygous", "intermediate"),
+        ("carrier", "intermediate"),
+        ("wild-type", "normal"),
+    ],
 )
 def test_phenotype_synonyms_clinicians_use(written, understood) -> None:
     patient = validate_patient(None, written, None, [])
@@ -63,15 +69,18 @@ def test_brand_co_medication_is_the_generic() -> None:
 def test_the_patients_own_values_are_derived_not_source_figures() -> None:
     patient = validate_patient(72, None, None, [], egfr=25, age_years=82)
     src = [Passage(1, "Allopurinol in CKD stage 4: start at 50 mg/day.", drugs=("allopurinol",))]
-    answer = ("For this patient (72 kg, eGFR 25 mL/min/1.73 m², 82 years): allopurinol "
-              "50 mg/day [1].")
+    answer = (
+        "For this patient (72 kg, eGFR 25 mL/min/1.73 m², 82 years): allopurinol 50 mg/day [1]."
+    )
     v = check_answer(answer, src, patient=patient, drug="allopurinol")
     assert v.passed, [(c.claim.text, c.reason) for c in v.failed]
     reasons = {c.claim.text: c.reason for c in v.claims if c.status is Status.DERIVED}
     assert reasons["82 years"] == "the patient's age"
     assert reasons["25 mL/min/1.73 m²"] == "the patient's eGFR"
     # Another age is not the patient's.
-    v = check_answer(answer.replace("82 years", "81 years"), src, patient=patient, drug="allopurinol")
+    v = check_answer(
+        answer.replace("82 years", "81 years"), src, patient=patient, drug="allopurinol"
+    )
     assert not v.passed
 
 

@@ -34,8 +34,17 @@ def test_thousands_separator_is_one_number():
     assert q.low == D("3736") and q.kind == "ratio"
 
 
-@pytest.mark.parametrize("text", ["100-200 mg", "100–200 mg", "100 to 200 mg", "100 mg to 200 mg",
-                                  "between 100 and 200 mg", "100 — 200 mg"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "100-200 mg",
+        "100–200 mg",
+        "100 to 200 mg",
+        "100 mg to 200 mg",
+        "between 100 and 200 mg",
+        "100 — 200 mg",
+    ],
+)
 def test_range_spellings_parse_to_the_same_range(text):
     q = one(text)
     assert (q.low, q.high, q.unit) == (D("100"), D("200"), "mg")
@@ -56,22 +65,33 @@ def test_per_kg_per_day_unit():
     assert q.per_kg and q.per == "day" and q.unit == "mg"
 
 
-@pytest.mark.parametrize("text", ["5 mg/kg real body weight per day", "5 mg per kg per day",
-                                  "5 mg/kg/d", "5 mg/kg daily"])
+@pytest.mark.parametrize(
+    "text",
+    ["5 mg/kg real body weight per day", "5 mg per kg per day", "5 mg/kg/d", "5 mg/kg daily"],
+)
 def test_per_kg_spellings(text):
     q = one(text)
     assert q.per_kg and q.per == "day" and q.low == D("5")
 
 
-@pytest.mark.parametrize("text", ["0.5–1 g/m² monthly", "500-1000 mg/m2 monthly",
-                                  "500–1000 mg/m^2 once monthly"])
+@pytest.mark.parametrize(
+    "text", ["0.5–1 g/m² monthly", "500-1000 mg/m2 monthly", "500–1000 mg/m^2 once monthly"]
+)
 def test_per_m2_dose_in_grams_equals_milligrams(text):
     q = one(text)
     assert q.per_m2 and (q.low, q.high) == (D("500"), D("1000")) and q.per == "month"
 
 
-@pytest.mark.parametrize("text,low", [("0.1 g", "100"), ("100 mcg", "0.1"), ("100 µg", "0.1"),
-                                      ("100 ug", "0.1"), ("100 micrograms", "0.1")])
+@pytest.mark.parametrize(
+    "text,low",
+    [
+        ("0.1 g", "100"),
+        ("100 mcg", "0.1"),
+        ("100 µg", "0.1"),
+        ("100 ug", "0.1"),
+        ("100 micrograms", "0.1"),
+    ],
+)
 def test_mass_units_normalise_to_milligrams(text, low):
     q = one(text)
     assert q.unit == "mg" and q.low == D(low)
@@ -86,14 +106,31 @@ def test_raw_values_remember_what_was_written():
     assert (q.raw_low, q.raw_unit) == (D("0.1"), "g")
 
 
-@pytest.mark.parametrize("text", ["100–200 mg daily", "100-200 mg/day", "100–200 mg per day",
-                                  "100 to 200 mg once daily", "100–200 mg a day", "100-200 mg/d"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "100–200 mg daily",
+        "100-200 mg/day",
+        "100–200 mg per day",
+        "100 to 200 mg once daily",
+        "100–200 mg a day",
+        "100-200 mg/d",
+    ],
+)
 def test_daily_frequency_spellings_are_equivalent(text):
     assert quantities_equivalent(one(text), one("100–200 mg/day"))
 
 
-@pytest.mark.parametrize("text", ["7.5–20 mg once weekly", "7.5-20 mg/week", "7.5–20 mg per week",
-                                  "7.5–20 mg weekly", "7.5–20 mg once a week"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "7.5–20 mg once weekly",
+        "7.5-20 mg/week",
+        "7.5–20 mg per week",
+        "7.5–20 mg weekly",
+        "7.5–20 mg once a week",
+    ],
+)
 def test_weekly_frequency_spellings_are_equivalent(text):
     assert quantities_equivalent(one(text), one("7.5–20 mg/week"))
 
@@ -134,10 +171,19 @@ def test_duration_range_in_years_with_qualifier():
     assert (q.low, q.high, q.unit, q.qualifier) == (D("3"), D("5"), "year", "at_least")
 
 
-@pytest.mark.parametrize("text,qual", [("up to 3 mg/kg/day", "up_to"), ("at least 3 mg", "at_least"),
-                                       ("≥ 3 mg", "at_least"), (">=3 mg", "at_least"),
-                                       ("maximum 3 mg", "max"), ("max 3 mg", "max"),
-                                       ("not exceeding 3 mg", "up_to"), ("about 3 mg", "approx")])
+@pytest.mark.parametrize(
+    "text,qual",
+    [
+        ("up to 3 mg/kg/day", "up_to"),
+        ("at least 3 mg", "at_least"),
+        ("≥ 3 mg", "at_least"),
+        (">=3 mg", "at_least"),
+        ("maximum 3 mg", "max"),
+        ("max 3 mg", "max"),
+        ("not exceeding 3 mg", "up_to"),
+        ("about 3 mg", "approx"),
+    ],
+)
 def test_qualifiers_before_the_number(text, qual):
     assert one(text).qualifier == qual
 
@@ -175,8 +221,15 @@ def test_number_words_in_prose_are_not_claims():
     assert parse_quantities("one of the drugs; no one knows; at one point") == ()
 
 
-@pytest.mark.parametrize("text", ["235–400 pmol/8×10^8 RBC", "235-400 pmol/8 x 10^8 RBC",
-                                  "235–400 pmol/8 × 10⁸ RBC", "235–400 pmol per 8 x 10^8 RBCs"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "235–400 pmol/8×10^8 RBC",
+        "235-400 pmol/8 x 10^8 RBC",
+        "235–400 pmol/8 × 10⁸ RBC",
+        "235–400 pmol per 8 x 10^8 RBCs",
+    ],
+)
 def test_thioguanine_nucleotide_unit_variants_parse_as_one_lab_range(text):
     q = one(text)
     assert (q.low, q.high, q.unit, q.kind) == (D("235"), D("400"), "pmol/8x10^8 RBC", "lab")
@@ -192,8 +245,9 @@ def test_rates_per_patient_year_share_the_unit_across_vs():
     assert a.low == D("0.24")
 
 
-@pytest.mark.parametrize("text", ["see [1]", "see [1, 2]", "see [1–3]", "[@kdigo-2024]",
-                                  "[@a; @b]"])
+@pytest.mark.parametrize(
+    "text", ["see [1]", "see [1, 2]", "see [1–3]", "[@kdigo-2024]", "[@a; @b]"]
+)
 def test_citation_markers_are_not_claims(text):
     assert parse_quantities(text) == ()
 
@@ -237,11 +291,25 @@ def test_bold_markdown_around_a_number_is_still_a_claim():
     assert one("= **144 mg/day**").low == D("144")
 
 
-@pytest.mark.parametrize("text", ["2 mg/kg/day", "100–200 mg/day", "7.5–20 mg once weekly",
-                                  "0.1 g", "up to 3 mg/kg/day", "one-third to one-quarter",
-                                  "500 mg every 2 weeks", "0.89 per patient-year",
-                                  "235–400 pmol/8×10^8 RBC", "50 mg twice daily", "3–5 years",
-                                  "1 in 178 to 1 in 3,736", "0.5–1 g/m² monthly", "25 %"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2 mg/kg/day",
+        "100–200 mg/day",
+        "7.5–20 mg once weekly",
+        "0.1 g",
+        "up to 3 mg/kg/day",
+        "one-third to one-quarter",
+        "500 mg every 2 weeks",
+        "0.89 per patient-year",
+        "235–400 pmol/8×10^8 RBC",
+        "50 mg twice daily",
+        "3–5 years",
+        "1 in 178 to 1 in 3,736",
+        "0.5–1 g/m² monthly",
+        "25 %",
+    ],
+)
 def test_format_round_trips_through_the_parser(text):
     q = parse_quantities(text)[0]
     again = parse_quantities(format_quantity(q))

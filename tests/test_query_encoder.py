@@ -43,7 +43,9 @@ def test_onnx_query_vectors_match_torch(onnx_embedder: Embedder) -> None:
     assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_a_second_embedder_loads_the_export_without_the_torch_model(onnx_embedder: Embedder) -> None:
+def test_a_second_embedder_loads_the_export_without_the_torch_model(
+    onnx_embedder: Embedder,
+) -> None:
     onnx_embedder.export_query_model()
     fresh = Embedder(onnx_embedder.model_path, onnx_dir=onnx_embedder.onnx_dir)
     vector = fresh.encode_query(TEXTS[0])

@@ -100,7 +100,6 @@ def comparable(result_json: dict[str, Any]) -> dict[str, Any]:
     return {k: plain.get(k) for k in COMPARED_FIELDS}
 
 
-
 @pytest.fixture(scope="module")
 def browser_available() -> None:
     if not CHROMIUM.exists():

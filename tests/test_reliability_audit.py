@@ -23,9 +23,6 @@ from assistant.model import AnswerResult
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
-
 @pytest.fixture(scope="module")
 def assistant(corpus_assistant: Assistant) -> Assistant:
     return corpus_assistant

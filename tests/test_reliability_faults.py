@@ -33,8 +33,6 @@ QUESTION = "What is the azathioprine dose in lupus nephritis?"
 _REFERENCES_RE = re.compile(r"\n\n\*\*(?:Sources|Where this comes from)\*\*\n")
 
 
-
-
 @pytest.fixture(scope="module")
 def make(corpus_index: tuple[StoreConfig, Path], embedder: Any) -> Any:
     cfg, data = corpus_index

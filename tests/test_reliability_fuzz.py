@@ -98,15 +98,39 @@ def test_guard_on_hostile_answers_never_raises_and_never_passes_what_it_did_not_
 
 # Field values drawn from fixed menus of valid and invalid choices: as hostile as free generation
 # for a schema validator, at a fraction of hypothesis's cost per example.
-_JUNK = [None, True, 0, -1, 1.5, float("nan"), "", " ", "x" * 300, "- [unclosed", "2026-13-45",
-         dt.date(2026, 1, 1), [], {}, {"nested": ["list"]}, "\x00", "💊", "Ünïcödé"]
+_JUNK = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    float("nan"),
+    "",
+    " ",
+    "x" * 300,
+    "- [unclosed",
+    "2026-13-45",
+    dt.date(2026, 1, 1),
+    [],
+    {},
+    {"nested": ["list"]},
+    "\x00",
+    "💊",
+    "Ünïcödé",
+]
 _IDS = ["aza-x", "a", "a-b-c-1", "UPPER", "with space", "ünï", "-", "x" * 200, "../etc", "id;drop"]
 _SOURCES = [
     [{"id": "src-a", "kind": "guideline", "reference": "A reference."}],
-    [{"id": "src-a", "kind": "label", "reference": "R.", "url": "https://x"}, {"id": "b", "kind": "trial", "reference": "R2."}],
+    [
+        {"id": "src-a", "kind": "label", "reference": "R.", "url": "https://x"},
+        {"id": "b", "kind": "trial", "reference": "R2."},
+    ],
     [{"id": "src-a", "kind": "bogus", "reference": "R."}],
     [{"id": "src-a", "kind": "guideline"}],
-    [{"id": "src-a", "kind": "guideline", "reference": "R."}, {"id": "src-a", "kind": "guideline", "reference": "dup"}],
+    [
+        {"id": "src-a", "kind": "guideline", "reference": "R."},
+        {"id": "src-a", "kind": "guideline", "reference": "dup"},
+    ],
     [{"id": 3, "kind": 3, "reference": None}],
     ["src-a"],
 ]
@@ -140,7 +164,9 @@ FRONT = st.tuples(
 _MARKERS = ["[@src-a]", "[@b]", "[@src-a; @b]", "[@nope]", "[@]", "[@src-a;]", "[1]", "[@ src-a ]"]
 BODY = st.lists(
     st.one_of(
-        st.sampled_from(["# Title\n", "## Dosing\n", "### Sub\n", "```\n# not a heading\n```\n", "\n"]),
+        st.sampled_from(
+            ["# Title\n", "## Dosing\n", "### Sub\n", "```\n# not a heading\n```\n", "\n"]
+        ),
         st.sampled_from(_MARKERS),
         st.lists(st.one_of(NUMBERS, WORDS), max_size=12).map("".join),
     ),

@@ -38,7 +38,11 @@ sources:
 """
 
 
-def _md(doc_id: str, body: str = "# T\n\n## Dosing\n\nGive 2 mg/kg/day [@src-a].\n", title: str = "Test document") -> str:
+def _md(
+    doc_id: str,
+    body: str = "# T\n\n## Dosing\n\nGive 2 mg/kg/day [@src-a].\n",
+    title: str = "Test document",
+) -> str:
     return GOOD_FRONT.format(id=doc_id, title=title) + body
 
 
@@ -60,16 +64,21 @@ def _snapshot(cfg: StoreConfig, embedder: Any) -> tuple[int, list[tuple[str, str
 
 def _plant_bad_files(corpus: Path, outside: Path) -> dict[str, str]:
     """Every kind of bad file next to the good ones; returns {file name: expected reason}."""
-    (corpus / "yaml-broken.md").write_text("---\nid: [unclosed\ntitle: x\n---\n# T\n", encoding="utf-8")
+    (corpus / "yaml-broken.md").write_text(
+        "---\nid: [unclosed\ntitle: x\n---\n# T\n", encoding="utf-8"
+    )
     (corpus / "schema-bad.md").write_text(
         _md("schema-bad").replace("audience: clinician", "audience: everyone"), encoding="utf-8"
     )
     (corpus / "no-front.md").write_text("# Heading only\n\n2 mg/kg/day\n", encoding="utf-8")
     (corpus / "binary.md").write_bytes(b"---\nid: x\n---\n\x00\x01\x02\xff" * 100)
-    (corpus / "latin1.md").write_bytes(_md("latin").encode() + "posologie: 2 mg/kg/j, b\xe9b\xe9".encode("latin-1"))
+    (corpus / "latin1.md").write_bytes(
+        _md("latin").encode() + "posologie: 2 mg/kg/j, b\xe9b\xe9".encode("latin-1")
+    )
     (corpus / "empty.md").write_bytes(b"")
     (corpus / "zz-duplicate.md").write_text(
-        _md("mtx-ra", "# Hijack\n\n## Dosing\n\nMethotrexate 50 mg daily [@src-a].\n"), encoding="utf-8"
+        _md("mtx-ra", "# Hijack\n\n## Dosing\n\nMethotrexate 50 mg daily [@src-a].\n"),
+        encoding="utf-8",
     )
     giant = corpus / "giant.txt"
     with open(giant, "wb") as fh:  # 50 MB, sparse: costs no disk and must not be read
@@ -133,7 +142,9 @@ def test_a_new_good_file_among_bad_ones_is_ingested_and_nothing_else_changes(
     outside.mkdir()
     (outside / "secret.md").write_text(_md("secret"), encoding="utf-8")
     _plant_bad_files(corpus, outside)
-    (corpus / "new-good.md").write_text(_md("new-good", title="New good document"), encoding="utf-8")
+    (corpus / "new-good.md").write_text(
+        _md("new-good", title="New good document"), encoding="utf-8"
+    )
 
     report = run_ingest([corpus], cfg, embedder, chunk_size=400, data_dir=data, progress=False)
 
@@ -142,7 +153,10 @@ def test_a_new_good_file_among_bad_ones_is_ingested_and_nothing_else_changes(
     _gen2, after = _snapshot(cfg, embedder)
     assert set(before) < set(after)
     assert {c.doc_id for c in open_index(cfg, embedder).all_chunks()} == {
-        "aza-ibd", "mp-all", "mtx-ra", "new-good"
+        "aza-ibd",
+        "mp-all",
+        "mtx-ra",
+        "new-good",
     }
 
 
@@ -153,7 +167,9 @@ def test_an_ingest_that_fails_midway_leaves_the_index_as_it_was_and_the_next_one
 ) -> None:
     corpus, cfg, data, first = live
     before = _snapshot(cfg, embedder)
-    (corpus / "new-good.md").write_text(_md("new-good", title="New good document"), encoding="utf-8")
+    (corpus / "new-good.md").write_text(
+        _md("new-good", title="New good document"), encoding="utf-8"
+    )
     (corpus / "mp-all.md").unlink()
 
     def broken_encode(_texts: Any) -> Any:
@@ -169,7 +185,11 @@ def test_an_ingest_that_fails_midway_leaves_the_index_as_it_was_and_the_next_one
         [corpus], cfg, embedder, chunk_size=400, data_dir=data, progress=False, lock_timeout_s=5
     )  # and it released the writer lock
     assert int(report.generation) > int(first.generation)
-    assert {c.doc_id for c in open_index(cfg, embedder).all_chunks()} == {"aza-ibd", "mtx-ra", "new-good"}
+    assert {c.doc_id for c in open_index(cfg, embedder).all_chunks()} == {
+        "aza-ibd",
+        "mtx-ra",
+        "new-good",
+    }
 
 
 def test_giant_file_is_rejected_from_its_size_without_being_read(
@@ -199,7 +219,8 @@ def test_a_duplicate_id_that_sorts_first_does_not_hijack_an_indexed_document(
     corpus, cfg, data, _first = live
     before = _snapshot(cfg, embedder)
     (corpus / "aa-impostor.md").write_text(
-        _md("mtx-ra", "# Hijack\n\n## Dosing\n\nMethotrexate 50 mg daily [@src-a].\n"), encoding="utf-8"
+        _md("mtx-ra", "# Hijack\n\n## Dosing\n\nMethotrexate 50 mg daily [@src-a].\n"),
+        encoding="utf-8",
     )
     report = run_ingest([corpus], cfg, embedder, chunk_size=400, data_dir=data, progress=False)
     assert any("duplicate document id 'mtx-ra'" in s.reason for s in report.skipped), report.skipped

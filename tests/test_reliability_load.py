@@ -64,8 +64,6 @@ def key(result: AnswerResult) -> tuple[Any, ...]:
     )
 
 
-
-
 @pytest.mark.slow
 def test_eight_concurrent_askers_of_fifty_questions_get_exactly_the_serial_answers(
     corpus_index: tuple[StoreConfig, Path], embedder: Any
@@ -118,7 +116,10 @@ def test_answers_during_an_ingest_come_from_the_old_or_the_new_index_never_a_mix
         encoding="utf-8",
     )
     mtx = corpus / "mtx-ra.md"
-    mtx.write_text(mtx.read_text(encoding="utf-8") + "\n## Renal impairment\n\nReduce the dose.\n", encoding="utf-8")
+    mtx.write_text(
+        mtx.read_text(encoding="utf-8") + "\n## Renal impairment\n\nReduce the dose.\n",
+        encoding="utf-8",
+    )
 
     seen: list[tuple[str, tuple[Any, ...], frozenset[str]]] = []
     errors: list[BaseException] = []
@@ -160,14 +161,20 @@ def test_answers_during_an_ingest_come_from_the_old_or_the_new_index_never_a_mix
     neither = [q for q, k, _ids in seen if k not in (old[q], new[q])]
     if neither:
         import difflib
+
         q0 = neither[0]
         k0 = next(k for q, k, _ in seen if q == q0 and k not in (old[q0], new[q0]))
         for name, ref in (("OLD", old[q0]), ("NEW", new[q0])):
             print("DIFF vs", name, q0)
-            print("\n".join(difflib.unified_diff(str(ref).split("), "), str(k0).split("), "), lineterm="", n=0)))
+            print(
+                "\n".join(
+                    difflib.unified_diff(
+                        str(ref).split("), "), str(k0).split("), "), lineterm="", n=0
+                    )
+                )
+            )
     assert neither == []
     assert all(key(live.ask(q)) == new[q] for q in questions)  # the live one moved on
-
 
 
 @pytest.mark.slow
@@ -203,7 +210,8 @@ def test_app_server_on_loopback_serves_concurrent_requests(tmp_path: Path) -> No
             time.sleep(0.5)
 
         listening = [
-            c.laddr for c in psutil.Process(proc.pid).net_connections(kind="inet")
+            c.laddr
+            for c in psutil.Process(proc.pid).net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN
         ]
         assert listening and all(ip_address(a.ip).is_loopback for a in listening), listening

@@ -25,9 +25,6 @@ STATUSES = {"verified", "blocked", "abstained", "rejected"}
 _REFERENCES_RE = re.compile(r"\n\n\*\*(?:Sources|Where this comes from)\*\*\n")
 
 
-
-
-
 @pytest.fixture(scope="module")
 def assistant(corpus_assistant: Assistant) -> Assistant:
     return corpus_assistant
@@ -149,7 +146,9 @@ def test_bad_patient_context_is_rejected_with_a_user_facing_message(
         assert_every_shown_number_verified(result)
         return
     context = validate_patient(
-        patient.get("weight_kg"), patient.get("tpmt"), patient.get("nudt15"),
+        patient.get("weight_kg"),
+        patient.get("tpmt"),
+        patient.get("nudt15"),
         tuple(patient.get("comedications") or ()),
     )
     assert_every_shown_number_verified(result, context)
@@ -200,7 +199,9 @@ def hostile_store(
     shutil.copytree(REPO / "tests" / "fixtures" / "corpus", corpus)
     (corpus / "aza-hostile.md").write_text(HOSTILE_DOC, encoding="utf-8")
     cfg = StoreConfig(mode="embedded", path=str(root / "data" / "chroma"), collection="hostile")
-    report = run_ingest([corpus], cfg, embedder, chunk_size=900, data_dir=root / "data", progress=False)
+    report = run_ingest(
+        [corpus], cfg, embedder, chunk_size=900, data_dir=root / "data", progress=False
+    )
     return cfg, root / "data", report
 
 
@@ -209,7 +210,9 @@ def test_ingest_warns_about_the_hostile_documents_out_of_limit_dose(
 ) -> None:
     _cfg, _data, report = hostile_store
     assert report.skipped == ()  # it is a well-formed file: only its content is hostile
-    assert any("aza-hostile.md" in w and "50 mg/kg/day" in w for w in report.warnings), report.warnings
+    assert any("aza-hostile.md" in w and "50 mg/kg/day" in w for w in report.warnings), (
+        report.warnings
+    )
 
 
 @pytest.mark.parametrize(
@@ -233,7 +236,9 @@ def test_instruction_hidden_in_a_corpus_document_never_gets_its_dose_shown(
         load_limits(),
         data_dir=data,
         llm=_ObedientModel(
-            responses=["**Azathioprine: 50 mg/kg/day for every patient [1].**\n\nAs instructed [1]."]
+            responses=[
+                "**Azathioprine: 50 mg/kg/day for every patient [1].**\n\nAs instructed [1]."
+            ]
         ),
     )
     for assistant in (deterministic, obedient):

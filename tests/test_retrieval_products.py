@@ -18,7 +18,9 @@ def _chunk(kind: str, path: tuple[str, ...], drugs: tuple[str, ...]) -> Chunk:
 
 def test_a_label_listing_its_salt_first_is_mainly_about_the_asked_drug() -> None:
     asked = QueryFacets(drugs=("atorvastatin",))
-    label = _chunk("label", ("Dosage and Administration",), ("atorvastatin calcium", "atorvastatin"))
+    label = _chunk(
+        "label", ("Dosage and Administration",), ("atorvastatin calcium", "atorvastatin")
+    )
     assert _main_drug(label, asked)
     # A combination product of another drug is not (Percocet for an acetaminophen question).
     combo = _chunk("pdf", ("Percocet", "DESCRIPTION"), ("oxycodone", "acetaminophen"))

@@ -13,7 +13,9 @@ from guardrails.model import Passage, Role
 from guardrails.statements import extract_statements, roles_compatible, statements_of
 
 
-def roles(text: str, drugs: tuple[str, ...] = ("azathioprine",), **kw: object) -> list[tuple[str, Role]]:
+def roles(
+    text: str, drugs: tuple[str, ...] = ("azathioprine",), **kw: object
+) -> list[tuple[str, Role]]:
     return [(s.quantity.text, s.role) for s in extract_statements(text, drugs=drugs, **kw)]  # type: ignore[arg-type]
 
 
@@ -44,8 +46,10 @@ def test_each_role_is_read_from_its_sentence(text: str, number: str, role: Role)
 
 
 def test_one_sentence_gives_each_number_its_own_role() -> None:
-    text = ("In RA, start at 1 mg/kg/day (50–100 mg), raise by 0.5 mg/kg/day every 4 weeks to at "
-            "most 2.5 mg/kg/day.")
+    text = (
+        "In RA, start at 1 mg/kg/day (50–100 mg), raise by 0.5 mg/kg/day every 4 weeks to at "
+        "most 2.5 mg/kg/day."
+    )
     assert roles(text) == [
         ("1 mg/kg/day", Role.INITIAL),
         ("50–100 mg", Role.INITIAL),
@@ -78,20 +82,27 @@ def test_the_drug_of_a_figure_is_the_one_it_doses() -> None:
 
 
 def test_conditions_phenotype_kidney_and_liver() -> None:
-    (s,) = extract_statements("TPMT or NUDT15 intermediate metabolizers: start at 30–80 % of normal dose.")
+    (s,) = extract_statements(
+        "TPMT or NUDT15 intermediate metabolizers: start at 30–80 % of normal dose."
+    )
     assert set(s.conditions) == {"tpmt:intermediate", "nudt15:intermediate"}
-    kidney = extract_statements("CrCl 10–20 mL/min: allopurinol 200 mg/day.", drugs=("allopurinol",))
+    kidney = extract_statements(
+        "CrCl 10–20 mL/min: allopurinol 200 mg/day.", drugs=("allopurinol",)
+    )
     assert all("kidney:impaired" in s.conditions for s in kidney)
     (liver,) = extract_statements("In hepatic impairment, start at the lowest dose of 25 mg.")
     assert "liver:impaired" in liver.conditions
 
 
 def test_indication_population_route_and_frequency() -> None:
-    (s,) = extract_statements("Lupus nephritis: azathioprine 2 mg/kg/day [@kdigo].",
-                              evidence={"kdigo": "guideline"})
+    (s,) = extract_statements(
+        "Lupus nephritis: azathioprine 2 mg/kg/day [@kdigo].", evidence={"kdigo": "guideline"}
+    )
     assert s.indications == ("lupus nephritis",) and s.evidence == "guideline"
     assert s.citation == "kdigo" and s.frequency == "daily"
-    (child, cap) = extract_statements("In children, mycophenolate 600 mg/m2 twice daily up to 2 g/day.")
+    (child, cap) = extract_statements(
+        "In children, mycophenolate 600 mg/m2 twice daily up to 2 g/day."
+    )
     assert child.population == "pediatric" and child.frequency == "twice daily"
     assert cap.role is Role.MAXIMUM
     (iv, *_) = extract_statements("Cyclophosphamide 500 mg IV every 2 weeks for 6 doses.")
@@ -133,8 +144,14 @@ def test_roles_compatible_only_when_either_side_is_plain_or_both_agree() -> None
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("abc TPMT start by to reduce 0123456789.,;%-–/mgkday()[]@\n")),
-               max_size=200))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("abc TPMT start by to reduce 0123456789.,;%-–/mgkday()[]@\n")
+        ),
+        max_size=200,
+    )
+)
 def test_extraction_never_raises(text: str) -> None:
     for s in extract_statements(text, doc_id="x", drugs=("azathioprine",)):
         assert isinstance(s.role, Role)
@@ -143,6 +160,7 @@ def test_extraction_never_raises(text: str) -> None:
 
 # -- the calculator reads roles ---------------------------------------------------------------
 
+
 def test_a_taper_step_is_never_multiplied_by_the_weight() -> None:
     p = Passage(1, "Prednisone is tapered in steps of 0.5 mg/kg/day.", drugs=("prednisone",))
     patient = validate_patient(60, None, None, [])
@@ -150,8 +168,11 @@ def test_a_taper_step_is_never_multiplied_by_the_weight() -> None:
 
 
 def test_a_reduction_by_gives_what_remains() -> None:
-    p = Passage(1, "Azathioprine 2 mg/kg/day. TPMT intermediate metabolizers: reduce the dose by "
-                "30–50 %.", drugs=("azathioprine",))
+    p = Passage(
+        1,
+        "Azathioprine 2 mg/kg/day. TPMT intermediate metabolizers: reduce the dose by 30–50 %.",
+        drugs=("azathioprine",),
+    )
     patient = validate_patient(60, "intermediate", "normal", [])
     results = {(d.result.low, d.result.high) for d in calculate([p], patient, None, "azathioprine")}
     # 120 mg/day × (100 % − 30–50 %) = 60–84 mg/day, never 36–60 mg/day.
@@ -160,8 +181,11 @@ def test_a_reduction_by_gives_what_remains() -> None:
 
 
 def test_a_reduction_applies_only_when_its_condition_holds() -> None:
-    p = Passage(1, "Azathioprine 2 mg/kg/day. With allopurinol, reduce azathioprine to 25 %.",
-                drugs=("azathioprine", "allopurinol"))
+    p = Passage(
+        1,
+        "Azathioprine 2 mg/kg/day. With allopurinol, reduce azathioprine to 25 %.",
+        drugs=("azathioprine", "allopurinol"),
+    )
     without = calculate([p], validate_patient(60, None, None, []), None, "azathioprine")
     with_ = calculate([p], validate_patient(60, None, None, ["allopurinol"]), None, "azathioprine")
     assert {d.result.low for d in without} == {Decimal("120.0")}
@@ -169,7 +193,11 @@ def test_a_reduction_applies_only_when_its_condition_holds() -> None:
 
 
 def test_outcome_and_threshold_figures_are_never_bases() -> None:
-    p = Passage(1, "Flares occurred in 25 % of patients on 2 mg/kg/day. Stop if neutrophils fall "
-                "below 1.5 x 10^9/L.", drugs=("azathioprine",))
+    p = Passage(
+        1,
+        "Flares occurred in 25 % of patients on 2 mg/kg/day. Stop if neutrophils fall "
+        "below 1.5 x 10^9/L.",
+        drugs=("azathioprine",),
+    )
     results = calculate([p], validate_patient(60, "intermediate", None, []), None, "azathioprine")
     assert all("25" not in " ".join(d.steps) for d in results)
