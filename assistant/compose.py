@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from assistant.model import Explanation, RetrievedChunk
@@ -163,9 +163,10 @@ class Statement:
     def key(self) -> str:
         return f"{self.chunk.chunk_id}:{self.order}"
 
-    @property
-    def doses(self) -> list[str]:
-        return [m.group(0) for m in _DOSE_RE.finditer(self.text)]
+    @cached_property
+    def doses(self) -> tuple[str, ...]:
+        # Read ~200 times per sentence while ranking and laying out: found once.
+        return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements)."""
@@ -829,7 +830,10 @@ def _basis(dose: str) -> str:
     return re.sub(r"[\d.,\s–—-]|to", "", dose.lower())
 
 
+@lru_cache(maxsize=8192)
 def _norm(dose: str) -> str:
+    # Asked for every shown dose of every candidate line while laying out: a few hundred
+    # distinct figures, so remembered.
     return re.sub(r"\s+|to", "", dose.replace("—", "-").replace("–", "-"))
 
 
