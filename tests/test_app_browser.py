@@ -8,6 +8,7 @@ artifacts/cold_start.json. Needs /usr/bin/chromium (CI installs it via .ci/run).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -107,12 +108,11 @@ def server(data_dir: Path) -> Iterator[tuple[str, float]]:
         stop(proc, timeout_s=20)
 
 
-def test_lupus_question_in_a_real_browser_shows_answer_citation_and_badge(
-    server: tuple[str, float],
-) -> None:
+@contextlib.contextmanager
+def _chat_page(url: str) -> Iterator[Any]:
+    """A fresh 1280x1000 headless Chromium page on the app, its chat box on screen."""
     from playwright.sync_api import expect, sync_playwright
 
-    url, started = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -121,45 +121,55 @@ def test_lupus_question_in_a_real_browser_shows_answer_citation_and_badge(
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
-            box = page.get_by_test_id("stChatInputTextArea")
-            expect(box).to_be_visible(timeout=180_000)
-            first_screen = time.monotonic() - started
-            page.screenshot(path=str(ARTIFACTS / "first_screen.png"))
-            disclaimer = page.get_by_text("not a substitute for clinical judgement").first
-            expect(disclaimer).to_be_visible()
-            box.fill(LUPUS_Q)
-            asked = time.monotonic()
-            box.press("Enter")
-
-            badge = page.get_by_text("numbers verified").first
-            expect(badge).to_be_visible(timeout=180_000)
-            cold_start = time.monotonic() - started
-            answer_s = time.monotonic() - asked
-
-            answer = page.get_by_test_id("stChatMessage").last
-            # The new answer's first (bold) line is in view, not the bottom of a long answer.
-            page.wait_for_function(_NEW_ANSWER_STAYS_IN_VIEW, timeout=20_000, polling=100)
-            page.screenshot(path=str(ARTIFACTS / "lupus_answer_viewport.png"))
-            expect(answer).to_contain_text("azathioprine", ignore_case=True)
-            expect(answer).to_contain_text("mg/kg/day")
-            expect(answer).to_contain_text("[1]")
-            sources = answer.get_by_text("Sources (", exact=False).first
-            expect(sources).to_be_visible()
-            # Streamlit scrolls inside its own container, so a "full page" shot is just the
-            # viewport: make the viewport tall enough for the whole answer instead.
-            page.set_viewport_size({"width": 1280, "height": 2000})
-            page.get_by_test_id("stChatMessage").first.evaluate(
-                "e => e.scrollIntoView({block: 'start'})"
-            )
-            page.wait_for_timeout(500)  # let the icon font and scroll settle before the shot
-            page.screenshot(path=str(ARTIFACTS / "lupus_answer.png"))
-
-            sources.click()
-            expect(answer.get_by_text("Reference:", exact=False).first).to_be_visible()
-            sources.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "lupus_sources.png"))
+            expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=180_000)
+            yield page
         finally:
             browser.close()
+
+
+def test_lupus_question_in_a_real_browser_shows_answer_citation_and_badge(
+    server: tuple[str, float],
+) -> None:
+    from playwright.sync_api import expect
+
+    url, started = server
+    with _chat_page(url) as page:
+        box = page.get_by_test_id("stChatInputTextArea")
+        first_screen = time.monotonic() - started
+        page.screenshot(path=str(ARTIFACTS / "first_screen.png"))
+        disclaimer = page.get_by_text("not a substitute for clinical judgement").first
+        expect(disclaimer).to_be_visible()
+        box.fill(LUPUS_Q)
+        asked = time.monotonic()
+        box.press("Enter")
+
+        badge = page.get_by_text("numbers verified").first
+        expect(badge).to_be_visible(timeout=180_000)
+        cold_start = time.monotonic() - started
+        answer_s = time.monotonic() - asked
+
+        answer = page.get_by_test_id("stChatMessage").last
+        # The new answer's first (bold) line is in view, not the bottom of a long answer.
+        page.wait_for_function(_NEW_ANSWER_STAYS_IN_VIEW, timeout=20_000, polling=100)
+        page.screenshot(path=str(ARTIFACTS / "lupus_answer_viewport.png"))
+        expect(answer).to_contain_text("azathioprine", ignore_case=True)
+        expect(answer).to_contain_text("mg/kg/day")
+        expect(answer).to_contain_text("[1]")
+        sources = answer.get_by_text("Sources (", exact=False).first
+        expect(sources).to_be_visible()
+        # Streamlit scrolls inside its own container, so a "full page" shot is just the
+        # viewport: make the viewport tall enough for the whole answer instead.
+        page.set_viewport_size({"width": 1280, "height": 2000})
+        page.get_by_test_id("stChatMessage").first.evaluate(
+            "e => e.scrollIntoView({block: 'start'})"
+        )
+        page.wait_for_timeout(500)  # let the icon font and scroll settle before the shot
+        page.screenshot(path=str(ARTIFACTS / "lupus_answer.png"))
+
+        sources.click()
+        expect(answer.get_by_text("Reference:", exact=False).first).to_be_visible()
+        sources.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "lupus_sources.png"))
     (ARTIFACTS / "cold_start.json").write_text(
         json.dumps(
             {
@@ -185,29 +195,19 @@ USAGE_Q = (
 def test_usage_question_answer_opens_at_its_first_line(server: tuple[str, float]) -> None:
     """The longer reference answer: after Enter the clinician sees its bold first line, not
     the follow-up buttons at its end. Saves artifacts/usage_answer*.png."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, _ = server
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            box = page.get_by_test_id("stChatInputTextArea")
-            expect(box).to_be_visible(timeout=180_000)
-            box.fill(USAGE_Q)
-            box.press("Enter")
-            answer = page.get_by_test_id("stChatMessage").nth(1)
-            expect(answer.get_by_text("numbers verified").first).to_be_visible(timeout=180_000)
-            page.wait_for_function(_NEW_ANSWER_STAYS_IN_VIEW, timeout=20_000, polling=100)
-            expect(answer.locator("strong").first).to_be_in_viewport()
-            page.screenshot(path=str(ARTIFACTS / "usage_answer_viewport.png"))
-            page.set_viewport_size({"width": 1280, "height": 3200})
-            answer.evaluate("e => e.scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "usage_answer.png"))
-        finally:
-            browser.close()
+    with _chat_page(url) as page:
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill(USAGE_Q)
+        box.press("Enter")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer.get_by_text("numbers verified").first).to_be_visible(timeout=180_000)
+        page.wait_for_function(_NEW_ANSWER_STAYS_IN_VIEW, timeout=20_000, polling=100)
+        expect(answer.locator("strong").first).to_be_in_viewport()
+        page.screenshot(path=str(ARTIFACTS / "usage_answer_viewport.png"))
+        page.set_viewport_size({"width": 1280, "height": 3200})
+        answer.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "usage_answer.png"))
