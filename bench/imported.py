@@ -68,23 +68,9 @@ def _protocol(i: int) -> tuple[str, str, list[tuple[str, list[str]]]]:
 
 
 def _write_pdf(path: Path, title: str, lines: Sequence[str]) -> None:
-    import matplotlib
+    from evals.byod_devset import write_pdf  # the dev set's PDF writer: one page here
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    with (
-        matplotlib.rc_context({"pdf.fonttype": 42}),
-        PdfPages(path, metadata={"Title": title}) as pdf,
-    ):
-        fig = plt.figure(figsize=(8.27, 11.69))
-        y = 0.95
-        for line in lines:
-            fig.text(0.06, y, line, fontsize=9, family="DejaVu Sans")
-            y -= 0.018
-        pdf.savefig(fig)
-        plt.close(fig)
+    write_pdf(path, title, [lines])
 
 
 def write_synthetic_folder(out: Path, n: int) -> dict[str, int]:
