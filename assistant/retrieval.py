@@ -494,7 +494,7 @@ class HybridRetriever:
         # A document about other drugs that merely names the asked one ("methotrexate with
         # penicillins") answers about those drugs: it is a source only when the question points
         # at its topic (a word of its title beyond the drug names) or no document lists the drug.
-        strict = any(_lists_drug(chunk, facets) for chunk in chunks.values())
+        strict = any(_lists_drug(chunk, drug_set) for chunk in chunks.values())
         # An imported document or label is about its main drug: a combination product of
         # another drug (a Percocet label for an acetaminophen question) is a source only when
         # the asked drug has no document of its own or the question names that drug too.
@@ -505,7 +505,7 @@ class HybridRetriever:
                 return False
             if own_main and chunk.doc_kind in _PRODUCT_KINDS and not _main_drug(chunk, facets):
                 return False
-            if strict and not _lists_drug(chunk, facets):
+            if strict and not _lists_drug(chunk, drug_set):
                 return bool(topic & _title_words(chunk.title))
             return True
 
@@ -640,9 +640,10 @@ def _main_drug(chunk: Chunk, facets: QueryFacets) -> bool:
     return any(main == d or main.startswith(f"{d} ") for d in facets.drugs)
 
 
-def _lists_drug(chunk: Chunk, facets: QueryFacets) -> bool:
-    """Is an asked drug one of the drugs the chunk's document is about (its metadata)?"""
-    return bool({d.lower() for d in chunk.drugs} & set(facets.drugs))
+def _lists_drug(chunk: Chunk, drugs: frozenset[str]) -> bool:
+    """Is an asked drug (``drugs``) one of the drugs the chunk's document is about (its
+    metadata)?"""
+    return any(d.lower() in drugs for d in chunk.drugs)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -672,7 +673,7 @@ def _about_drugs(
     if not facets.drugs:
         return False
     wanted = drugs if drugs is not None else frozenset(facets.drugs)
-    if any(d.lower() in wanted for d in chunk.drugs):
+    if _lists_drug(chunk, wanted):
         return True
     return not wanted.isdisjoint(vocabulary.mentions(f"{chunk.title} {chunk.text}", "drug"))
 
