@@ -39,6 +39,7 @@ from assistant.vocabulary import (
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
 from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, Passage, Role
+from guardrails.quantities import parse_quantities
 from guardrails.sentences import sentences
 from guardrails.statements import statements_of
 
@@ -167,6 +168,18 @@ class Statement:
     def doses(self) -> tuple[str, ...]:
         # Read ~200 times per sentence while ranking and laying out: found once.
         return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
+
+    @cached_property
+    def dose_facts(self) -> frozenset[tuple[Any, ...]]:
+        """Each dose as the guard reads it, with its schedule: "20 mg once daily" (renal) is
+        another fact than "20 mg twice daily" (usual), though both show "20 mg". A sentence whose
+        doses the guard does not read keeps the plain figures."""
+        facts = frozenset(
+            (q.low, q.high, q.unit, q.per, q.per_count, q.per_kg, q.per_m2)
+            for q in parse_quantities(self.text)
+            if q.kind == "dose"
+        )
+        return facts or frozenset(_norm(d) for d in self.doses)
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements)."""
@@ -1002,12 +1015,12 @@ def _section_lines(
     # Said once: a line of a sub-topic whose every dose that sub-topic already shows (the same
     # fact from another source) adds nothing new.
     labels = {s.statement.key: s.label for s in ranked}
-    shown_doses = {(labels.get(st.key, ""), _norm(d)) for st in builder.used_statements
-                   if st.key not in direct for d in st.doses}  # fmt: skip
+    shown_doses = {(labels.get(st.key, ""), f) for st in builder.used_statements
+                   if st.key not in direct for f in st.dose_facts}  # fmt: skip
 
     def says_new(s: _Scored) -> bool:
         return not s.statement.doses or bool(
-            {(s.label, _norm(d)) for d in s.statement.doses} - shown_doses
+            {(s.label, f) for f in s.statement.dose_facts} - shown_doses
         )
 
     pool = [s for s in pool if says_new(s)]
@@ -1036,7 +1049,7 @@ def _section_lines(
             chosen.append(s)
             groups.add(s.label)
             seen_text.add(s.statement.text)
-            shown_doses.update((s.label, _norm(d)) for d in s.statement.doses)
+            shown_doses.update((s.label, f) for f in s.statement.dose_facts)
     # Beyond the limit, only a statement that answers the question's own words ("steady
     # state", "day one", "liver transplant") still earns a line, two at most.
     extra = [s for s in pool if s.strong and s not in chosen and s.statement.text not in seen_text]

@@ -15,7 +15,8 @@ import pytest
 
 from assistant import Assistant
 from assistant.model import AnswerResult
-from guardrails import Passage, check_answer, load_limits, parse_quantities
+from evals.run import guard_passages
+from guardrails import check_answer, load_limits, parse_quantities
 from ingest import open_index
 from ingest.loaders import load_corpus
 from ingest.model import IngestReport, StoreConfig
@@ -45,10 +46,11 @@ def assert_no_unverified_number(result: AnswerResult) -> None:
         return
     assert result.claims and result.citations
     assert all(c.status in ("supported", "derived") for c in result.claims), result.claims
-    # Re-check independently: what is shown, against exactly the excerpts shown as its sources.
-    passages = [
-        Passage(n=c.n, text=c.excerpt, doc_id=c.doc_id, section=c.section) for c in result.citations
-    ]
+    # Re-check independently: what is shown, against exactly the excerpts shown as its sources,
+    # each with the drugs its document is about (as the chain and `dosewise eval` give them to
+    # the guard). Without them a label's brand ("therapy with LIPITOR should be limited to 20 mg"
+    # after a list of co-medications) names no known drug, and its dose reads as another's.
+    passages = guard_passages(result)
     verdict = check_answer(shown_body(result), passages, None, load_limits(), result.drug)
     assert verdict.passed, [(v.claim.text, v.status.value, v.reason) for v in verdict.failed]
 

@@ -1,0 +1,67 @@
+"""The composer on imported documents (text, HTML, PDF without front matter): a label's dosing
+section states each dose once, so a line is left out only when it repeats a fact already shown,
+never because another line shares one of its figures."""
+
+from __future__ import annotations
+
+from assistant.compose import Composition, compose_answer
+from assistant.model import RetrievedChunk
+from assistant.vocabulary import Vocabulary
+from guardrails import check_answer, load_limits
+from ingest.model import SourceRef
+
+DOC_SOURCE = SourceRef(
+    id="placebrinol-1a2b3c4d",
+    reference="placebrinol-1a2b3c4d.txt, local document",
+    kind="local document",
+)
+
+
+def imported(
+    text: str,
+    *,
+    section: str = "DOSAGE AND ADMINISTRATION",
+    chunk_id: str = "c1",
+    drugs: tuple[str, ...] = ("placebrinol",),
+) -> RetrievedChunk:
+    title = "placebrinol — prescribing information"
+    return RetrievedChunk(
+        chunk_id=chunk_id,
+        doc_id="placebrinol-1a2b3c4d",
+        title=title,
+        section=section,
+        text=text,
+        score=1.0,
+        metadata={
+            "doc_kind": "text",
+            "drugs": drugs,
+            "sources": (DOC_SOURCE,),
+            "section_path": (title, section),
+        },
+    )
+
+
+def _compose(question: str, *chunks: RetrievedChunk) -> Composition:
+    vocab = Vocabulary.from_names(["placebrinol"])
+    composition = compose_answer(question, vocab.facets(question), list(chunks), vocab)
+    assert composition is not None
+    verdict = check_answer(
+        composition.body, composition.passages, None, load_limits(), "placebrinol"
+    )
+    assert verdict.passed, [(v.claim.text, v.reason) for v in verdict.failed]
+    return composition
+
+
+def test_a_usual_and_a_renal_dose_of_the_same_strength_are_both_shown() -> None:
+    # "20 mg once daily" for the kidneys is another fact than the usual "20 mg twice daily".
+    text = (
+        "The recommended dose of placebrinol is 20 mg twice daily.\n"
+        "Take each dose at least one hour before a meal.\n"
+        "Dose adjustment is advised in some patients.\n"
+        "Swallow the tablets whole with water.\n"
+        "For patients with severe renal impairment (creatinine clearance below 30 mL/min), "
+        "the recommended dose is 20 mg once daily at bedtime.\n"
+    )
+    body = _compose("What is the dose of placebrinol?", imported(text)).body
+    assert "20 mg twice daily" in body, body
+    assert "20 mg once daily at bedtime" in body, body
