@@ -1044,7 +1044,7 @@ def _section_lines(
                 continue
             if not says_new(s):
                 continue
-            if any(_same_words(s.statement.text, c.statement.text) for c in chosen):
+            if any(_same_fact(s.statement, c.statement) for c in chosen):
                 continue  # two sources saying the same thing: once is enough
             chosen.append(s)
             groups.add(s.label)
@@ -1079,6 +1079,14 @@ def _same_words(a: str, b: str) -> bool:
 
 
 _SAME_WORDS = 0.6  # share of words two sentences have in common to count as one fact
+
+
+def _same_fact(a: Statement, b: Statement) -> bool:
+    """Is ``a`` the fact ``b`` already states: nearly the same words and no dose of its own?
+    A label words each indication's line alike ("Osteoarthritis: the recommended dosage is
+    100 to 150 mg/day ..." and "Rheumatoid arthritis: ... 150 to 200 mg/day ..."): the doses
+    tell them apart."""
+    return not (a.dose_facts - b.dose_facts) and _same_words(a.text, b.text)
 
 
 def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weights) -> list[_Scored]:
@@ -1151,10 +1159,18 @@ def compose_answer(
                 lines[name] += clinical().broad_extra
     if facets.populations and "Special populations" not in lines:
         lines["Special populations"] = clinical().population_lines
+    # The sources say nothing in the sections the layout answers from (a label excerpt of the
+    # drug's pharmacology only): the section the direct sentence comes from is answered as the
+    # asked one would be, instead of that sentence alone.
+    fallback = ""
+    if not any(s.statement.section in layout.direct for s in ranked):
+        fallback = best.statement.section
+        lines[fallback] = max(lines.get(fallback, 0), lines.get(layout.direct[0], 0))
     # The layout's sections first; the others show only lines that answer the question's words.
     order = (
-        [s for s in layout.direct if s in lines]
-        + [s for s in SECTION_ORDER if s in lines and s not in layout.direct]
+        [fallback] * bool(fallback)
+        + [s for s in layout.direct if s in lines and s != fallback]
+        + [s for s in SECTION_ORDER if s in lines and s not in layout.direct and s != fallback]
         + [
             s
             for s in SECTION_ORDER
@@ -1171,7 +1187,7 @@ def compose_answer(
         order.insert(min(1, len(order)), "Special populations")
     derivations: tuple[Derivation, ...] = ()
     for name in order:
-        asked = name in layout.direct
+        asked = name in layout.direct or name == fallback
         items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights)
         if items:
             builder.heading(name)

@@ -65,3 +65,30 @@ def test_a_usual_and_a_renal_dose_of_the_same_strength_are_both_shown() -> None:
     body = _compose("What is the dose of placebrinol?", imported(text)).body
     assert "20 mg twice daily" in body, body
     assert "20 mg once daily at bedtime" in body, body
+
+
+def test_lines_worded_alike_for_two_indications_are_two_facts() -> None:
+    # Each indication's line reads the same but for its figures: neither repeats the other.
+    text = (
+        "Placebrinol is supplied as 25 mg and 50 mg tablets.\n"
+        "Osteoarthritis: the recommended dosage is 100 to 150 mg/day in divided doses.\n"
+        "Rheumatoid arthritis: the recommended dosage is 150 to 200 mg/day in divided doses.\n"
+        "Gout: the recommended dosage is 200 to 300 mg/day in divided doses.\n"
+    )
+    body = _compose("What is the dose of placebrinol?", imported(text)).body
+    for dose in ("100 to 150 mg/day", "150 to 200 mg/day", "200 to 300 mg/day"):
+        assert dose in body, body
+
+
+def test_a_document_with_only_pharmacology_answers_from_all_of_it() -> None:
+    # No dosing section at all: the section the answer comes from gives its lines, not one.
+    text = (
+        "Single oral doses of 30 to 120 mg of placebrinol reach peak plasma levels in 2 hours.\n"
+        "As the daily dose of placebrinol rises from 120 mg to 240 mg, exposure rises more "
+        "than in proportion.\n"
+        "From 240 mg to 360 mg daily, exposure rises 1.8 times.\n"
+    )
+    doc = imported(text, section="CLINICAL PHARMACOLOGY")
+    body = _compose("How strong is 360 mg of placebrinol?", doc).body
+    for dose in ("30 to 120 mg", "120 mg to 240 mg", "240 mg to 360 mg daily"):
+        assert dose in body, body
