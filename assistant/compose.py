@@ -362,6 +362,10 @@ def _about_drug(
         # An imported document is a source only on the drugs it is about: another drug's
         # label naming this one in passing ("coadministration with metoprolol") is not.
         return False, False
+    if is_imported(st.chunk) and drug in chunk_drugs:
+        # A combination's own document gives its figures per ingredient: "the higher doses of
+        # buprenorphine (8-32 mg)" in a buprenorphine/naloxone label is about the product.
+        aliases = (*aliases, *_ingredients(drug))
     # Hyphens split words here, so "azathioprine-based" names azathioprine.
     low = f" {' '.join(normalise(st.text.replace('-', ' ')))} "
     mentions = any(f" {' '.join(normalise(a.replace('-', ' ')))} " in low for a in aliases)
@@ -377,6 +381,11 @@ def _about_drug(
         bases = _label_drugs(tuple(chunk_drugs))
         primary = primary or (bool(bases) and bases[0] in asked)
     return primary and not others, False
+
+
+def _ingredients(drug: str) -> tuple[str, ...]:
+    """A combination's ingredients ("buprenorphine/naloxone" -> both); () for a single drug."""
+    return tuple(p.strip() for p in drug.split("/") if p.strip()) if "/" in drug else ()
 
 
 # Salt and hydrate words a label's generic name adds to the active moiety.
@@ -585,7 +594,11 @@ def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     named = attached_drug(text, first.span(), tuple(vocab.drugs))
     if named is None:
         return False
-    return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
+    # An ingredient of an asked combination is the asked product's ("placebrinol 8 to 32 mg" of
+    # placebrinol/naloxone).
+    return not any(
+        named == d or named in vocab.aliases_of(d) or named in _ingredients(d) for d in facets.drugs
+    )
 
 
 def _subject_is(text: str, aliases: Sequence[str]) -> bool:

@@ -92,3 +92,25 @@ def test_a_document_with_only_pharmacology_answers_from_all_of_it() -> None:
     body = _compose("How strong is 360 mg of placebrinol?", doc).body
     for dose in ("30 to 120 mg", "120 mg to 240 mg", "240 mg to 360 mg daily"):
         assert dose in body, body
+
+
+def test_a_combination_document_naming_one_ingredient_is_about_the_product() -> None:
+    # A combination's label gives figures per ingredient; they answer for the product.
+    text = (
+        "Single doses of placebrinol/naloxone tablets reached a peak effect at 8 mg.\n"
+        "Higher doses of placebrinol (8 to 32 mg) acted longer than the lower doses.\n"
+    )
+    doc = imported(
+        text, section="DOSAGE AND ADMINISTRATION", drugs=("placebrinol/naloxone", "placebrinol")
+    )
+    vocab = Vocabulary.from_names(["placebrinol/naloxone", "placebrinol"])
+    question = "What doses of placebrinol/naloxone are used?"
+    facets = vocab.facets(question)
+    assert facets.drug == "placebrinol/naloxone"
+    composition = compose_answer(question, facets, [doc], vocab)
+    assert composition is not None
+    assert "8 to 32 mg" in composition.body, composition.body
+    verdict = check_answer(
+        composition.body, composition.passages, None, load_limits(), "placebrinol/naloxone"
+    )
+    assert verdict.passed, [(v.claim.text, v.reason) for v in verdict.failed]
