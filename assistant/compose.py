@@ -170,7 +170,7 @@ class Statement:
         return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
 
     @cached_property
-    def dose_facts(self) -> frozenset[tuple[Any, ...]]:
+    def dose_facts(self) -> frozenset[object]:
         """Each dose as the guard reads it, with its schedule: "20 mg once daily" (renal) is
         another fact than "20 mg twice daily" (usual), though both show "20 mg". A sentence whose
         doses the guard does not read keeps the plain figures."""
