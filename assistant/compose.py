@@ -38,8 +38,7 @@ from assistant.vocabulary import (
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
 from guardrails.drugs import attached_drug, same_drug
-from guardrails.model import Derivation, Passage, Role
-from guardrails.quantities import parse_quantities
+from guardrails.model import Derivation, DoseStatement, Passage, Role
 from guardrails.sentences import sentences
 from guardrails.statements import statements_of
 
@@ -172,21 +171,30 @@ class Statement:
     @cached_property
     def dose_facts(self) -> frozenset[object]:
         """Each dose as the guard reads it, with its schedule: "20 mg once daily" (renal) is
-        another fact than "20 mg twice daily" (usual), though both show "20 mg". A sentence whose
-        doses the guard does not read keeps the plain figures."""
-        facts = frozenset(
+        another fact than "20 mg twice daily" (usual), though both show "20 mg". A figure the
+        guard reads no dose statement from (a strength, a description) stays as written. Read
+        from the dose statements ranking reads anyway: parsing each sentence again cost more than
+        the rest of composing."""
+        read = self._dose_statements()
+        facts: set[object] = {
             (q.low, q.high, q.unit, q.per, q.per_count, q.per_kg, q.per_m2)
-            for q in parse_quantities(self.text)
-            if q.kind == "dose"
-        )
-        return facts or frozenset(_norm(d) for d in self.doses)
+            for q in (s.quantity for s in read)
+        }
+        for m in _DOSE_RE.finditer(self.text):
+            at, end = self.span[0] + m.start(), self.span[0] + m.end()
+            if not any(s.span[0] < end and at < s.span[1] for s in read):
+                facts.add(_norm(m.group(0)))
+        return frozenset(facts)
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements)."""
+        return tuple(s.role for s in self._dose_statements())
+
+    def _dose_statements(self) -> tuple[DoseStatement, ...]:
         if self.span[0] < 0:
             return ()
         found = statements_of(self.chunk.passage(0))
-        return tuple(s.role for s in found if self.span[0] <= s.span[0] < self.span[1])
+        return tuple(s for s in found if self.span[0] <= s.span[0] < self.span[1])
 
 
 @dataclass(frozen=True)
