@@ -1018,13 +1018,22 @@ def _section_lines(
 
     pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
                    and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
+    general: list[_Scored] = []  # about the drug in general, beyond the one the cap lets in
     if asked and dose_intent and facets.indications and not facets.broad_indication:
         # The question names an indication: its own doses first, one about the drug in general.
         own = [s for s in pool if s.indication_fit == "match"]
-        pool = own + [s for s in pool if s.indication_fit != "match"][: 1 if own else limit]
+        others = [s for s in pool if s.indication_fit != "match"]
+        pool = own + others[: 1 if own else limit]
+        general = [s for s in others[1:] if own and s.indication_fit == "neutral"]
     if dose_intent and name == "Dosing":
-        # A dose question's dosing lines give doses; a line without one only fills a gap.
-        pool = [s for s in pool if s.statement.doses] + [s for s in pool if not s.statement.doses]
+        # A dose question's dosing lines give doses; a line without one only fills a gap, after
+        # the doses a label gives for no indication in particular ("30 mg/week should not
+        # ordinarily be exceeded").
+        pool = (
+            [s for s in pool if s.statement.doses]
+            + [s for s in general if s.statement.doses]
+            + [s for s in pool if not s.statement.doses]
+        )
     companion = None
     if dose_intent and name == "Dosing":
         # One companion drug's dose (the steroid given with it) for a named indication only.

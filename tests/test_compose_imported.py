@@ -114,3 +114,28 @@ def test_a_combination_document_naming_one_ingredient_is_about_the_product() -> 
         composition.body, composition.passages, None, load_limits(), "placebrinol/naloxone"
     )
     assert verdict.passed, [(v.claim.text, v.reason) for v in verdict.failed]
+
+
+def test_a_labels_general_doses_come_before_lines_without_a_dose() -> None:
+    # The question names an indication: its own lines come first, but a label's doses for no
+    # indication in particular still outrank the indication's lines that give no dose.
+    guideline = imported(
+        "Placebrinol in rheumatoid arthritis: start at 10 mg/week.\n"
+        "Placebrinol in rheumatoid arthritis: give folic acid alongside.\n"
+        "Placebrinol in rheumatoid arthritis: check blood counts before starting.\n"
+        "Placebrinol in rheumatoid arthritis: avoid live vaccines during treatment.\n",
+        chunk_id="g1",
+    )
+    label = imported(
+        "The weekly dose is 10 to 25 mg per week until a response.\n"
+        "Doses may be adjusted; 30 mg/week should not ordinarily be exceeded.\n",
+        chunk_id="l1",
+    )
+    vocab = Vocabulary.from_names(["placebrinol"], ["rheumatoid arthritis"])
+    question = "What is the placebrinol dose for rheumatoid arthritis?"
+    facets = vocab.facets(question)
+    assert facets.indications
+    composition = compose_answer(question, facets, [guideline, label], vocab)
+    assert composition is not None
+    assert "10 to 25 mg per week" in composition.body, composition.body
+    assert "30 mg/week" in composition.body, composition.body
