@@ -187,8 +187,10 @@ class Statement:
         return frozenset(facts)
 
     def roles(self) -> tuple[Role, ...]:
-        """The guard's role of each figure of this sentence, in order (its dose statements)."""
-        return tuple(s.role for s in self._dose_statements())
+        """The guard's role of each figure of this sentence, in order (its dose statements). A
+        weight band ("for patients 10 kg to 25 kg") says whom the dose is for: it is no figure
+        of its own, so it neither leads nor counts."""
+        return tuple(s.role for s in self._dose_statements() if s.quantity.kind != "weight")
 
     def _dose_statements(self) -> tuple[DoseStatement, ...]:
         if self.span[0] < 0:

@@ -4,7 +4,7 @@ never because another line shares one of its figures."""
 
 from __future__ import annotations
 
-from assistant.compose import Composition, compose_answer
+from assistant.compose import Composition, compose_answer, extract_statements, rank
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import Vocabulary
 from guardrails import check_answer, load_limits
@@ -139,3 +139,15 @@ def test_a_labels_general_doses_come_before_lines_without_a_dose() -> None:
     assert composition is not None
     assert "10 to 25 mg per week" in composition.body, composition.body
     assert "30 mg/week" in composition.body, composition.body
+
+
+def test_a_weight_band_does_not_make_a_dose_line_read_as_an_outcome() -> None:
+    # "For patients 10 to 25 kg" says whom the dose is for; the line ranks as the dose it gives.
+    banded = "For children 10 to 25 kg the recommended dose is 50 mg twice daily."
+    plain = "For children the recommended dose is 50 mg twice daily."
+    doc = imported(f"{banded}\n{plain}\n")
+    vocab = Vocabulary.from_names(["placebrinol"])
+    question = "What is the dose of placebrinol?"
+    ranked = rank(extract_statements([doc]), vocab.facets(question), vocab, question)
+    score = {s.statement.text: s for s in ranked}
+    assert score[banded].score == score[plain].score, (score[banded].reasons, score[plain].reasons)
