@@ -25,6 +25,9 @@ def capital(text: str) -> str:
 
 
 _LEAD_RE = re.compile(r"^([^:\n]{2,120}?):\s+(?=\S)")
+# A label's cross-reference to its own sections ("[see Use in Specific Populations (8.6)]"):
+# section numbers, not figures of the dose, and nothing a reader of the answer can follow.
+_XREF_RE = re.compile(r"\s*\[see\s[^\[\]]*\]", re.I)
 
 
 def _segments(lead: str) -> list[str]:
@@ -55,6 +58,7 @@ def plain_wording(text: str, *, sentence_start: bool = True, drugs: Iterable[str
     vocab = clinical()
     for rx in vocab.source_inline:
         text = rx.sub("", text)
+    text = _XREF_RE.sub("", text)
     text = capital(text) if sentence_start else text
     lead, rest = split_lead(text)
     if not lead:

@@ -57,6 +57,12 @@ _UNIT_WORDS = (
 _WRAPPED_UNIT_RE = re.compile(rf"(\d)[ \t]*\n[ \t]*(?={_UNIT_WORDS}\b)")
 _WRAPPED_NUMBER_RE = re.compile(r"(\b(?:to|and|or|of|every|up to|[-–—])[ \t]*)\n[ \t]*(?=\d)")
 _SENTENCE_END_RE = re.compile(r"[.:;!?)]$")
+# A line ending in a comma or a word that cannot end a sentence goes on in the next line, even
+# one that opens with a capital ("... [see USE IN" / "SPECIFIC POPULATIONS (8.6)]").
+_OPEN_END_RE = re.compile(
+    r"(?:,|\b(?:and|or|of|in|to|the|a|an|with|for|by|at|from|than|as|per|on|into|over|under"
+    r"|between|within|is|are|be|see))$"
+)
 
 
 def _slug(text: str) -> str:
@@ -374,7 +380,12 @@ def unwrap_pdf_lines(text: str) -> str:
             and _heading_text(out[-1]) is None
             and _heading_text(stripped) is None
             and not _BULLET_START_RE.match(stripped)
-            and (stripped[0].islower() or stripped[0].isdigit() or stripped[0] in "(%/")
+            and (
+                stripped[0].islower()
+                or stripped[0].isdigit()
+                or stripped[0] in "(%/"
+                or _continues(out[-1])
+            )
         ):
             out[-1] = f"{out[-1].rstrip()} {stripped}"
         else:
@@ -383,6 +394,16 @@ def unwrap_pdf_lines(text: str) -> str:
 
 
 _BULLET_START_RE = re.compile(r"^(?:[-*•◦▪]|\d{1,2}[.)])\s")
+
+
+def _continues(line: str) -> bool:
+    """Does the sentence of this wrapped line go on in the next: a bracket left open, a comma
+    or a word that cannot end it at the end?"""
+    return (
+        line.count("[") > line.count("]")
+        or line.count("(") > line.count(")")
+        or bool(_OPEN_END_RE.search(line.rstrip()))
+    )
 
 
 def pdf_body(pages: Sequence[str], title: str) -> str:

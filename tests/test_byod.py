@@ -142,6 +142,24 @@ def test_a_number_keeps_its_unit_across_a_wrapped_pdf_line() -> None:
     assert "\nMONITORING\n" in out  # a heading keeps its own line
 
 
+def test_a_wrapped_line_that_cannot_end_goes_on_even_into_capitals() -> None:
+    text = (
+        "The dose is 20 mg once daily [see Warnings (5.5), USE IN\n"
+        "SPECIFIC POPULATIONS (8.6)].\n"
+        "Give it with water, or with\n"
+        "Food.\n"
+        "It is taken in the following patients:\n"
+        "Adults over 18 years.\n"
+    )
+    out = unwrap_pdf_lines(text).split("\n")
+    assert (
+        "The dose is 20 mg once daily [see Warnings (5.5), USE IN SPECIFIC POPULATIONS (8.6)]."
+        in out
+    )
+    assert "Give it with water, or with Food." in out
+    assert "Adults over 18 years." in out  # a list's introduction ends its line
+
+
 def _write_levetiracetam_pdf(path: Path) -> None:
     byod_devset.write_pdf(
         path,

@@ -151,3 +151,14 @@ def test_a_weight_band_does_not_make_a_dose_line_read_as_an_outcome() -> None:
     ranked = rank(extract_statements([doc]), vocab.facets(question), vocab, question)
     score = {s.statement.text: s for s in ranked}
     assert score[banded].score == score[plain].score, (score[banded].reasons, score[plain].reasons)
+
+
+def test_a_labels_cross_references_are_not_shown_and_the_guard_still_passes() -> None:
+    text = (
+        "The recommended dose of placebrinol is 20 mg twice daily.\n"
+        "For severe renal impairment the dose is 20 mg once daily at bedtime [see Use in "
+        "Specific Populations (8.6) and Clinical Pharmacology (12.3)].\n"
+    )
+    body = _compose("What is the dose of placebrinol?", imported(text)).body
+    assert "20 mg once daily at bedtime." in body, body
+    assert "8.6" not in body and "12.3" not in body, body
