@@ -149,14 +149,16 @@ def test_ingest_builds_the_lexical_index_and_vocabulary(env: dict[str, str], emb
 
 
 def test_the_answer_path_imports_no_langchain_runnables() -> None:
-    """An ask without an LLM composes deterministically: LangChain's runnable and chat-model
-    machinery (~1 s of imports: tracers, langsmith's schemas) loads only for the LLM path,
-    ``as_runnable`` and ``as_retriever``."""
+    """An ask without an LLM composes deterministically: LangChain's runnable, chat-model and
+    text-splitter machinery (~1.5 s of imports: tracers, callbacks, langsmith's schemas) loads
+    only for the LLM path, ``as_runnable``, ``as_retriever``, ``as_langchain`` and chunking."""
     code = (
         "import sys\n"
-        "import assistant.chain, assistant.retrieval, assistant.compose, ingest.store\n"
+        "import assistant.chain, assistant.retrieval, assistant.compose\n"
+        "import ingest.embeddings, ingest.store\n"
         "print(','.join(m for m in ('langchain_core.runnables.base',"
-        " 'langchain_core.language_models.chat_models', 'langsmith') if m in sys.modules))\n"
+        " 'langchain_core.runnables.config', 'langchain_core.language_models.chat_models',"
+        " 'langsmith', 'langchain_text_splitters') if m in sys.modules))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
