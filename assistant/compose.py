@@ -159,8 +159,9 @@ class Statement:
     order: int  # position in the chunk
     span: tuple[int, int] = (-1, -1)  # where the unit is in the chunk's text ((-1, -1): unknown)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Read ~650 times per answer while laying out: made once.
         return f"{self.chunk.chunk_id}:{self.order}"
 
     @cached_property
@@ -350,8 +351,8 @@ def _about_drug(
         # label naming this one in passing ("coadministration with metoprolol") is not.
         return False, False
     # Hyphens split words here, so "azathioprine-based" names azathioprine.
-    low = f" {' '.join(normalise(st.text.replace('-', ' ')))} "
-    mentions = any(f" {' '.join(normalise(a.replace('-', ' ')))} " in low for a in aliases)
+    low = _spaced_words(st.text)
+    mentions = any(_spaced_words(a) in low for a in aliases)
     if mentions:
         return True, True
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
@@ -364,6 +365,21 @@ def _about_drug(
         bases = _label_drugs(tuple(chunk_drugs))
         primary = primary or (bool(bases) and bases[0] in asked)
     return primary and not others, False
+
+
+@lru_cache(maxsize=8192)
+def _spaced_words(text: str) -> str:
+    """The words of ``text``, hyphens split, between spaces (for "is this phrase in it"):
+    asked for every candidate sentence and alias of every answer (the same few hundred
+    texts), so remembered."""
+    return f" {' '.join(normalise(text.replace('-', ' ')))} "
+
+
+@lru_cache(maxsize=8192)
+def _word_set(text: str) -> frozenset[str]:
+    """The sentence's words as a set (ranking compares them with the question's), remembered
+    per sentence text like ``_spaced_words``."""
+    return frozenset(normalise(text))
 
 
 # Salt and hydrate words a label's generic name adds to the active moiety.
@@ -493,7 +509,7 @@ def rank(
                 s.add(w.outcome_figure, "an outcome figure, not a dose")
             if len(set(roles)) >= 3:
                 s.add(w.mixed_roles, f"{len(set(roles))} kinds of figure: a comparison")
-        words = set(normalise(st.text))
+        words = _word_set(st.text)
         shared = len(words & question_tokens)
         s.add(w.question_word, "words of the question", shared)
         if asks_frequency and (
@@ -1012,7 +1028,8 @@ def _section_lines(
 
     pool = [s for s in pool if says_new(s)]
     chosen: list[_Scored] = []
-    groups: set[str] = {s.label for s in ranked if s.statement in builder.used_statements}
+    shown = {id(st) for st in builder.used_statements}
+    groups: set[str] = {s.label for s in ranked if id(s.statement) in shown}
     for first_pass in (True, False):
         for s in pool:
             if len(chosen) >= limit or s in chosen or s.statement.text in seen_text:
@@ -1081,11 +1098,12 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
         # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
+        used = builder.used_keys()
         hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
                 and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
-                and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
+                and s.statement.key not in used and not s.other_dose]  # fmt: skip
         if not hits:
             continue
         best = max(hits, key=lambda s: s.score + w.safety_per_figure * len(s.statement.doses))
