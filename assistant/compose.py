@@ -38,7 +38,7 @@ from assistant.vocabulary import (
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
 from guardrails.drugs import attached_drug, same_drug
-from guardrails.model import Derivation, Passage, Role
+from guardrails.model import Derivation, Passage, Role, fast_constructor
 from guardrails.sentences import sentences
 from guardrails.statements import statements_of
 
@@ -167,7 +167,7 @@ class Statement:
     @cached_property
     def doses(self) -> tuple[str, ...]:
         # Read ~200 times per sentence while ranking and laying out: found once.
-        return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
+        return _doses_in(self.text)
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements)."""
@@ -175,6 +175,17 @@ class Statement:
             return ()
         found = statements_of(self.chunk.passage(0))
         return tuple(s.role for s in found if self.span[0] <= s.span[0] < self.span[1])
+
+
+# Statements are made for every unit of every retrieved chunk of every answer (~70): the
+# frozen dataclass's own __init__ (a setattr per field) cost more than reading the units.
+_statement = fast_constructor(Statement)
+
+
+@lru_cache(maxsize=8192)
+def _doses_in(text: str) -> tuple[str, ...]:
+    """The dose-like figures of a sentence (the same sentences come back answer after answer)."""
+    return tuple(m.group(0) for m in _DOSE_RE.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -289,22 +300,12 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
         own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
-        for order, (unit, at) in enumerate(_split_units(chunk.text)):
-            span = (at, at + len(unit)) if chunk.text.startswith(unit, at) else (-1, -1)
-            ids: list[str] = []
-            for m in MARKER_RE.finditer(unit):
-                ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
-            if not ids and own and " | " not in unit:
-                # (A table row without a figure is a header: alone it says nothing.)
-                unit = f"{unit} [@{'; '.join(own)}]"
-                ids = list(own)
-            if not ids:
-                continue
+        for order, unit, text, ids, span in _cited_units(chunk.text, own):
             out.append(
-                Statement(
+                _statement(
                     raw=unit,
-                    text=strip_markers(unit),
-                    source_ids=tuple(ids),
+                    text=text,
+                    source_ids=ids,
                     chunk=chunk,
                     section=section,
                     group=group,
@@ -314,6 +315,28 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
                 )
             )
     return out
+
+
+@lru_cache(maxsize=4096)
+def _cited_units(
+    chunk_text: str, own: tuple[str, ...]
+) -> tuple[tuple[int, str, str, tuple[str, ...], tuple[int, int]], ...]:
+    """(order, raw, text, source ids, span) of each cited unit of a chunk's text. The same
+    chunks come back question after question: each is read once."""
+    out = []
+    for order, (unit, at) in enumerate(_split_units(chunk_text)):
+        span = (at, at + len(unit)) if chunk_text.startswith(unit, at) else (-1, -1)
+        ids: list[str] = []
+        for m in MARKER_RE.finditer(unit):
+            ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
+        if not ids and own and " | " not in unit:
+            # (A table row without a figure is a header: alone it says nothing.)
+            unit = f"{unit} [@{'; '.join(own)}]"
+            ids = list(own)
+        if not ids:
+            continue
+        out.append((order, unit, strip_markers(unit), tuple(ids), span))
+    return tuple(out)
 
 
 def _group_heading(path: Sequence[str]) -> str:
