@@ -301,19 +301,22 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
         group = _group_heading(path)
         own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
         for order, unit, text, ids, span in _cited_units(chunk.text, own):
-            out.append(
-                _statement(
-                    raw=unit,
-                    text=text,
-                    source_ids=ids,
-                    chunk=chunk,
-                    section=section,
-                    group=group,
-                    rank=rank_,
-                    order=order,
-                    span=span,
-                )
+            st = _statement(
+                raw=unit,
+                text=text,
+                source_ids=ids,
+                chunk=chunk,
+                section=section,
+                group=group,
+                rank=rank_,
+                order=order,
+                span=span,
             )
+            # Every statement's key and figures are read: set now, the cached properties'
+            # first-call path (a lock per attribute per statement) showed up in profiles.
+            st.__dict__["key"] = f"{chunk.chunk_id}:{order}"
+            st.__dict__["doses"] = _doses_in(text)
+            out.append(st)
     return out
 
 
@@ -356,12 +359,17 @@ class _Scored:
     label: str = ""
     other_dose: bool = False  # its figures are another drug's dose (a companion steroid)
     strong: bool = False  # contains most of the question's distinctive words ("steady state")
-    reasons: list[str] = field(default_factory=list)
+    # (why, points); worded by ``worded_reasons`` for the few statements an answer shows
+    # (wording every reason of every ranked statement cost more than scoring them).
+    reasons: list[tuple[str, float]] = field(default_factory=list)
 
     def add(self, weight: float, why: str, times: float = 1.0) -> None:
         if weight and times:
             self.score += weight * times
-            self.reasons.append(f"{why} ({weight * times:+.1f})")
+            self.reasons.append((why, weight * times))
+
+    def worded_reasons(self) -> tuple[str, ...]:
+        return tuple(f"{why} ({points:+.1f})" for why, points in self.reasons)
 
 
 def _about_drug(
@@ -488,6 +496,7 @@ def rank(
     # "ACR 2024 oral prednisone dose", "dose on day one per SmPC": the source the question names.
     asked_sources = [rx for rx in clinical().source_patterns if rx.search(question)]
     w = weights
+    fits = {"match": w.indication_match, "neutral": w.indication_neutral, "weak": w.indication_weak}
     scored: list[_Scored] = []
     for st in statements:
         relevant, mentions = _about_drug(st, drug, vocab, aliases)
@@ -500,11 +509,6 @@ def rank(
         s.add(w.retrieval, f"retrieval rank {st.rank + 1}", 1.0 / (1 + st.rank))
         if mentions:
             s.add(w.names_drug, f"names {drug}")
-        fits = {
-            "match": w.indication_match,
-            "neutral": w.indication_neutral,
-            "weak": w.indication_weak,
-        }
         s.add(fits.get(fit, 0.0), f"indication {fit}")
         if st.section in asked:
             s.add(w.asked_section, f"{st.section}: the section asked")
@@ -771,7 +775,7 @@ class _Builder:
                 text=st.text,
                 source=path,
                 score=round(s.score, 2),
-                reasons=tuple(s.reasons),
+                reasons=s.worded_reasons(),
             )  # fmt: skip
         )
 
