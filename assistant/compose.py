@@ -40,7 +40,6 @@ from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, 
 from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, Passage, Role, fast_constructor
 from guardrails.sentences import sentences
-from guardrails.statements import statements_of
 
 __all__ = [
     "WEIGHTS",
@@ -173,9 +172,13 @@ class Statement:
         """The guard's role of each figure of this sentence, in order (its dose statements)."""
         if self.span[0] < 0:
             return ()
-        found = statements_of(self.chunk.passage(0))
+        found = self.chunk.statements
         return tuple(s.role for s in found if self.span[0] <= s.span[0] < self.span[1])
 
+
+# The plain wording of a sentence depends only on it and its document's drugs: the same
+# sentences are shown answer after answer, so each is worded once.
+_plain_wording = lru_cache(maxsize=8192)(plain_wording)
 
 # Statements are made for every unit of every retrieved chunk of every answer (~70): the
 # frozen dataclass's own __init__ (a setattr per field) cost more than reading the units.
@@ -759,7 +762,7 @@ class _Builder:
         self.numbering.cite(st)
         # A fragment (``raw``) continues a sentence the layout started: no capital for it.
         drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
-        wording = plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
+        wording = _plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
         text = replace_markers(wording, st.chunk, self.numbering)
         return _patientise(text, self.audience)
 
@@ -918,7 +921,7 @@ def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str
 def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     """(lead, rest) of a statement in plain wording, rest rendered with its [n] and tag."""
     drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
-    lead, rest = split_lead(plain_wording(st.raw, drugs=drugs))
+    lead, rest = split_lead(_plain_wording(st.raw, drugs=drugs))
     return lead, builder.statement(st, rest if lead else None)
 
 
