@@ -612,13 +612,20 @@ def _distinctive(
 
 def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     """Is the statement's first dose attached to a drug the question does not ask about?"""
-    first = _DOSE_RE.search(text)
-    if first is None:
-        return False
-    named = attached_drug(text, first.span(), tuple(vocab.drugs))
+    named = _first_dose_drug(text, tuple(vocab.drugs))
     if named is None:
         return False
     return not any(named == d or named in vocab.aliases_of(d) for d in facets.drugs)
+
+
+@lru_cache(maxsize=8192)
+def _first_dose_drug(text: str, drugs: tuple[str, ...]) -> str | None:
+    """The drug the sentence's first dose is attached to (None: no dose, or no drug): asked
+    for every dosed candidate sentence of every answer, the same sentences each time."""
+    first = _DOSE_RE.search(text)
+    if first is None:
+        return None
+    return attached_drug(text, first.span(), drugs)
 
 
 def _subject_is(text: str, aliases: Sequence[str]) -> bool:
@@ -631,13 +638,18 @@ def _subject_is(text: str, aliases: Sequence[str]) -> bool:
 def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
     """Is the question's drug the subject of the figures (named before the first dose, with
     no other drug before it)?"""
-    first = _DOSE_RE.search(text)
-    head = text[: first.start()] if first else text
+    head = _before_first_dose(text)
     low = head.lower()
     at = min((low.find(a) for a in aliases if low.find(a) >= 0), default=-1)
     if at < 0:
         return False
     return not (vocab.mentions(head[:at], "drug") - {drug})
+
+
+@lru_cache(maxsize=8192)
+def _before_first_dose(text: str) -> str:
+    first = _DOSE_RE.search(text)
+    return text[: first.start()] if first else text
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -711,6 +723,10 @@ def _source_reference(chunk: RetrievedChunk, source_id: str) -> tuple[str, str]:
     return source_id, ""
 
 
+_REPEATED_N_RE = re.compile(r"(\[(\d+)\])(?:\s*\[\2\])+")
+_N_RE = re.compile(r"\[(\d+)\]")
+
+
 def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> str:
     """``[@a; @b]`` -> ``[n]`` (the passage's one number), then its evidence tag."""
 
@@ -723,8 +739,8 @@ def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> s
 
     text = MARKER_RE.sub(sub, raw).strip()
     # The last marker of the sentence carries the tag, once ("[1][1]" from two markers -> "[1]").
-    text = re.sub(r"(\[(\d+)\])(?:\s*\[\2\])+", r"\1", text)
-    m = list(re.finditer(r"\[(\d+)\]", text))
+    text = _REPEATED_N_RE.sub(r"\1", text)
+    m = list(_N_RE.finditer(text))
     if m:
         last = m[-1]
         tag = numbering.tag(int(last.group(1)), ids)
@@ -1123,13 +1139,13 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
     shown = [st.text for st in builder.used_statements]
     chosen: list[_Scored] = []
     for rx in patterns:
-        if any(rx.search(t) for t in shown):
+        if any(_topic_in(rx, "", t) for t in shown):
             continue  # the answer already says it
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
         # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
         used = builder.used_keys()
-        hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
+        hits = [s for s in ranked if _topic_in(rx, s.statement.chunk.section, s.statement.text)
                 and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
@@ -1142,6 +1158,13 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         if len(chosen) >= vocab.safety_lines:
             break
     return chosen
+
+
+@lru_cache(maxsize=16384)
+def _topic_in(rx: re.Pattern[str], section: str, text: str) -> bool:
+    """Does the safety topic ``rx`` appear in the sentence (or its section heading)? Asked for
+    every topic and every ranked sentence of every answer: the same few hundred, remembered."""
+    return rx.search(f"{section} {text}" if section else text) is not None
 
 
 def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:
