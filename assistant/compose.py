@@ -379,14 +379,13 @@ def _about_drug(
     st: Statement, drug: str, vocab: Vocabulary, aliases: Sequence[str]
 ) -> tuple[bool, bool]:
     """(relevant, mentions): is the statement about the question's drug?"""
-    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
+    chunk_drugs = _lowered(tuple(st.chunk.metadata.get("drugs", ())))
     if drug and is_imported(st.chunk) and drug not in chunk_drugs:
         # An imported document is a source only on the drugs it is about: another drug's
         # label naming this one in passing ("coadministration with metoprolol") is not.
         return False, False
     # Hyphens split words here, so "azathioprine-based" names azathioprine.
-    low = _spaced_words(st.text)
-    mentions = any(_spaced_words(a) in low for a in aliases)
+    mentions = _names_any(st.text, tuple(aliases))
     if mentions:
         return True, True
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
@@ -396,9 +395,22 @@ def _about_drug(
         # the question names; reduced to moieties, a single-drug label is about that one drug. A
         # combination label's unnamed sentence stays its first drug's (it may be the other's).
         asked = {drug, *_label_drugs((drug,))}
-        bases = _label_drugs(tuple(chunk_drugs))
+        bases = _label_drugs(chunk_drugs)
         primary = primary or (bool(bases) and bases[0] in asked)
     return primary and not others, False
+
+
+@lru_cache(maxsize=1024)
+def _lowered(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.lower() for n in names)
+
+
+@lru_cache(maxsize=16384)
+def _names_any(text: str, aliases: tuple[str, ...]) -> bool:
+    """Does the sentence name the drug by one of its aliases? The same sentences and drugs
+    come back answer after answer: remembered."""
+    low = _spaced_words(text)
+    return any(_spaced_words(a) in low for a in aliases)
 
 
 @lru_cache(maxsize=8192)
