@@ -1086,8 +1086,9 @@ def _section_lines(
 
     pool = [s for s in pool if says_new(s)]
     chosen: list[_Scored] = []
-    shown = {id(st) for st in builder.used_statements}
-    groups: set[str] = {s.label for s in ranked if id(s.statement) in shown}
+    # (The sub-topics shown so far: a statement's label is a function of its text and heading,
+    # so its key finds it without a pass over every ranked statement per section.)
+    groups: set[str] = {labels[st.key] for st in builder.used_statements if st.key in labels}
     for first_pass in (True, False):
         for s in pool:
             if len(chosen) >= limit or s in chosen or s.statement.text in seen_text:
