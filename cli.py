@@ -135,15 +135,21 @@ def _dry_run(targets: list[str], labels: list[str], chunk_size: int) -> None:
 
 def _prepare_for_questions(settings: Settings, embedder: object) -> None:
     """Right after an ingest: the query model's ONNX export (made once, from the local model
-    files) and the new generation's lexical index and vocabulary, so that the first question
-    after a large import waits for none of them. Neither failing fails the ingest."""
+    files), the drug lexicon's cached table and the new generation's lexical index and
+    vocabulary, so that the first question after a large import waits for none of them. None
+    of them failing fails the ingest."""
     from assistant.retrieval import HybridRetriever
+    from ingest.lexicon import default_lexicon
     from ingest.store import open_index
 
     try:
         embedder.export_query_model()  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - queries then run on torch: same vectors, slower
         typer.echo(f"note: queries will use torch (no ONNX export: {type(exc).__name__})", err=True)
+    try:
+        default_lexicon().prepare()
+    except Exception as exc:  # noqa: BLE001 - the first question reads the package instead
+        typer.echo(f"warning: drug lexicon not prepared ({type(exc).__name__}: {exc})", err=True)
     try:
         index = open_index(settings.store, embedder)  # type: ignore[arg-type]
         HybridRetriever(index, embedder, data_dir=settings.data_dir).prepare()  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ _WHERE = {
     "UnknownBackendError": "assistant.errors",
     "get_backend": "assistant.backends",
     "HybridRetriever": "assistant.retrieval",
-    "LangChainHybridRetriever": "assistant.retrieval",
+    "LangChainHybridRetriever": "assistant.langchain_retriever",
     "QueryFacets": "assistant.vocabulary",
     "Vocabulary": "assistant.vocabulary",
 }

@@ -15,12 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableLambda
+from typing import TYPE_CHECKING, Any
 
 from assistant.compose import (
     CitedSource,
@@ -31,7 +26,7 @@ from assistant.compose import (
     suggest_followups,
 )
 from assistant.model import AnswerResult, Citation, ClaimView, RetrievedChunk
-from assistant.retrieval import HybridRetriever, LangChainHybridRetriever
+from assistant.retrieval import HybridRetriever
 from assistant.vocabulary import (
     QueryFacets,
     Vocabulary,
@@ -46,6 +41,15 @@ from guardrails.errors import PatientInputError
 from guardrails.model import AnswerVerdict, Passage, PatientContext
 from ingest.lexicon import default_lexicon
 from ingest.statements import StatementStore
+
+if TYPE_CHECKING:
+    # LangChain's runnable and chat-model classes cost ~1 s to import (its tracers and
+    # langsmith's schemas); only the LLM path and ``as_runnable`` need them, so they are
+    # imported there, and a CLI ask without an LLM never pays for them.
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.runnables import Runnable
+
+    from assistant.langchain_retriever import LangChainHybridRetriever
 
 __all__ = ["MAX_DRAFT_CHARS", "MAX_QUESTION_CHARS", "Assistant", "History", "Turn", "as_turns"]
 
@@ -162,16 +166,10 @@ class Assistant:
         self.retriever = HybridRetriever(index, embedder, data_dir=data_dir)
         self._vocab: tuple[str, Vocabulary] | None = None
         self._vocab_lock = threading.Lock()
-        # The same three steps as a LangChain runnable, for composing into other chains and
-        # tracing with LangChain callbacks (``as_runnable``). ``ask`` calls the steps itself:
-        # invoking RunnableLambdas cost ~1.5 ms of config and callback plumbing per question
-        # (bench/: a tenth of a new question's ask at 1k chunks), for callbacks nobody set.
-        self._chain = (
-            RunnableLambda(self._prepare, name="prepare")
-            | RunnableLambda(self._retrieve, name="retrieve")
-            | RunnableLambda(self._answer, name="compose_and_guard")
-        )
         if llm is not None:
+            from langchain_core.output_parsers import StrOutputParser
+            from langchain_core.prompts import ChatPromptTemplate
+
             self._llm_chain = (
                 ChatPromptTemplate.from_messages(
                     [("system", SYSTEM_PROMPT), ("human", HUMAN_PROMPT)]
@@ -212,10 +210,21 @@ class Assistant:
 
     def as_runnable(self) -> Runnable[Any, AnswerResult]:
         """``ask`` as a LangChain runnable over a question string: the same steps, with
-        LangChain's callbacks and tracing around each."""
-        return RunnableLambda(_question_state, name="question") | self._chain
+        LangChain's callbacks and tracing around each. ``ask`` calls the steps itself:
+        invoking RunnableLambdas cost ~1.5 ms of config and callback plumbing per question
+        (bench/: a tenth of a new question's ask at 1k chunks), for callbacks nobody set."""
+        from langchain_core.runnables import RunnableLambda
+
+        return (
+            RunnableLambda(_question_state, name="question")
+            | RunnableLambda(self._prepare, name="prepare")
+            | RunnableLambda(self._retrieve, name="retrieve")
+            | RunnableLambda(self._answer, name="compose_and_guard")
+        )
 
     def as_retriever(self) -> LangChainHybridRetriever:
+        from assistant.langchain_retriever import LangChainHybridRetriever
+
         return LangChainHybridRetriever(
             hybrid=self.retriever, vocabulary=lambda: self.vocabulary, k=self.k
         )

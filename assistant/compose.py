@@ -38,9 +38,8 @@ from assistant.vocabulary import (
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
 from guardrails.drugs import attached_drug, same_drug
-from guardrails.model import Derivation, DoseStatement, Passage, Role
+from guardrails.model import Derivation, DoseStatement, Passage, Role, fast_constructor
 from guardrails.sentences import sentences
-from guardrails.statements import statements_of
 
 __all__ = [
     "WEIGHTS",
@@ -159,14 +158,15 @@ class Statement:
     order: int  # position in the chunk
     span: tuple[int, int] = (-1, -1)  # where the unit is in the chunk's text ((-1, -1): unknown)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Read ~650 times per answer while laying out: made once.
         return f"{self.chunk.chunk_id}:{self.order}"
 
     @cached_property
     def doses(self) -> tuple[str, ...]:
         # Read ~200 times per sentence while ranking and laying out: found once.
-        return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
+        return _doses_in(self.text)
 
     @cached_property
     def dose_facts(self) -> frozenset[object]:
@@ -195,8 +195,23 @@ class Statement:
     def _dose_statements(self) -> tuple[DoseStatement, ...]:
         if self.span[0] < 0:
             return ()
-        found = statements_of(self.chunk.passage(0))
+        found = self.chunk.statements
         return tuple(s for s in found if self.span[0] <= s.span[0] < self.span[1])
+
+
+# The plain wording of a sentence depends only on it and its document's drugs: the same
+# sentences are shown answer after answer, so each is worded once.
+_plain_wording = lru_cache(maxsize=8192)(plain_wording)
+
+# Statements are made for every unit of every retrieved chunk of every answer (~70): the
+# frozen dataclass's own __init__ (a setattr per field) cost more than reading the units.
+_statement = fast_constructor(Statement)
+
+
+@lru_cache(maxsize=8192)
+def _doses_in(text: str) -> tuple[str, ...]:
+    """The dose-like figures of a sentence (the same sentences come back answer after answer)."""
+    return tuple(m.group(0) for m in _DOSE_RE.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -311,31 +326,46 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
         section = answer_section(path, chunk.text)
         group = _group_heading(path)
         own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
-        for order, (unit, at) in enumerate(_split_units(chunk.text)):
-            span = (at, at + len(unit)) if chunk.text.startswith(unit, at) else (-1, -1)
-            ids: list[str] = []
-            for m in MARKER_RE.finditer(unit):
-                ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
-            if not ids and own and " | " not in unit:
-                # (A table row without a figure is a header: alone it says nothing.)
-                unit = f"{unit} [@{'; '.join(own)}]"
-                ids = list(own)
-            if not ids:
-                continue
-            out.append(
-                Statement(
-                    raw=unit,
-                    text=strip_markers(unit),
-                    source_ids=tuple(ids),
-                    chunk=chunk,
-                    section=section,
-                    group=group,
-                    rank=rank_,
-                    order=order,
-                    span=span,
-                )
+        for order, unit, text, ids, span in _cited_units(chunk.text, own):
+            st = _statement(
+                raw=unit,
+                text=text,
+                source_ids=ids,
+                chunk=chunk,
+                section=section,
+                group=group,
+                rank=rank_,
+                order=order,
+                span=span,
             )
+            # Every statement's key and figures are read: set now, the cached properties'
+            # first-call path (a lock per attribute per statement) showed up in profiles.
+            st.__dict__["key"] = f"{chunk.chunk_id}:{order}"
+            st.__dict__["doses"] = _doses_in(text)
+            out.append(st)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _cited_units(
+    chunk_text: str, own: tuple[str, ...]
+) -> tuple[tuple[int, str, str, tuple[str, ...], tuple[int, int]], ...]:
+    """(order, raw, text, source ids, span) of each cited unit of a chunk's text. The same
+    chunks come back question after question: each is read once."""
+    out = []
+    for order, (unit, at) in enumerate(_split_units(chunk_text)):
+        span = (at, at + len(unit)) if chunk_text.startswith(unit, at) else (-1, -1)
+        ids: list[str] = []
+        for m in MARKER_RE.finditer(unit):
+            ids.extend(i for i in _marker_ids(m.group(1)) if i not in ids)
+        if not ids and own and " | " not in unit:
+            # (A table row without a figure is a header: alone it says nothing.)
+            unit = f"{unit} [@{'; '.join(own)}]"
+            ids = list(own)
+        if not ids:
+            continue
+        out.append((order, unit, strip_markers(unit), tuple(ids), span))
+    return tuple(out)
 
 
 def _group_heading(path: Sequence[str]) -> str:
@@ -355,19 +385,24 @@ class _Scored:
     label: str = ""
     other_dose: bool = False  # its figures are another drug's dose (a companion steroid)
     strong: bool = False  # contains most of the question's distinctive words ("steady state")
-    reasons: list[str] = field(default_factory=list)
+    # (why, points); worded by ``worded_reasons`` for the few statements an answer shows
+    # (wording every reason of every ranked statement cost more than scoring them).
+    reasons: list[tuple[str, float]] = field(default_factory=list)
 
     def add(self, weight: float, why: str, times: float = 1.0) -> None:
         if weight and times:
             self.score += weight * times
-            self.reasons.append(f"{why} ({weight * times:+.1f})")
+            self.reasons.append((why, weight * times))
+
+    def worded_reasons(self) -> tuple[str, ...]:
+        return tuple(f"{why} ({points:+.1f})" for why, points in self.reasons)
 
 
 def _about_drug(
     st: Statement, drug: str, vocab: Vocabulary, aliases: Sequence[str]
 ) -> tuple[bool, bool]:
     """(relevant, mentions): is the statement about the question's drug?"""
-    chunk_drugs = [d.lower() for d in st.chunk.metadata.get("drugs", ())]
+    chunk_drugs = _lowered(tuple(st.chunk.metadata.get("drugs", ())))
     if drug and is_imported(st.chunk) and drug not in chunk_drugs:
         # An imported document is a source only on the drugs it is about: another drug's
         # label naming this one in passing ("coadministration with metoprolol") is not.
@@ -377,8 +412,7 @@ def _about_drug(
         # buprenorphine (8-32 mg)" in a buprenorphine/naloxone label is about the product.
         aliases = (*aliases, *_ingredients(drug))
     # Hyphens split words here, so "azathioprine-based" names azathioprine.
-    low = f" {' '.join(normalise(st.text.replace('-', ' ')))} "
-    mentions = any(f" {' '.join(normalise(a.replace('-', ' ')))} " in low for a in aliases)
+    mentions = _names_any(st.text, tuple(aliases))
     if mentions:
         return True, True
     primary = bool(chunk_drugs) and chunk_drugs[0] == drug
@@ -388,7 +422,7 @@ def _about_drug(
         # the question names; reduced to moieties, a single-drug label is about that one drug. A
         # combination label's unnamed sentence stays its first drug's (it may be the other's).
         asked = {drug, *_label_drugs((drug,))}
-        bases = _label_drugs(tuple(chunk_drugs))
+        bases = _label_drugs(chunk_drugs)
         primary = primary or (bool(bases) and bases[0] in asked)
     return primary and not others, False
 
@@ -396,6 +430,34 @@ def _about_drug(
 def _ingredients(drug: str) -> tuple[str, ...]:
     """A combination's ingredients ("buprenorphine/naloxone" -> both); () for a single drug."""
     return tuple(p.strip() for p in drug.split("/") if p.strip()) if "/" in drug else ()
+
+
+@lru_cache(maxsize=1024)
+def _lowered(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.lower() for n in names)
+
+
+@lru_cache(maxsize=16384)
+def _names_any(text: str, aliases: tuple[str, ...]) -> bool:
+    """Does the sentence name the drug by one of its aliases? The same sentences and drugs
+    come back answer after answer: remembered."""
+    low = _spaced_words(text)
+    return any(_spaced_words(a) in low for a in aliases)
+
+
+@lru_cache(maxsize=8192)
+def _spaced_words(text: str) -> str:
+    """The words of ``text``, hyphens split, between spaces (for "is this phrase in it"):
+    asked for every candidate sentence and alias of every answer (the same few hundred
+    texts), so remembered."""
+    return f" {' '.join(normalise(text.replace('-', ' ')))} "
+
+
+@lru_cache(maxsize=8192)
+def _word_set(text: str) -> frozenset[str]:
+    """The sentence's words as a set (ranking compares them with the question's), remembered
+    per sentence text like ``_spaced_words``."""
+    return frozenset(normalise(text))
 
 
 # Salt and hydrate words a label's generic name adds to the active moiety.
@@ -481,6 +543,7 @@ def rank(
     # "ACR 2024 oral prednisone dose", "dose on day one per SmPC": the source the question names.
     asked_sources = [rx for rx in clinical().source_patterns if rx.search(question)]
     w = weights
+    fits = {"match": w.indication_match, "neutral": w.indication_neutral, "weak": w.indication_weak}
     scored: list[_Scored] = []
     for st in statements:
         relevant, mentions = _about_drug(st, drug, vocab, aliases)
@@ -493,11 +556,6 @@ def rank(
         s.add(w.retrieval, f"retrieval rank {st.rank + 1}", 1.0 / (1 + st.rank))
         if mentions:
             s.add(w.names_drug, f"names {drug}")
-        fits = {
-            "match": w.indication_match,
-            "neutral": w.indication_neutral,
-            "weak": w.indication_weak,
-        }
         s.add(fits.get(fit, 0.0), f"indication {fit}")
         if st.section in asked:
             s.add(w.asked_section, f"{st.section}: the section asked")
@@ -525,7 +583,7 @@ def rank(
                 s.add(w.outcome_figure, "an outcome figure, not a dose")
             if len(set(roles)) >= 3:
                 s.add(w.mixed_roles, f"{len(set(roles))} kinds of figure: a comparison")
-        words = set(normalise(st.text))
+        words = _word_set(st.text)
         shared = len(words & question_tokens)
         s.add(w.question_word, "words of the question", shared)
         if asks_frequency and (
@@ -598,10 +656,7 @@ def _distinctive(
 
 def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     """Is the statement's first dose attached to a drug the question does not ask about?"""
-    first = _DOSE_RE.search(text)
-    if first is None:
-        return False
-    named = attached_drug(text, first.span(), tuple(vocab.drugs))
+    named = _first_dose_drug(text, tuple(vocab.drugs))
     if named is None:
         return False
     # An ingredient of an asked combination is the asked product's ("placebrinol 8 to 32 mg" of
@@ -609,6 +664,16 @@ def _other_drug_dose(text: str, facets: QueryFacets, vocab: Vocabulary) -> bool:
     return not any(
         named == d or named in vocab.aliases_of(d) or named in _ingredients(d) for d in facets.drugs
     )
+
+
+@lru_cache(maxsize=8192)
+def _first_dose_drug(text: str, drugs: tuple[str, ...]) -> str | None:
+    """The drug the sentence's first dose is attached to (None: no dose, or no drug): asked
+    for every dosed candidate sentence of every answer, the same sentences each time."""
+    first = _DOSE_RE.search(text)
+    if first is None:
+        return None
+    return attached_drug(text, first.span(), drugs)
 
 
 def _subject_is(text: str, aliases: Sequence[str]) -> bool:
@@ -621,13 +686,18 @@ def _subject_is(text: str, aliases: Sequence[str]) -> bool:
 def _leads(text: str, aliases: Sequence[str], vocab: Vocabulary, drug: str) -> bool:
     """Is the question's drug the subject of the figures (named before the first dose, with
     no other drug before it)?"""
-    first = _DOSE_RE.search(text)
-    head = text[: first.start()] if first else text
+    head = _before_first_dose(text)
     low = head.lower()
     at = min((low.find(a) for a in aliases if low.find(a) >= 0), default=-1)
     if at < 0:
         return False
     return not (vocab.mentions(head[:at], "drug") - {drug})
+
+
+@lru_cache(maxsize=8192)
+def _before_first_dose(text: str) -> str:
+    first = _DOSE_RE.search(text)
+    return text[: first.start()] if first else text
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -701,6 +771,10 @@ def _source_reference(chunk: RetrievedChunk, source_id: str) -> tuple[str, str]:
     return source_id, ""
 
 
+_REPEATED_N_RE = re.compile(r"(\[(\d+)\])(?:\s*\[\2\])+")
+_N_RE = re.compile(r"\[(\d+)\]")
+
+
 def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> str:
     """``[@a; @b]`` -> ``[n]`` (the passage's one number), then its evidence tag."""
 
@@ -713,8 +787,8 @@ def replace_markers(raw: str, chunk: RetrievedChunk, numbering: _Numbering) -> s
 
     text = MARKER_RE.sub(sub, raw).strip()
     # The last marker of the sentence carries the tag, once ("[1][1]" from two markers -> "[1]").
-    text = re.sub(r"(\[(\d+)\])(?:\s*\[\2\])+", r"\1", text)
-    m = list(re.finditer(r"\[(\d+)\]", text))
+    text = _REPEATED_N_RE.sub(r"\1", text)
+    m = list(_N_RE.finditer(text))
     if m:
         last = m[-1]
         tag = numbering.tag(int(last.group(1)), ids)
@@ -752,7 +826,7 @@ class _Builder:
         self.numbering.cite(st)
         # A fragment (``raw``) continues a sentence the layout started: no capital for it.
         drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
-        wording = plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
+        wording = _plain_wording(raw or st.raw, sentence_start=raw is None, drugs=drugs)
         text = replace_markers(wording, st.chunk, self.numbering)
         return _patientise(text, self.audience)
 
@@ -768,7 +842,7 @@ class _Builder:
                 text=st.text,
                 source=path,
                 score=round(s.score, 2),
-                reasons=tuple(s.reasons),
+                reasons=s.worded_reasons(),
             )  # fmt: skip
         )
 
@@ -911,7 +985,7 @@ def _topic(s: _Scored, facets: QueryFacets, vocab: Vocabulary, lead: str) -> str
 def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     """(lead, rest) of a statement in plain wording, rest rendered with its [n] and tag."""
     drugs = tuple(str(d) for d in st.chunk.metadata.get("drugs", ()))
-    lead, rest = split_lead(plain_wording(st.raw, drugs=drugs))
+    lead, rest = split_lead(_plain_wording(st.raw, drugs=drugs))
     return lead, builder.statement(st, rest if lead else None)
 
 
@@ -1057,7 +1131,9 @@ def _section_lines(
 
     pool = [s for s in pool if says_new(s)]
     chosen: list[_Scored] = []
-    groups: set[str] = {s.label for s in ranked if s.statement in builder.used_statements}
+    # (The sub-topics shown so far: a statement's label is a function of its text and heading,
+    # so its key finds it without a pass over every ranked statement per section.)
+    groups: set[str] = {labels[st.key] for st in builder.used_statements if st.key in labels}
     for first_pass in (True, False):
         for s in pool:
             if len(chosen) >= limit or s in chosen or s.statement.text in seen_text:
@@ -1129,16 +1205,17 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
     shown = [st.text for st in builder.used_statements]
     chosen: list[_Scored] = []
     for rx in patterns:
-        if any(rx.search(t) for t in shown):
+        if any(_topic_in(rx, "", t) for t in shown):
             continue  # the answer already says it
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
         # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
-        hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
+        used = builder.used_keys()
+        hits = [s for s in ranked if _topic_in(rx, s.statement.chunk.section, s.statement.text)
                 and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
-                and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
+                and s.statement.key not in used and not s.other_dose]  # fmt: skip
         if not hits:
             continue
         best = max(hits, key=lambda s: s.score + w.safety_per_figure * len(s.statement.doses))
@@ -1147,6 +1224,13 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         if len(chosen) >= vocab.safety_lines:
             break
     return chosen
+
+
+@lru_cache(maxsize=16384)
+def _topic_in(rx: re.Pattern[str], section: str, text: str) -> bool:
+    """Does the safety topic ``rx`` appear in the sentence (or its section heading)? Asked for
+    every topic and every ranked sentence of every answer: the same few hundred, remembered."""
+    return rx.search(f"{section} {text}" if section else text) is not None
 
 
 def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from guardrails.model import Passage
+from guardrails.model import DoseStatement, Passage
 
 __all__ = ["AnswerResult", "Citation", "ClaimView", "Explanation", "RetrievedChunk"]
 
@@ -34,6 +35,14 @@ class RetrievedChunk:
             evidence=tuple((s.id, s.kind) for s in m.get("sources", ()) if hasattr(s, "kind")),
             doc_kind=str(m.get("doc_kind", "")),
         )
+
+    @cached_property
+    def statements(self) -> tuple[DoseStatement, ...]:
+        """The guard's dose statements of this chunk (``statements_of(passage(0))``), found
+        once per chunk: the composer asks for them for every candidate sentence."""
+        from guardrails.statements import statements_of
+
+        return statements_of(self.passage(0))
 
 
 @dataclass(frozen=True)

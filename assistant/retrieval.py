@@ -30,10 +30,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import QueryFacets, Vocabulary, answer_section, normalise
@@ -41,7 +37,6 @@ from ingest.model import Chunk
 
 __all__ = [
     "HybridRetriever",
-    "LangChainHybridRetriever",
     "Retrieval",
     "lexical_tokens",
     "query_cache_key",
@@ -710,33 +705,11 @@ def _section_fits(chunk: Chunk, facets: QueryFacets, wanted: frozenset[str] | No
     return _chunk_section(tuple(chunk.section_path)) in sections
 
 
-class LangChainHybridRetriever(BaseRetriever):
-    """The hybrid retriever as a LangChain ``BaseRetriever`` (documents carry the
-    ``RetrievedChunk`` in ``metadata['retrieved']``)."""
+def __getattr__(name: str) -> Any:
+    # The LangChain retriever lives in its own module: importing LangChain's retriever base
+    # costs ~0.5 s (runnables, tracers, langsmith), which an ask without LangChain never needs.
+    if name == "LangChainHybridRetriever":
+        from assistant.langchain_retriever import LangChainHybridRetriever
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    hybrid: Any
-    vocabulary: Callable[[], Vocabulary]
-    k: int = 8
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[LCDocument]:
-        vocabulary = self.vocabulary()
-        retrieval = self.hybrid.retrieve(query, vocabulary.facets(query), vocabulary, k=self.k)
-        return [
-            LCDocument(
-                page_content=rc.text,
-                id=rc.chunk_id,
-                metadata={
-                    "chunk_id": rc.chunk_id,
-                    "doc_id": rc.doc_id,
-                    "title": rc.title,
-                    "section": rc.section,
-                    "score": rc.score,
-                    "retrieved": rc,
-                },
-            )
-            for rc in retrieval.chunks
-        ]
+        return LangChainHybridRetriever
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -609,12 +609,15 @@ class Vocabulary:
                 i += 1
         return found
 
-    def indication_matches(self, corpus_indication: str, facet: str) -> bool:
-        """Does a chunk's indication cover the question's? ("lupus" covers lupus nephritis)."""
+    @staticmethod
+    @lru_cache(maxsize=8192)
+    def indication_matches(corpus_indication: str, facet: str) -> bool:
+        """Does a chunk's indication cover the question's? ("lupus" covers lupus nephritis)
+        A function of the two names only, asked for every candidate sentence: remembered."""
         words = " ".join(normalise(corpus_indication))
         if not words:
             return False
-        if words == facet or self._canonical_indication(words) == facet:
+        if words == facet or Vocabulary._canonical_indication(words) == facet:
             return True
         padded = f" {words} "
         return any(

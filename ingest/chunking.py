@@ -12,8 +12,6 @@ import hashlib
 import re
 from collections.abc import Iterator
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from ingest.citations import cited_source_ids
 from ingest.model import Chunk, Document
 
@@ -71,6 +69,10 @@ def _pieces(text: str, chunk_size: int) -> Iterator[tuple[int, int]]:
     if len(stripped) <= chunk_size:
         yield lead, lead + len(stripped)
         return
+    # Imported here: the text splitter (and LangChain's document classes under it) costs ~0.3 s
+    # to import, and the store imports this module for every question, which never splits.
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size,
         chunk_overlap=0,

@@ -32,14 +32,16 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Literal  # noqa: E402
+from typing import TYPE_CHECKING, Any, Literal  # noqa: E402
 
 from chromadb.api.types import Documents, EmbeddingFunction  # noqa: E402
 from chromadb.api.types import Embeddings as ChromaEmbeddings  # noqa: E402
 from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
-from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from ingest.errors import EmbeddingModelError  # noqa: E402
+
+if TYPE_CHECKING:
+    from ingest.langchain_embeddings import LangChainEmbeddings
 
 __all__ = [
     "ChromaEmbeddingFunction",
@@ -200,6 +202,8 @@ class Embedder:
         )
 
     def as_langchain(self) -> LangChainEmbeddings:
+        from ingest.langchain_embeddings import LangChainEmbeddings
+
         return LangChainEmbeddings(self)
 
     def as_chroma(self) -> ChromaEmbeddingFunction:
@@ -381,19 +385,6 @@ def _torch_export(model: Any, path: Path) -> None:
         )
 
 
-class LangChainEmbeddings(Embeddings):
-    """LangChain ``Embeddings`` backed by the same loaded model."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.encode(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embedder.encode_query(text)
-
-
 @register_embedding_function
 class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
     """Chroma embedding function; registered so a collection re-opened from its persisted
@@ -420,3 +411,13 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"
+
+
+def __getattr__(name: str) -> Any:
+    # LangChain's Embeddings base imports its runnable config and callback manager (~0.2 s of
+    # a cold start), which only LangChain callers need: the adapter lives in its own module.
+    if name == "LangChainEmbeddings":
+        from ingest.langchain_embeddings import LangChainEmbeddings
+
+        return LangChainEmbeddings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,17 +6,25 @@ metformin, "Keppra" -> levetiracetam). The project's own table (``guardrails/lex
 goes on top: it keeps our generic naming ("mycophenolate", not "mycophenolate mofetil") and the
 abbreviations clinicians type that the lexicon lacks (MMF, AZA, MTX, HCQ).
 
-Only the package's data file is read (bz2 pickle, ~0.5 s once per process): importing the
-package itself builds an n-gram index we do not use and wires helpers that can reach the
-network (OMOP ids, structure downloads), which must never run here.
+Only the package's data file is read: importing the package itself builds an n-gram index we
+do not use and wires helpers that can reach the network (OMOP ids, structure downloads), which
+must never run here. Reading that file (bz2 pickle) and merging our table into it took ~0.9 s,
+paid by the first question of every process; so the merged table is kept as plain JSON in
+``cache_dir`` (default ``~/.cache/dosewise/lexicon``, ~5 MB, read in ~0.03 s), made from the
+installed package at ingest (``prepare``) or on first use, and made again whenever the package
+file, our table or the format changes (they name the file). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import bz2
+import hashlib
 import importlib.util
+import json
+import os
 import pickle
 import re
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +33,11 @@ from pathlib import Path
 
 from guardrails.lexicon import DRUG_ALIASES
 
-__all__ = ["DrugLexicon", "DrugMention", "default_lexicon"]
+__all__ = ["DEFAULT_CACHE_DIR", "DrugLexicon", "DrugMention", "default_lexicon"]
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dosewise" / "lexicon"
+# Bumped whenever the cached table's content or layout changes, so an older file is never read.
+_CACHE_FORMAT = "1"
 
 _WORD_RE = re.compile(r"[a-z0-9][a-z0-9'’-]*")
 _MAX_WORDS = 4
@@ -47,12 +59,18 @@ class DrugMention:
     generic: str
 
 
-def _package_dictionary() -> dict[str, str]:
-    """variant -> canonical name, from the package's own data file (empty if not installed)."""
+def _package_file() -> Path | None:
+    """The package's data file, or None when the package is not installed."""
     spec = importlib.util.find_spec("drug_named_entity_recognition")
     if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).with_name("drug_ner_dictionary.pkl.bz2")
+
+
+def _package_dictionary(path: Path | None) -> dict[str, str]:
+    """variant -> canonical name, from the package's own data file (empty if not installed)."""
+    if path is None:
         return {}
-    path = Path(spec.origin).with_name("drug_ner_dictionary.pkl.bz2")
     with bz2.open(path, "rb") as fh:
         data = pickle.load(fh)  # noqa: S301 - the package's own shipped data file
     out: dict[str, str] = {}
@@ -62,28 +80,93 @@ def _package_dictionary() -> dict[str, str]:
     return out
 
 
+def _read_table(path: Path) -> dict[str, str] | None:
+    """The cached table, or None when it is missing or not one we wrote (then it is made
+    again from the package)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+        return None
+    table = data.get("table")
+    return table if isinstance(table, dict) else None
+
+
+def _write_table(path: Path, table: dict[str, str]) -> None:
+    """Written to a temporary file and renamed, so a reader never sees half a table; a folder
+    that cannot be written only means the next process reads the package again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": _CACHE_FORMAT, "table": table}, fh, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+
+
 class DrugLexicon:
     """``find(text)`` -> drug mentions (longest match first, no overlaps); ``generic(name)``."""
 
-    def __init__(self, extra: dict[str, str] | None = None, *, use_package: bool = True) -> None:
+    def __init__(
+        self,
+        extra: dict[str, str] | None = None,
+        *,
+        use_package: bool = True,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        """``cache_dir``: where the merged table is kept between processes (see the module
+        docstring); default ``~/.cache/dosewise/lexicon``."""
         self._extra = dict(DRUG_ALIASES) | {k.lower(): v.lower() for k, v in (extra or {}).items()}
         self._use_package = use_package
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
         self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Make the cached table now (at ingest), so that no question waits for the package
+        file. A folder that cannot be written only means each process reads the package."""
+        _ = self._table
+
+    def _cache_file(self, source: Path) -> Path | None:
+        try:
+            stat = source.stat()
+        except OSError:
+            return None
+        key = json.dumps([
+            _CACHE_FORMAT, str(source), stat.st_size, stat.st_mtime_ns,
+            sorted(self._extra.items()), sorted(_NOT_DRUGS),
+        ])  # fmt: skip
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
     @cached_property
     def _table(self) -> dict[str, str]:
         with self._lock:
-            table = _package_dictionary() if self._use_package else {}
-            table = {k: v for k, v in table.items() if k not in _NOT_DRUGS and len(k) >= 4}
-            # Our generic names win: the lexicon's "mycophenolate mofetil" is our mycophenolate.
-            ours = set(self._extra.values())
-            for variant, canonical in table.items():
-                if canonical in self._extra:
-                    table[variant] = self._extra[canonical]
-                elif " " in canonical and canonical.split(" ", 1)[0] in ours:
-                    table[variant] = canonical.split(" ", 1)[0]  # a salt or ester of our drug
-            table.update(self._extra)
+            source = _package_file() if self._use_package else None
+            cached = self._cache_file(source) if source is not None else None
+            table = _read_table(cached) if cached is not None else None
+            if table is None:
+                table = self._merged(_package_dictionary(source))
+                if cached is not None:
+                    _write_table(cached, table)
             return table
+
+    def _merged(self, table: dict[str, str]) -> dict[str, str]:
+        """The package's names without ordinary words, under our generic names, plus ours."""
+        table = {k: v for k, v in table.items() if k not in _NOT_DRUGS and len(k) >= 4}
+        # Our generic names win: the lexicon's "mycophenolate mofetil" is our mycophenolate.
+        ours = set(self._extra.values())
+        for variant, canonical in table.items():
+            if canonical in self._extra:
+                table[variant] = self._extra[canonical]
+            elif " " in canonical and canonical.split(" ", 1)[0] in ours:
+                table[variant] = canonical.split(" ", 1)[0]  # a salt or ester of our drug
+        table.update(self._extra)
+        return table
 
     def generic(self, name: str) -> str | None:
         """The generic name ``name`` stands for, or None when it is no drug we know."""

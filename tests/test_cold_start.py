@@ -146,3 +146,27 @@ def test_ingest_builds_the_lexical_index_and_vocabulary(env: dict[str, str], emb
     vocabulary = retriever.vocabulary()
     assert "azathioprine" in vocabulary.drugs
     assert calls["all_chunks"] == 0  # loaded, not rebuilt from every chunk
+
+
+def test_the_answer_path_imports_no_langchain_runnables() -> None:
+    """An ask without an LLM composes deterministically: LangChain's runnable, chat-model and
+    text-splitter machinery (~1.5 s of imports: tracers, callbacks, langsmith's schemas) loads
+    only for the LLM path, ``as_runnable``, ``as_retriever``, ``as_langchain`` and chunking."""
+    code = (
+        "import sys\n"
+        "import assistant.chain, assistant.retrieval, assistant.compose\n"
+        "import ingest.embeddings, ingest.store\n"
+        "print(','.join(m for m in ('langchain_core.runnables.base',"
+        " 'langchain_core.runnables.config', 'langchain_core.language_models.chat_models',"
+        " 'langsmith', 'langchain_text_splitters') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == ""

@@ -45,6 +45,48 @@ def test_lexicon_without_the_package_still_has_our_table() -> None:
     assert ours.drugs_in("MTX and vancomycin") == ("methotrexate",)
 
 
+def test_lexicon_cached_table_is_the_package_table_and_is_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.lexicon as lexicon_module
+
+    if lexicon_module._package_file() is None:
+        pytest.skip("drug-named-entity-recognition is not installed")
+    first = DrugLexicon(cache_dir=tmp_path)
+    first.prepare()
+    (cached,) = tmp_path.glob("*.json")
+    built = first._table
+
+    # A second process reads the cached table, not the package file, and finds the same drugs.
+    def no_package(path: Any) -> dict[str, str]:
+        raise AssertionError("the package file was read although the cache holds the table")
+
+    monkeypatch.setattr(lexicon_module, "_package_dictionary", no_package)
+    second = DrugLexicon(cache_dir=tmp_path)
+    assert second._table == built
+    text = "Glucophage, vancomycin, Keppra; MMF and CellCept."
+    assert second.find(text) == first.find(text) != []
+    assert second.closest("Metroprolol") == first.closest("Metroprolol") == "metoprolol"
+
+    # Another table of ours is another file: an old one is never read for it.
+    other = DrugLexicon({"zzdrug": "vancomycin"}, cache_dir=tmp_path)
+    monkeypatch.undo()
+    assert other.generic("zzdrug") == "vancomycin"
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+    # A damaged file is made again from the package.
+    cached.write_text("{not json", encoding="utf-8")
+    assert DrugLexicon(cache_dir=tmp_path)._table == built
+
+
+def test_lexicon_works_when_its_cache_folder_cannot_be_written(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("", encoding="utf-8")  # a file where the folder would be
+    lexicon = DrugLexicon(cache_dir=blocked / "lexicon")
+    lexicon.prepare()
+    assert lexicon.generic("Imuran") == "azathioprine"
+
+
 def _ingest(corpus: Path, tmp_path: Path, embedder: Any) -> Any:
     store = StoreConfig(path=str(tmp_path / "data" / "chroma"), collection="stmts")
     return run_ingest([corpus], store, embedder, chunk_size=400, data_dir=tmp_path / "data",

@@ -314,3 +314,20 @@ def test_format_round_trips_through_the_parser(text):
     q = parse_quantities(text)[0]
     again = parse_quantities(format_quantity(q))
     assert len(again) >= 1 and quantities_equivalent(again[0], q), format_quantity(q)
+
+
+def test_unit_factors_are_pints_conversions():
+    """The parser's factor table is written out (pint's registry cost ~0.4 s of every cold
+    start); each factor must be the one pint gives, in the same Decimal form."""
+    import pint
+
+    from guardrails.quantities import UNIT_FACTORS
+
+    ureg = pint.UnitRegistry(non_int_type=Decimal)
+    names = {"mg": "milligram", "g": "gram", "mcg": "microgram", "ng": "nanogram",
+             "mL": "milliliter", "L": "liter"}  # fmt: skip
+    for written, (canonical, factor) in UNIT_FACTORS.items():
+        expected = ureg.Quantity(Decimal(1), names[written]).to(names[canonical]).magnitude
+        expected = Decimal(str(expected)).normalize()
+        assert (factor, str(factor)) == (expected, str(expected)), written
+    assert set(UNIT_FACTORS) == set(names)
