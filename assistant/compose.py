@@ -19,8 +19,8 @@ the passage it came from, so the dose guard can verify it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -38,9 +38,9 @@ from assistant.vocabulary import (
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
 from guardrails.drugs import attached_drug, same_drug
-from guardrails.model import Derivation, Passage, Role
+from guardrails.model import Derivation, DoseStatement, Passage, Role
 from guardrails.sentences import sentences
-from guardrails.statements import statements_of
+from guardrails.statements import asked_scope, statements_of
 
 __all__ = [
     "WEIGHTS",
@@ -168,12 +168,16 @@ class Statement:
         # Read ~200 times per sentence while ranking and laying out: found once.
         return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
 
-    def roles(self) -> tuple[Role, ...]:
-        """The guard's role of each figure of this sentence, in order (its dose statements)."""
+    def typed(self) -> tuple[DoseStatement, ...]:
+        """The guard's dose statements of this sentence's figures, in order."""
         if self.span[0] < 0:
             return ()
         found = statements_of(self.chunk.passage(0))
-        return tuple(s.role for s in found if self.span[0] <= s.span[0] < self.span[1])
+        return tuple(s for s in found if self.span[0] <= s.span[0] < self.span[1])
+
+    def roles(self) -> tuple[Role, ...]:
+        """The guard's role of each figure of this sentence, in order (its dose statements)."""
+        return tuple(s.role for s in self.typed())
 
 
 @dataclass(frozen=True)
@@ -879,15 +883,95 @@ def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     return lead, builder.statement(st, rest if lead else None)
 
 
-def _direct(ranked: list[_Scored], facets: QueryFacets, layout: Any, w: Weights) -> _Scored | None:
+# -- the question's scope ---------------------------------------------------------------------
+# The populations a line is for, beside those its words name: its dose statements' typed
+# population and conditions (a kidney-function rule is for renal impairment).
+_TYPED_POPULATIONS = frozenset({"pediatric", "elderly"})
+_CONDITION_POPULATIONS = {
+    "kidney:impaired": "renal impairment",
+    "liver:impaired": "hepatic impairment",
+}
+# A usual dose (the source gives it no narrower phase) answers a starting or maintenance
+# question; a ceiling question wants the ceiling.
+_USUAL_ANSWERS = frozenset({Role.INITIAL, Role.MAINTENANCE})
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a question narrows its answer to: the role it asks (the guard's reading of the
+    question: starting, maintenance or maximum; None for none or several, "induction and
+    maintenance" asks the regimen), and the populations and indication it names. A dose
+    question naming a role or a population is *narrow*: its answer uses the layout's
+    ``scoped`` row and shows only lines of that role, population and indication."""
+
+    role: Role | None = None
+    populations: frozenset[str] = frozenset()
+    indications: tuple[str, ...] = ()
+    drugs: tuple[str, ...] = ()
+
+    @property
+    def narrow(self) -> bool:
+        return self.role is not None or bool(self.populations)
+
+
+def _scope(question: str, facets: QueryFacets) -> _Scope:
+    role = asked_scope(question).role if facets.intent in _DOSE_INTENTS else None
+    indications = () if facets.broad_indication else facets.indications
+    return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs)
+
+
+def _populations(st: Statement, vocab: Vocabulary) -> set[str]:
+    found = set(vocab.mentions(f"{st.group} {st.text}", "population"))
+    for d in st.typed():
+        if d.population in _TYPED_POPULATIONS:
+            found.add(d.population)
+        found.update(_CONDITION_POPULATIONS[c] for c in d.conditions if c in _CONDITION_POPULATIONS)
+    return found
+
+
+def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
+    """Is the line about what a narrow question asks: a dose of an asked drug (its dose
+    statements' dosed drug; a figure naming none is the asked drug's), the asked indication
+    (when one is named), the asked population (no particular population when none is), a
+    figure of the asked role (its dose statements' roles)?"""
+    if scope.indications and s.indication_fit != "match":
+        return False
+    typed = s.statement.typed()
+    if typed and all(
+        d.drugs and not any(same_drug(d.drugs[0], x) for x in scope.drugs) for d in typed
+    ):
+        return False  # another drug's dose (prednisone monotherapy under an azathioprine question)
+    populations = _populations(s.statement, vocab)
+    if populations.isdisjoint(scope.populations) if scope.populations else populations:
+        return False
+    if scope.role is None:
+        return True
+    roles = {r for d in s.statement.typed() for r in (d.role, *d.also)}
+    if scope.role in roles or (scope.role in _USUAL_ANSWERS and Role.USUAL in roles):
+        return True
+    # Its words name the asked phase as the question does ("up to 5 mg/kg/day on the first
+    # day" is a ceiling of the first day's dose): the guard's reading of phase words, for both.
+    return bool(roles) and asked_scope(s.statement.text).role is scope.role
+
+
+def _direct(
+    ranked: list[_Scored],
+    facets: QueryFacets,
+    layout: Any,
+    w: Weights,
+    fits: Callable[[_Scored], bool] | None = None,
+) -> _Scored | None:
     """The one statement that answers the question: from the layout's direct sections, for the
     asked indication when one is named (every asked indication at once when several are), the
-    drug's own dose for a dose question; then the best score with a little for each figure."""
+    drug's own dose for a dose question, of the asked role and population for a narrow one;
+    then the best score with a little for each figure."""
     pool = [s for s in ranked if s.statement.section in layout.direct]
     if facets.intent in _DOSE_INTENTS:
         pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
     if facets.indications and not facets.broad_indication:
         pool = [s for s in pool if s.indication_fit == "match"] or pool
+    if fits is not None:
+        pool = [s for s in pool if fits(s)] or pool
     if not pool:
         return ranked[0] if ranked else None
 
@@ -965,9 +1049,11 @@ def _section_lines(
     facets: QueryFacets,
     asked: bool,
     w: Weights,
+    fits: Callable[[_Scored], bool] | None = None,
 ) -> list[_Scored]:
     """Up to ``limit`` statements of one section not shown yet: the asked indication's first,
-    one per sub-topic before a second of any, fewer figures first in a section not asked."""
+    one per sub-topic before a second of any, fewer figures first in a section not asked; for a
+    narrow question (``fits``) only the dose lines of its role, population and indication."""
     dose_intent = facets.intent in _DOSE_INTENTS
     # The section a non-dose question asks about lists its statements in full, the direct
     # sentence's among them; elsewhere nothing is said twice.
@@ -984,6 +1070,8 @@ def _section_lines(
 
     pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
                    and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
+    if fits is not None and name in _SCOPED_SECTIONS:
+        pool = [s for s in pool if fits(s)]
     if asked and dose_intent and facets.indications and not facets.broad_indication:
         # The question names an indication: its own doses first, one about the drug in general.
         own = [s for s in pool if s.indication_fit == "match"]
@@ -1057,6 +1145,9 @@ def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
 
 
 _FEW_DRUGS = 3  # a document naming more drugs is an overview (children's doses of six drugs)
+# The sections whose lines a narrow question filters by role, population and indication: the
+# dose sections and the population's own (others show only lines the question's words ask).
+_SCOPED_SECTIONS = frozenset({"Dosing", "Duration", "Special populations"})
 
 
 def _same_words(a: str, b: str) -> bool:
@@ -1080,8 +1171,9 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
             continue  # the answer already says it
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
-        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
-        hits = [s for s in ranked if rx.search(f"{s.statement.chunk.section} {s.statement.text}")
+        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line;
+        # not by the document title ("Azathioprine interactions: allopurinol, ...").
+        hits = [s for s in ranked if rx.search(f"{_headings(s.statement)} {s.statement.text}")
                 and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
@@ -1094,6 +1186,12 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
         if len(chosen) >= vocab.safety_lines:
             break
     return chosen
+
+
+def _headings(st: Statement) -> str:
+    """The headings above a statement, without its document's title."""
+    path = st.chunk.metadata.get("section_path") or st.chunk.section.split(" > ")
+    return " ".join(path[1:])
 
 
 def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:
@@ -1123,10 +1221,24 @@ def compose_answer(
     (disagreement notes, the patient's derived doses)."""
     statements = [s for s in extract_statements(chunks) if s.key not in exclude]
     ranked = rank(statements, facets, vocabulary, question, weights)
-    best = _direct(ranked, facets, clinical().layout(facets.intent), weights)
+    # A question naming a role or a population gets its layout's scoped row: only what it asks.
+    layout = clinical().layout(facets.intent)
+    scope = _scope(question, facets)
+    fits = None
+    if scope.narrow and layout.scoped is not None:
+        layout = layout.scoped
+
+        def fits(s: _Scored) -> bool:
+            return _in_scope(s, scope, vocabulary)
+
+        if scope.populations:
+            # The asked population's own lines may answer it ("do not exceed 1 g twice daily
+            # with a GFR below 25" sits under Special populations).
+            layout = replace(layout, direct=(*layout.direct, "Special populations"))
+
+    best = _direct(ranked, facets, layout, weights, fits)
     if best is None:
         return None
-    layout = clinical().layout(facets.intent)
     builder = _Builder(audience)
     _direct_line(builder, best, ranked, facets, vocabulary, layout)
 
@@ -1159,7 +1271,8 @@ def compose_answer(
     derivations: tuple[Derivation, ...] = ()
     for name in order:
         asked = name in layout.direct
-        items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights)
+        items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights,
+                               fits)  # fmt: skip
         if items:
             builder.heading(name)
         for s in items:
@@ -1249,18 +1362,19 @@ def _patient_block(
         s.statement for s in direct
         if s.statement.doses and s.statement.section == "Dosing" and not s.other_dose
     ]  # fmt: skip
-    if not dose_statements:
+    shown_roles = [r for st in dose_statements for r in st.roles()]
+    if not dose_statements or (shown_roles and not any(r.is_dose for r in shown_roles)):
         # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
-        # leads with other sections; the patient's dose still starts from the best dosing one.
+        # leads with other sections, a ceiling question with the ceiling (which the calculator
+        # does not multiply); the patient's dose still starts from the best dosing one.
         dosing = [
             s
             for s in scored
             if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose
         ]
         fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
-        dose_statements = [
-            s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
-        ]
+        best = [s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]]
+        dose_statements += [st for st in best if st not in dose_statements]
     if derive is not None and dose_statements:
         # The calculator sees the headline doses and the statements that adjust them for this
         # patient (phenotype, co-medication), each numbered as the answer cites it; the guard
