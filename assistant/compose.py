@@ -37,10 +37,11 @@ from assistant.vocabulary import (
     normalise,
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
+from guardrails import parse_quantities
 from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, DoseStatement, Passage, Role
 from guardrails.sentences import sentences
-from guardrails.statements import asked_scope, statements_of
+from guardrails.statements import asked_scope, phenotype_values, statements_of
 
 __all__ = [
     "WEIGHTS",
@@ -137,6 +138,9 @@ class Weights:
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
     direct_tie: float = 0.5  # direct candidates this close count as equal: document order decides
     safety_per_figure: float = -0.5  # per figure, when choosing a safety line (topic, not dose)
+    # Per figure, choosing a safety line under a narrow question (a role or population asked):
+    # there the line is a reminder of the topic, and its figures answer another question.
+    safety_per_figure_narrow: float = -3.0
     strong_extra_lines: int = (
         2  # lines a section adds beyond its layout for the question's own words
     )
@@ -167,6 +171,11 @@ class Statement:
     def doses(self) -> tuple[str, ...]:
         # Read ~200 times per sentence while ranking and laying out: found once.
         return tuple(m.group(0) for m in _DOSE_RE.finditer(self.text))
+
+    @cached_property
+    def figures(self) -> int:
+        """How many numbers the guard reads in it (doses, durations, percentages, ...)."""
+        return len(parse_quantities(self.text))
 
     def typed(self) -> tuple[DoseStatement, ...]:
         """The guard's dose statements of this sentence's figures, in order."""
@@ -900,24 +909,31 @@ _USUAL_ANSWERS = frozenset({Role.INITIAL, Role.MAINTENANCE})
 class _Scope:
     """What a question narrows its answer to: the role it asks (the guard's reading of the
     question: starting, maintenance or maximum; None for none or several, "induction and
-    maintenance" asks the regimen), and the populations and indication it names. A dose
-    question naming a role or a population is *narrow*: its answer uses the layout's
-    ``scoped`` row and shows only lines of that role, population and indication."""
+    maintenance" asks the regimen), and the populations, metaboliser phenotypes and
+    indication it names. A question naming a role, a population or a phenotype is *narrow*:
+    its answer uses the layout's ``scoped`` row and shows only lines of that role, population,
+    phenotype and indication."""
 
     role: Role | None = None
     populations: frozenset[str] = frozenset()
     indications: tuple[str, ...] = ()
     drugs: tuple[str, ...] = ()
+    phenotypes: frozenset[str] = frozenset()
 
     @property
     def narrow(self) -> bool:
-        return self.role is not None or bool(self.populations)
+        return self.role is not None or bool(self.populations or self.phenotypes)
 
 
 def _scope(question: str, facets: QueryFacets) -> _Scope:
-    role = asked_scope(question).role if facets.intent in _DOSE_INTENTS else None
-    indications = () if facets.broad_indication else facets.indications
-    return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs)
+    dose = facets.intent in _DOSE_INTENTS
+    role = asked_scope(question).role if dose else None
+    # The indication decides a regimen; a phenotype's rule holds whatever the indication (the
+    # sentence says "with malignancy", its document lists autoimmune uses).
+    indications = facets.indications if dose and not facets.broad_indication else ()
+    phenotypes = frozenset(p for _, p in facets.phenotypes if p != "normal")
+    return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs,
+                  phenotypes)  # fmt: skip
 
 
 def _populations(st: Statement, vocab: Vocabulary) -> set[str]:
@@ -934,8 +950,8 @@ def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
     statements' dosed drug; a figure naming none is the asked drug's), the asked indication
     (when one is named), the asked population (no particular population when none is), a
     figure of the asked role (its dose statements' roles)?"""
-    if scope.indications and s.indication_fit != "match":
-        return False
+    if scope.indications and s.indication_fit not in ("match", "neutral"):
+        return False  # (a line naming no indication in a general document is for any)
     typed = s.statement.typed()
     if typed and all(
         d.drugs and not any(same_drug(d.drugs[0], x) for x in scope.drugs) for d in typed
@@ -944,6 +960,12 @@ def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
     populations = _populations(s.statement, vocab)
     if populations.isdisjoint(scope.populations) if scope.populations else populations:
         return False
+    if scope.phenotypes:
+        named = phenotype_values(f"{s.statement.group} {s.statement.text}")
+        typed_ph = {c.split(":", 1)[1] for d in typed for c in d.conditions
+                    if c.startswith(("tpmt:", "nudt15:"))}  # fmt: skip
+        if scope.phenotypes.isdisjoint(named | typed_ph):
+            return False  # another phenotype's rule (or none): not what was asked
     if scope.role is None:
         return True
     roles = {r for d in s.statement.typed() for r in (d.role, *d.also)}
@@ -1053,7 +1075,7 @@ def _section_lines(
 ) -> list[_Scored]:
     """Up to ``limit`` statements of one section not shown yet: the asked indication's first,
     one per sub-topic before a second of any, fewer figures first in a section not asked; for a
-    narrow question (``fits``) only the dose lines of its role, population and indication."""
+    narrow question (``fits``) only the lines of its role, population and indication."""
     dose_intent = facets.intent in _DOSE_INTENTS
     # The section a non-dose question asks about lists its statements in full, the direct
     # sentence's among them; elsewhere nothing is said twice.
@@ -1070,7 +1092,7 @@ def _section_lines(
 
     pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
                    and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
-    if fits is not None and name in _SCOPED_SECTIONS:
+    if fits is not None:
         pool = [s for s in pool if fits(s)]
     if asked and dose_intent and facets.indications and not facets.broad_indication:
         # The question names an indication: its own doses first, one about the drug in general.
@@ -1145,9 +1167,6 @@ def _own_document(chunk: RetrievedChunk, drug: str) -> bool:
 
 
 _FEW_DRUGS = 3  # a document naming more drugs is an overview (children's doses of six drugs)
-# The sections whose lines a narrow question filters by role, population and indication: the
-# dose sections and the population's own (others show only lines the question's words ask).
-_SCOPED_SECTIONS = frozenset({"Dosing", "Duration", "Special populations"})
 
 
 def _same_words(a: str, b: str) -> bool:
@@ -1159,9 +1178,13 @@ def _same_words(a: str, b: str) -> bool:
 _SAME_WORDS = 0.6  # share of words two sentences have in common to count as one fact
 
 
-def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weights) -> list[_Scored]:
+def _safety_lines(
+    builder: _Builder, ranked: list[_Scored], drug: str, w: Weights, narrow: bool = False
+) -> list[_Scored]:
     """The drug's fixed safety topics (vocabulary.toml), each by its best-ranked sentence not
-    shown yet; fewer figures first (the topic matters here, not another dose)."""
+    shown yet; fewer figures first (the topic matters here, not another dose), far fewer under
+    a narrow question."""
+    per_figure = w.safety_per_figure_narrow if narrow else w.safety_per_figure
     vocab = clinical()
     patterns = vocab.safety.get(drug, ())
     shown = [st.text for st in builder.used_statements]
@@ -1180,7 +1203,7 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
                 and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
         if not hits:
             continue
-        best = max(hits, key=lambda s: s.score + w.safety_per_figure * len(s.statement.doses))
+        best = max(hits, key=lambda s: s.score + per_figure * s.statement.figures)
         chosen.append(best)
         shown.append(best.statement.text)
         if len(chosen) >= vocab.safety_lines:
@@ -1271,8 +1294,11 @@ def compose_answer(
     derivations: tuple[Derivation, ...] = ()
     for name in order:
         asked = name in layout.direct
+        # A narrow question filters the sections its layout shows; the others still show a
+        # line that answers the question's own words.
+        scoped = fits if (asked or name in lines) else None
         items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights,
-                               fits)  # fmt: skip
+                               scoped)  # fmt: skip
         if items:
             builder.heading(name)
         for s in items:
@@ -1290,7 +1316,7 @@ def compose_answer(
         shown = _in_use_order(builder, ranked)
         derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
 
-    safety = _safety_lines(builder, ranked, facets.drug or "", weights)
+    safety = _safety_lines(builder, ranked, facets.drug or "", weights, fits is not None)
     if safety:
         builder.heading("Safety")
         for s in safety:
