@@ -1077,9 +1077,9 @@ def _section_lines(
     one per sub-topic before a second of any, fewer figures first in a section not asked; for a
     narrow question (``fits``) only the lines of its role, population and indication."""
     dose_intent = facets.intent in _DOSE_INTENTS
-    # The section a non-dose question asks about lists its statements in full, the direct
-    # sentence's among them; elsewhere nothing is said twice.
-    direct = {st.key for st in builder.used_statements[:1]} if asked and not dose_intent else set()
+    # Nothing is said twice: the direct sentence is not listed again, not even in the section
+    # a non-dose question asks about.
+    direct: set[str] = set()  # (kept for the said-once checks below: none is exempt now)
     used = builder.used_keys() - direct
     seen_text = {st.text for st in builder.used_statements if st.key not in direct}
 
