@@ -1292,6 +1292,7 @@ def compose_answer(
         order.remove("Special populations")
         order.insert(min(1, len(order)), "Special populations")
     derivations: tuple[Derivation, ...] = ()
+    block = -1  # where the patient block starts in builder.lines
     for name in order:
         asked = name in layout.direct
         # A narrow question filters the sections its layout shows; the others still show a
@@ -1311,9 +1312,11 @@ def compose_answer(
                 builder.heading(name)
             for note in disagreements:
                 builder.add(f"- {note}")
+            block = len(builder.lines)
             derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
     if "Dosing" not in order and patient is not None:
         shown = _in_use_order(builder, ranked)
+        block = len(builder.lines)
         derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
 
     safety = _safety_lines(builder, ranked, facets.drug or "", weights, fits is not None)
@@ -1328,6 +1331,7 @@ def compose_answer(
         # A lead without a source sentence (a derivation, "no rule found") goes with the other
         # extras when the guard rejects one of them: the chain then answers without them.
         # The patient in front of the clinician comes first: what changes for them, cited.
+        _said_in_lead(builder, block, lead)
         builder.lines[0:0] = [lead, ("", ())]
 
     if audience == "patient":
@@ -1347,6 +1351,28 @@ def compose_answer(
         derivations=derivations,
         explanations=tuple(builder.explanations),
     )
+
+
+def _said_in_lead(builder: _Builder, block: int, lead: tuple[str, tuple[str, ...]]) -> None:
+    """Leave out of the patient block (from ``block`` in the builder's lines) what its bold lead
+    says already: the same source sentence, the same derived dose."""
+    if block < 0:
+        return
+    text, keys = lead
+    end = next((i for i in range(block + 2, len(builder.lines))
+                if builder.lines[i][0] == "" or builder.lines[i][0].startswith("###")),
+               len(builder.lines))  # fmt: skip
+
+    def repeated(line: tuple[str, tuple[str, ...]]) -> bool:
+        body, line_keys = line
+        if line_keys:
+            return set(line_keys) <= set(keys)
+        derived = body.removeprefix("- ").removesuffix(" — within the dose limits")
+        return bool(derived) and derived in text
+
+    kept = [line for line in builder.lines[block + 2 : end] if not repeated(line)]
+    # The heading (a blank line and "### For this patient") goes when nothing is left under it.
+    builder.lines[block:end] = builder.lines[block : block + 2] + kept if kept else []
 
 
 def _patient_block(
@@ -1378,8 +1404,12 @@ def _patient_block(
             if s.statement.section == "Interactions" and comed.lower() in s.statement.text.lower()
         ]
         context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
-    # One line per fact: two passages may word it the same.
-    context = list({st.text: st for st in reversed(context)}.values())[::-1]
+    # One line per fact: two passages may word it the same (or nearly: their source names).
+    unique: list[Statement] = []
+    for st in context:
+        if not any(_same_words(st.text, u.text) for u in unique):
+            unique.append(st)
+    context = unique
 
     lines: list[tuple[str, tuple[str, ...]]] = []
     derivations: tuple[Derivation, ...] = ()
