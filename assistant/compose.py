@@ -137,7 +137,7 @@ class Weights:
     concrete_schedule: float = 0.25  # a figure that is no dose there ("weekly for 8 weeks")
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
     direct_tie: float = 0.5  # direct candidates this close count as equal: document order decides
-    safety_per_figure: float = -0.5  # per figure, when choosing a safety line (topic, not dose)
+    safety_per_figure: float = -0.5  # per dose, when choosing a safety line (topic, not dose)
     # Per figure, choosing a safety line under a narrow question (a role or population asked):
     # there the line is a reminder of the topic, and its figures answer another question.
     safety_per_figure_narrow: float = -3.0
@@ -1184,7 +1184,13 @@ def _safety_lines(
     """The drug's fixed safety topics (vocabulary.toml), each by its best-ranked sentence not
     shown yet; fewer figures first (the topic matters here, not another dose), far fewer under
     a narrow question."""
-    per_figure = w.safety_per_figure_narrow if narrow else w.safety_per_figure
+
+    def figures(s: _Scored) -> float:
+        # Under a narrow question every number counts (durations, percentages too).
+        if narrow:
+            return w.safety_per_figure_narrow * s.statement.figures
+        return w.safety_per_figure * len(s.statement.doses)
+
     vocab = clinical()
     patterns = vocab.safety.get(drug, ())
     shown = [st.text for st in builder.used_statements]
@@ -1203,7 +1209,7 @@ def _safety_lines(
                 and s.statement.key not in builder.used_keys() and not s.other_dose]  # fmt: skip
         if not hits:
             continue
-        best = max(hits, key=lambda s: s.score + per_figure * s.statement.figures)
+        best = max(hits, key=lambda s: s.score + figures(s))
         chosen.append(best)
         shown.append(best.statement.text)
         if len(chosen) >= vocab.safety_lines:
