@@ -822,10 +822,18 @@ def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
             na = builder.numbering.number(sa.chunk, sa.source_ids[0])
             nb = builder.numbering.number(sb.chunk, sb.source_ids[0])
             what = f"{sa.group.lower()}" if sa.group else topic
-            # Two sources of one passage share its [n]: their tags tell them apart.
             ta = builder.numbering.tag(na, sa.source_ids)
             tb = builder.numbering.tag(nb, sb.source_ids)
-            notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
+            if na != nb:
+                notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
+                continue
+            # Two sources of one passage share its [n] ("[1] vs [1]" said nothing): the passage
+            # is cited once, the sources told apart by their evidence kind when it differs.
+            ka, kb = ta.rsplit(" · ", 1)[0], tb.rsplit(" · ", 1)[0]
+            both = builder.numbering.tag(na, (*sa.source_ids, *sb.source_ids))
+            if ka != kb:
+                qa, qb = f"{qa} ({ka})", f"{qb} ({kb})"
+            notes.append(f"Sources differ on {what}: {qa} vs {qb} [{na}] [{both}].")
     return notes
 
 
