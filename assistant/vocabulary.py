@@ -753,6 +753,7 @@ class ClinicalVocabulary:
 
 def _load_clinical(path: Path) -> ClinicalVocabulary:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
+
     def layout_row(row: Mapping[str, Any]) -> Layout:
         scoped = row.get("scoped")
         return Layout(
