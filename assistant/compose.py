@@ -1103,9 +1103,10 @@ def _section_lines(
     if fits is not None:
         pool = [s for s in pool if fits(s)]
     if asked and dose_intent and facets.indications and not facets.broad_indication:
-        # The question names an indication: its own doses first, one about the drug in general.
+        # The question names an indication: its own doses first, one about the drug in general
+        # (never one from a document about another indication only).
         own = [s for s in pool if s.indication_fit == "match"]
-        pool = own + [s for s in pool if s.indication_fit != "match"][: 1 if own else limit]
+        pool = own + [s for s in pool if s.indication_fit == "neutral"][: 1 if own else limit]
     if dose_intent and name == "Dosing":
         # A dose question's dosing lines give doses; a line without one only fills a gap.
         pool = [s for s in pool if s.statement.doses] + [s for s in pool if not s.statement.doses]
