@@ -1281,7 +1281,12 @@ def compose_answer(
     _direct_line(builder, best, ranked, facets, vocabulary, layout)
 
     lines = dict(layout.lines)
-    if len(facets.indications) + facets.broad_indication >= 2:
+    concepts = len(facets.indications) + facets.broad_indication
+    if len(builder.used_statements) > 1 and facets.intent in _DOSE_INTENTS and concepts == 1:
+        # The direct sentence gives the one asked indication's duration: a Duration line would
+        # say it again.
+        lines.pop("Duration", None)
+    if concepts >= 2:
         # A question spanning several indications gets one more line where it asks for doses.
         for name in ("Dosing", "Duration"):
             if name in lines:
