@@ -41,7 +41,7 @@ from guardrails import parse_quantities
 from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, DoseStatement, Passage, Role
 from guardrails.sentences import sentences
-from guardrails.statements import asked_scope, phenotype_values, statements_of
+from guardrails.statements import asked_scope, phenotype_values, statement_sources, statements_of
 
 __all__ = [
     "WEIGHTS",
@@ -927,10 +927,11 @@ class _Scope:
     indications: tuple[str, ...] = ()
     drugs: tuple[str, ...] = ()
     phenotypes: frozenset[str] = frozenset()
+    sources: frozenset[str] = frozenset()
 
     @property
     def narrow(self) -> bool:
-        return self.role is not None or bool(self.populations or self.phenotypes)
+        return self.role is not None or bool(self.populations or self.phenotypes or self.sources)
 
 
 def _scope(question: str, facets: QueryFacets) -> _Scope:
@@ -940,8 +941,9 @@ def _scope(question: str, facets: QueryFacets) -> _Scope:
     # sentence says "with malignancy", its document lists autoimmune uses).
     indications = facets.indications if dose and not facets.broad_indication else ()
     phenotypes = frozenset(p for _, p in facets.phenotypes if p != "normal")
+    sources = frozenset(asked_scope(question).sources) if dose else frozenset()
     return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs,
-                  phenotypes)  # fmt: skip
+                  phenotypes, sources)  # fmt: skip
 
 
 def _populations(st: Statement, vocab: Vocabulary) -> set[str]:
@@ -974,6 +976,10 @@ def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
                     if c.startswith(("tpmt:", "nudt15:"))}  # fmt: skip
         if scope.phenotypes.isdisjoint(named | typed_ph):
             return False  # another phenotype's rule (or none): not what was asked
+    if scope.sources and typed and scope.sources.isdisjoint(
+        statement_sources(typed[0], s.statement.text)
+    ):
+        return False  # another source's figure: the question asks what its source says
     if scope.role is None:
         return True
     roles = {r for d in s.statement.typed() for r in (d.role, *d.also)}
