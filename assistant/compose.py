@@ -976,8 +976,10 @@ def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
                     if c.startswith(("tpmt:", "nudt15:"))}  # fmt: skip
         if scope.phenotypes.isdisjoint(named | typed_ph):
             return False  # another phenotype's rule (or none): not what was asked
-    if scope.sources and typed and scope.sources.isdisjoint(
-        statement_sources(typed[0], s.statement.text)
+    if (
+        scope.sources
+        and typed
+        and scope.sources.isdisjoint(statement_sources(typed[0], s.statement.text))
     ):
         return False  # another source's figure: the question asks what its source says
     if scope.role is None:
