@@ -1340,12 +1340,14 @@ def compose_answer(
                 builder.heading(name)
             for note in disagreements:
                 builder.add(f"- {note}")
-            block = len(builder.lines)
+            start = len(builder.lines)
             derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
+            block = start if len(builder.lines) > start else -1
     if "Dosing" not in order and patient is not None:
         shown = _in_use_order(builder, ranked)
-        block = len(builder.lines)
+        start = len(builder.lines)
         derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
+        block = start if len(builder.lines) > start else -1
 
     safety = _safety_lines(builder, ranked, facets.drug or "", weights, fits is not None)
     if safety:
