@@ -1004,12 +1004,14 @@ def _direct(
     drug's own dose for a dose question, of the asked role and population for a narrow one;
     then the best score with a little for each figure."""
     pool = [s for s in ranked if s.statement.section in layout.direct]
+    if fits is not None:
+        # First what a narrow question asks (a kidney rule may give no mg figure: "half the
+        # dose at 30-59 mL/min").
+        pool = [s for s in pool if fits(s)] or pool
     if facets.intent in _DOSE_INTENTS:
         pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
     if facets.indications and not facets.broad_indication:
         pool = [s for s in pool if s.indication_fit == "match"] or pool
-    if fits is not None:
-        pool = [s for s in pool if fits(s)] or pool
     if not pool:
         return ranked[0] if ranked else None
 
