@@ -123,6 +123,11 @@ SAFETY_TEXT = (
     "- Azathioprine with allopurinol: reduce the azathioprine dose and watch blood counts [@l1].\n"
 )
 
+KIDNEY_TEXT = (
+    "- Azathioprine in renal impairment: give half the usual dose when creatinine clearance is "
+    "below 50 mL/min [@l1].\n"
+)
+
 
 def _ra_compose(question: str) -> str:
     def ra_chunk(chunk_id: str, text: str, section: str) -> RetrievedChunk:
@@ -136,7 +141,11 @@ def _ra_compose(question: str) -> str:
         )  # fmt: skip
 
     vocab = Vocabulary.from_names(["azathioprine", "prednisone"], ["rheumatoid arthritis"])
-    chunks = [ra_chunk("d", RA_TEXT, "Dosing"), ra_chunk("i", SAFETY_TEXT, "Interactions")]
+    chunks = [
+        ra_chunk("d", RA_TEXT, "Dosing"),
+        ra_chunk("i", SAFETY_TEXT, "Interactions"),
+        ra_chunk("k", KIDNEY_TEXT, "Special populations"),
+    ]
     comp = compose_answer(question, vocab.facets(question), chunks, vocab)
     assert comp is not None
     return comp.body
@@ -173,3 +182,10 @@ def test_a_narrow_question_gets_the_safety_topic_without_another_figure() -> Non
     assert "### Safety" in narrow and "allopurinol" in narrow and "25%" not in narrow
     broad = _ra_compose("azathioprine dose for RA")
     assert "### Safety" in broad and "allopurinol" in broad
+
+
+def test_a_population_question_leads_with_its_rule_even_without_a_mg_figure() -> None:
+    body = _ra_compose("azathioprine dose for RA in renal impairment")
+    first = body.split("\n", 1)[0]
+    assert "half the usual dose" in first and "50 mL/min" in first
+    assert "2.5 mg/kg/day" not in body and "0.5 mg/kg/day" not in body
