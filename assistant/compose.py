@@ -19,8 +19,8 @@ the passage it came from, so the dose guard can verify it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -37,9 +37,11 @@ from assistant.vocabulary import (
     normalise,
 )
 from assistant.wording import MARKER_RE, Abbreviations, capital, plain_wording, split_lead
+from guardrails import parse_quantities
 from guardrails.drugs import attached_drug, same_drug
 from guardrails.model import Derivation, DoseStatement, Passage, Role, fast_constructor
 from guardrails.sentences import sentences
+from guardrails.statements import asked_scope, phenotype_values, statement_sources
 
 __all__ = [
     "WEIGHTS",
@@ -135,7 +137,10 @@ class Weights:
     concrete_schedule: float = 0.25  # a figure that is no dose there ("weekly for 8 weeks")
     direct_per_dose: float = 0.4  # per dose, when choosing the one direct sentence
     direct_tie: float = 0.5  # direct candidates this close count as equal: document order decides
-    safety_per_figure: float = -0.5  # per figure, when choosing a safety line (topic, not dose)
+    safety_per_figure: float = -0.5  # per dose, when choosing a safety line (topic, not dose)
+    # Per figure, choosing a safety line under a narrow question (a role or population asked):
+    # there the line is a reminder of the topic, and its figures answer another question.
+    safety_per_figure_narrow: float = -3.0
     strong_extra_lines: int = (
         2  # lines a section adds beyond its layout for the question's own words
     )
@@ -175,7 +180,7 @@ class Statement:
         guard reads no dose statement from (a strength, a description) stays as written. Read
         from the dose statements ranking reads anyway: parsing each sentence again cost more than
         the rest of composing."""
-        read = self._dose_statements()
+        read = self.typed()
         facts: set[object] = {
             (q.low, q.high, q.unit, q.per, q.per_count, q.per_kg, q.per_m2)
             for q in (s.quantity for s in read)
@@ -186,17 +191,23 @@ class Statement:
                 facts.add(_norm(m.group(0)))
         return frozenset(facts)
 
-    def roles(self) -> tuple[Role, ...]:
-        """The guard's role of each figure of this sentence, in order (its dose statements). A
-        weight band ("for patients 10 kg to 25 kg") says whom the dose is for: it is no figure
-        of its own, so it neither leads nor counts."""
-        return tuple(s.role for s in self._dose_statements() if s.quantity.kind != "weight")
+    @cached_property
+    def figures(self) -> int:
+        """How many numbers the guard reads in it (doses, durations, percentages, ...)."""
+        return _figures_in(self.text)
 
-    def _dose_statements(self) -> tuple[DoseStatement, ...]:
+    def typed(self) -> tuple[DoseStatement, ...]:
+        """The guard's dose statements of this sentence's figures, in order."""
         if self.span[0] < 0:
             return ()
         found = self.chunk.statements
         return tuple(s for s in found if self.span[0] <= s.span[0] < self.span[1])
+
+    def roles(self) -> tuple[Role, ...]:
+        """The guard's role of each figure of this sentence, in order (its dose statements). A
+        weight band ("for patients 10 kg to 25 kg") says whom the dose is for: it is no figure
+        of its own, so it neither leads nor counts."""
+        return tuple(s.role for s in self.typed() if s.quantity.kind != "weight")
 
 
 # The plain wording of a sentence depends only on it and its document's drugs: the same
@@ -212,6 +223,12 @@ _statement = fast_constructor(Statement)
 def _doses_in(text: str) -> tuple[str, ...]:
     """The dose-like figures of a sentence (the same sentences come back answer after answer)."""
     return tuple(m.group(0) for m in _DOSE_RE.finditer(text))
+
+
+@lru_cache(maxsize=8192)
+def _figures_in(text: str) -> int:
+    """How many numbers the guard reads in a sentence, remembered like ``_doses_in``."""
+    return len(parse_quantities(text))
 
 
 @dataclass(frozen=True)
@@ -919,10 +936,18 @@ def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
             na = builder.numbering.number(sa.chunk, sa.source_ids[0])
             nb = builder.numbering.number(sb.chunk, sb.source_ids[0])
             what = f"{sa.group.lower()}" if sa.group else topic
-            # Two sources of one passage share its [n]: their tags tell them apart.
             ta = builder.numbering.tag(na, sa.source_ids)
             tb = builder.numbering.tag(nb, sb.source_ids)
-            notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
+            if na != nb:
+                notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
+                continue
+            # Two sources of one passage share its [n] ("[1] vs [1]" said nothing): the passage
+            # is cited once, the sources told apart by their evidence kind when it differs.
+            ka, kb = ta.rsplit(" · ", 1)[0], tb.rsplit(" · ", 1)[0]
+            both = builder.numbering.tag(na, (*sa.source_ids, *sb.source_ids))
+            if ka != kb:
+                qa, qb = f"{qa} ({ka})", f"{qb} ({kb})"
+            notes.append(f"Sources differ on {what}: {qa} vs {qb} [{na}] [{both}].")
     return notes
 
 
@@ -989,11 +1014,114 @@ def _fragment(builder: _Builder, st: Statement) -> tuple[str, str]:
     return lead, builder.statement(st, rest if lead else None)
 
 
-def _direct(ranked: list[_Scored], facets: QueryFacets, layout: Any, w: Weights) -> _Scored | None:
+# -- the question's scope ---------------------------------------------------------------------
+# The populations a line is for, beside those its words name: its dose statements' typed
+# population and conditions (a kidney-function rule is for renal impairment).
+_TYPED_POPULATIONS = frozenset({"pediatric", "elderly"})
+_CONDITION_POPULATIONS = {
+    "kidney:impaired": "renal impairment",
+    "liver:impaired": "hepatic impairment",
+}
+# A usual dose (the source gives it no narrower phase) answers a starting or maintenance
+# question; a ceiling question wants the ceiling.
+_USUAL_ANSWERS = frozenset({Role.INITIAL, Role.MAINTENANCE})
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a question narrows its answer to: the role it asks (the guard's reading of the
+    question: starting, maintenance or maximum; None for none or several, "induction and
+    maintenance" asks the regimen), and the populations, metaboliser phenotypes and
+    indication it names. A question naming a role, a population or a phenotype is *narrow*:
+    its answer uses the layout's ``scoped`` row and shows only lines of that role, population,
+    phenotype and indication."""
+
+    role: Role | None = None
+    populations: frozenset[str] = frozenset()
+    indications: tuple[str, ...] = ()
+    drugs: tuple[str, ...] = ()
+    phenotypes: frozenset[str] = frozenset()
+    sources: frozenset[str] = frozenset()
+
+    @property
+    def narrow(self) -> bool:
+        return self.role is not None or bool(self.populations or self.phenotypes or self.sources)
+
+
+def _scope(question: str, facets: QueryFacets) -> _Scope:
+    dose = facets.intent in _DOSE_INTENTS
+    role = asked_scope(question).role if dose else None
+    # The indication decides a regimen; a phenotype's rule holds whatever the indication (the
+    # sentence says "with malignancy", its document lists autoimmune uses).
+    indications = facets.indications if dose and not facets.broad_indication else ()
+    phenotypes = frozenset(p for _, p in facets.phenotypes if p != "normal")
+    sources = frozenset(asked_scope(question).sources) if dose else frozenset()
+    return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs,
+                  phenotypes, sources)  # fmt: skip
+
+
+def _populations(st: Statement, vocab: Vocabulary) -> set[str]:
+    found = set(vocab.mentions(f"{st.group} {st.text}", "population"))
+    for d in st.typed():
+        if d.population in _TYPED_POPULATIONS:
+            found.add(d.population)
+        found.update(_CONDITION_POPULATIONS[c] for c in d.conditions if c in _CONDITION_POPULATIONS)
+    return found
+
+
+def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
+    """Is the line about what a narrow question asks: a dose of an asked drug (its dose
+    statements' dosed drug; a figure naming none is the asked drug's), the asked indication
+    (when one is named), the asked population (no particular population when none is), a
+    figure of the asked role (its dose statements' roles)?"""
+    if scope.indications and s.indication_fit not in ("match", "neutral"):
+        return False  # (a line naming no indication in a general document is for any)
+    typed = s.statement.typed()
+    if typed and all(
+        d.drugs and not any(same_drug(d.drugs[0], x) for x in scope.drugs) for d in typed
+    ):
+        return False  # another drug's dose (prednisone monotherapy under an azathioprine question)
+    populations = _populations(s.statement, vocab)
+    if populations.isdisjoint(scope.populations) if scope.populations else populations:
+        return False
+    if scope.phenotypes:
+        named = phenotype_values(f"{s.statement.group} {s.statement.text}")
+        typed_ph = {c.split(":", 1)[1] for d in typed for c in d.conditions
+                    if c.startswith(("tpmt:", "nudt15:"))}  # fmt: skip
+        if scope.phenotypes.isdisjoint(named | typed_ph):
+            return False  # another phenotype's rule (or none): not what was asked
+    if (
+        scope.sources
+        and typed
+        and scope.sources.isdisjoint(statement_sources(typed[0], s.statement.text))
+    ):
+        return False  # another source's figure: the question asks what its source says
+    if scope.role is None:
+        return True
+    roles = {r for d in s.statement.typed() for r in (d.role, *d.also)}
+    if scope.role in roles or (scope.role in _USUAL_ANSWERS and Role.USUAL in roles):
+        return True
+    # Its words name the asked phase as the question does ("up to 5 mg/kg/day on the first
+    # day" is a ceiling of the first day's dose): the guard's reading of phase words, for both.
+    return bool(roles) and asked_scope(s.statement.text).role is scope.role
+
+
+def _direct(
+    ranked: list[_Scored],
+    facets: QueryFacets,
+    layout: Any,
+    w: Weights,
+    fits: Callable[[_Scored], bool] | None = None,
+) -> _Scored | None:
     """The one statement that answers the question: from the layout's direct sections, for the
     asked indication when one is named (every asked indication at once when several are), the
-    drug's own dose for a dose question; then the best score with a little for each figure."""
+    drug's own dose for a dose question, of the asked role and population for a narrow one;
+    then the best score with a little for each figure."""
     pool = [s for s in ranked if s.statement.section in layout.direct]
+    if fits is not None:
+        # First what a narrow question asks (a kidney rule may give no mg figure: "half the
+        # dose at 30-59 mL/min").
+        pool = [s for s in pool if fits(s)] or pool
     if facets.intent in _DOSE_INTENTS:
         pool = [s for s in pool if s.statement.doses and not s.other_dose] or pool
     if facets.indications and not facets.broad_indication:
@@ -1075,13 +1203,15 @@ def _section_lines(
     facets: QueryFacets,
     asked: bool,
     w: Weights,
+    fits: Callable[[_Scored], bool] | None = None,
 ) -> list[_Scored]:
     """Up to ``limit`` statements of one section not shown yet: the asked indication's first,
-    one per sub-topic before a second of any, fewer figures first in a section not asked."""
+    one per sub-topic before a second of any, fewer figures first in a section not asked; for a
+    narrow question (``fits``) only the lines of its role, population and indication."""
     dose_intent = facets.intent in _DOSE_INTENTS
-    # The section a non-dose question asks about lists its statements in full, the direct
-    # sentence's among them; elsewhere nothing is said twice.
-    direct = {st.key for st in builder.used_statements[:1]} if asked and not dose_intent else set()
+    # Nothing is said twice: the direct sentence is not listed again, not even in the section
+    # a non-dose question asks about.
+    direct: set[str] = set()  # (kept for the said-once checks below: none is exempt now)
     used = builder.used_keys() - direct
     seen_text = {st.text for st in builder.used_statements if st.key not in direct}
 
@@ -1095,12 +1225,15 @@ def _section_lines(
     pool = sorted((s for s in ranked if s.statement.section == name and s.statement.key not in used
                    and s.statement.text not in seen_text), key=key, reverse=True)  # fmt: skip
     general: list[_Scored] = []  # about the drug in general, beyond the one the cap lets in
+    if fits is not None:
+        pool = [s for s in pool if fits(s)]
     if asked and dose_intent and facets.indications and not facets.broad_indication:
-        # The question names an indication: its own doses first, one about the drug in general.
+        # The question names an indication: its own doses first, one about the drug in general
+        # (never one from a document about another indication only).
         own = [s for s in pool if s.indication_fit == "match"]
-        others = [s for s in pool if s.indication_fit != "match"]
-        pool = own + others[: 1 if own else limit]
-        general = [s for s in others[1:] if own and s.indication_fit == "neutral"]
+        neutral = [s for s in pool if s.indication_fit == "neutral"]
+        pool = own + neutral[: 1 if own else limit]
+        general = neutral[1:] if own else []
     if dose_intent and name == "Dosing":
         # A dose question's dosing lines give doses; a line without one only fills a gap, after
         # the doses a label gives for no indication in particular ("30 mg/week should not
@@ -1197,9 +1330,19 @@ def _same_fact(a: Statement, b: Statement) -> bool:
     return not (a.dose_facts - b.dose_facts) and _same_words(a.text, b.text)
 
 
-def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weights) -> list[_Scored]:
+def _safety_lines(
+    builder: _Builder, ranked: list[_Scored], drug: str, w: Weights, narrow: bool = False
+) -> list[_Scored]:
     """The drug's fixed safety topics (vocabulary.toml), each by its best-ranked sentence not
-    shown yet; fewer figures first (the topic matters here, not another dose)."""
+    shown yet; fewer figures first (the topic matters here, not another dose), far fewer under
+    a narrow question."""
+
+    def figures(s: _Scored) -> float:
+        # Under a narrow question every number counts (durations, percentages too).
+        if narrow:
+            return w.safety_per_figure_narrow * s.statement.figures
+        return w.safety_per_figure * len(s.statement.doses)
+
     vocab = clinical()
     patterns = vocab.safety.get(drug, ())
     shown = [st.text for st in builder.used_statements]
@@ -1209,16 +1352,17 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
             continue  # the answer already says it
         # A dosing line is no safety line, even when it names the topic ("adjusted to blood
         # counts"): the dose sections decide which doses are shown.
-        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line.
+        # The topic may be named by the sub-topic heading ("Vaccination") rather than the line;
+        # not by the document title ("Azathioprine interactions: allopurinol, ...").
         used = builder.used_keys()
-        hits = [s for s in ranked if _topic_in(rx, s.statement.chunk.section, s.statement.text)
+        hits = [s for s in ranked if _topic_in(rx, _headings(s.statement), s.statement.text)
                 and s not in chosen
                 and s.statement.section not in ("Dosing", "Duration")
                 and _own_document(s.statement.chunk, drug)
                 and s.statement.key not in used and not s.other_dose]  # fmt: skip
         if not hits:
             continue
-        best = max(hits, key=lambda s: s.score + w.safety_per_figure * len(s.statement.doses))
+        best = max(hits, key=lambda s: s.score + figures(s))
         chosen.append(best)
         shown.append(best.statement.text)
         if len(chosen) >= vocab.safety_lines:
@@ -1227,10 +1371,16 @@ def _safety_lines(builder: _Builder, ranked: list[_Scored], drug: str, w: Weight
 
 
 @lru_cache(maxsize=16384)
-def _topic_in(rx: re.Pattern[str], section: str, text: str) -> bool:
-    """Does the safety topic ``rx`` appear in the sentence (or its section heading)? Asked for
+def _topic_in(rx: re.Pattern[str], headings: str, text: str) -> bool:
+    """Does the safety topic ``rx`` appear in the sentence (or the headings above it)? Asked for
     every topic and every ranked sentence of every answer: the same few hundred, remembered."""
-    return rx.search(f"{section} {text}" if section else text) is not None
+    return rx.search(f"{headings} {text}" if headings else text) is not None
+
+
+def _headings(st: Statement) -> str:
+    """The headings above a statement, without its document's title."""
+    path = st.chunk.metadata.get("section_path") or st.chunk.section.split(" > ")
+    return " ".join(path[1:])
 
 
 def _in_use_order(builder: _Builder, ranked: list[_Scored]) -> list[_Scored]:
@@ -1260,15 +1410,34 @@ def compose_answer(
     (disagreement notes, the patient's derived doses)."""
     statements = [s for s in extract_statements(chunks) if s.key not in exclude]
     ranked = rank(statements, facets, vocabulary, question, weights)
-    best = _direct(ranked, facets, clinical().layout(facets.intent), weights)
+    # A question naming a role or a population gets its layout's scoped row: only what it asks.
+    layout = clinical().layout(facets.intent)
+    scope = _scope(question, facets)
+    fits = None
+    if scope.narrow and layout.scoped is not None:
+        layout = layout.scoped
+
+        def fits(s: _Scored) -> bool:
+            return _in_scope(s, scope, vocabulary)
+
+        if scope.populations:
+            # The asked population's own lines may answer it ("do not exceed 1 g twice daily
+            # with a GFR below 25" sits under Special populations).
+            layout = replace(layout, direct=(*layout.direct, "Special populations"))
+
+    best = _direct(ranked, facets, layout, weights, fits)
     if best is None:
         return None
-    layout = clinical().layout(facets.intent)
     builder = _Builder(audience)
     _direct_line(builder, best, ranked, facets, vocabulary, layout)
 
     lines = dict(layout.lines)
-    if len(facets.indications) + facets.broad_indication >= 2:
+    concepts = len(facets.indications) + facets.broad_indication
+    if len(builder.used_statements) > 1 and facets.intent in _DOSE_INTENTS and concepts == 1:
+        # The direct sentence gives the one asked indication's duration: a Duration line would
+        # say it again.
+        lines.pop("Duration", None)
+    if concepts >= 2:
         # A question spanning several indications gets one more line where it asks for doses.
         for name in ("Dosing", "Duration"):
             if name in lines:
@@ -1302,9 +1471,14 @@ def compose_answer(
         order.remove("Special populations")
         order.insert(min(1, len(order)), "Special populations")
     derivations: tuple[Derivation, ...] = ()
+    block = -1  # where the patient block starts in builder.lines
     for name in order:
         asked = name in layout.direct or name == fallback
-        items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights)
+        # A narrow question filters the sections its layout shows; the others still show a
+        # line that answers the question's own words.
+        scoped = fits if (asked or name in lines) else None
+        items = _section_lines(builder, name, lines.get(name, 0), ranked, facets, asked, weights,
+                               scoped)  # fmt: skip
         if items:
             builder.heading(name)
         for s in items:
@@ -1317,12 +1491,16 @@ def compose_answer(
                 builder.heading(name)
             for note in disagreements:
                 builder.add(f"- {note}")
+            start = len(builder.lines)
             derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
+            block = start if len(builder.lines) > start else -1
     if "Dosing" not in order and patient is not None:
         shown = _in_use_order(builder, ranked)
+        start = len(builder.lines)
         derivations = _patient_block(builder, patient, derive, shown, ranked, facets)
+        block = start if len(builder.lines) > start else -1
 
-    safety = _safety_lines(builder, ranked, facets.drug or "", weights)
+    safety = _safety_lines(builder, ranked, facets.drug or "", weights, fits is not None)
     if safety:
         builder.heading("Safety")
         for s in safety:
@@ -1334,6 +1512,7 @@ def compose_answer(
         # A lead without a source sentence (a derivation, "no rule found") goes with the other
         # extras when the guard rejects one of them: the chain then answers without them.
         # The patient in front of the clinician comes first: what changes for them, cited.
+        _said_in_lead(builder, block, lead)
         builder.lines[0:0] = [lead, ("", ())]
 
     if audience == "patient":
@@ -1353,6 +1532,28 @@ def compose_answer(
         derivations=derivations,
         explanations=tuple(builder.explanations),
     )
+
+
+def _said_in_lead(builder: _Builder, block: int, lead: tuple[str, tuple[str, ...]]) -> None:
+    """Leave out of the patient block (from ``block`` in the builder's lines) what its bold lead
+    says already: the same source sentence, the same derived dose."""
+    if block < 0:
+        return
+    text, keys = lead
+    end = next((i for i in range(block + 2, len(builder.lines))
+                if builder.lines[i][0] == "" or builder.lines[i][0].startswith("###")),
+               len(builder.lines))  # fmt: skip
+
+    def repeated(line: tuple[str, tuple[str, ...]]) -> bool:
+        body, line_keys = line
+        if line_keys:
+            return set(line_keys) <= set(keys)
+        derived = body.removeprefix("- ").removesuffix(" — within the dose limits")
+        return bool(derived) and derived in text
+
+    kept = [line for line in builder.lines[block + 2 : end] if not repeated(line)]
+    # The heading (a blank line and "### For this patient") goes when nothing is left under it.
+    builder.lines[block:end] = builder.lines[block : block + 2] + kept if kept else []
 
 
 def _patient_block(
@@ -1384,8 +1585,12 @@ def _patient_block(
             if s.statement.section == "Interactions" and comed.lower() in s.statement.text.lower()
         ]
         context += [s.statement for s in sorted(hits, key=lambda s: s.score, reverse=True)[:2]]
-    # One line per fact: two passages may word it the same.
-    context = list({st.text: st for st in reversed(context)}.values())[::-1]
+    # One line per fact: two passages may word it the same (or nearly: their source names).
+    unique: list[Statement] = []
+    for st in context:
+        if not any(_same_words(st.text, u.text) for u in unique):
+            unique.append(st)
+    context = unique
 
     lines: list[tuple[str, tuple[str, ...]]] = []
     derivations: tuple[Derivation, ...] = ()
@@ -1394,18 +1599,19 @@ def _patient_block(
         s.statement for s in direct
         if s.statement.doses and s.statement.section == "Dosing" and not s.other_dose
     ]  # fmt: skip
-    if not dose_statements:
+    shown_roles = [r for st in dose_statements for r in st.roles()]
+    if not dose_statements or (shown_roles and not any(r.is_dose for r in shown_roles)):
         # An interaction or pharmacogenomics question ("... with allopurinol for this patient")
-        # leads with other sections; the patient's dose still starts from the best dosing one.
+        # leads with other sections, a ceiling question with the ceiling (which the calculator
+        # does not multiply); the patient's dose still starts from the best dosing one.
         dosing = [
             s
             for s in scored
             if s.statement.section == "Dosing" and s.statement.doses and not s.other_dose
         ]
         fitting = [s for s in dosing if s.indication_fit == "match"] or dosing
-        dose_statements = [
-            s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]
-        ]
+        best = [s.statement for s in sorted(fitting, key=lambda s: (-s.score, _doc_order(s)))[:2]]
+        dose_statements += [st for st in best if st not in dose_statements]
     if derive is not None and dose_statements:
         # The calculator sees the headline doses and the statements that adjust them for this
         # patient (phenotype, co-medication), each numbered as the answer cites it; the guard

@@ -178,6 +178,7 @@ POPULATION_ALIASES: dict[str, tuple[str, ...]] = {
         "ckd",
         "dialysis",
         "egfr",
+        "gfr",
         "creatinine clearance",
     ),
     "hepatic impairment": ("hepatic impairment", "liver impairment", "liver disease", "cirrhosis"),
@@ -721,6 +722,9 @@ class Layout:
     direct: tuple[str, ...]
     lines: Mapping[str, int]
     duration: bool = False
+    # The layout for a question of this intent that names a role or a population ("starting
+    # dose", "in renal impairment"): only what it asks, no neighbouring sections. None: the same.
+    scoped: Layout | None = None
 
 
 @dataclass(frozen=True)
@@ -752,14 +756,17 @@ class ClinicalVocabulary:
 
 def _load_clinical(path: Path) -> ClinicalVocabulary:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    layouts = {
-        intent: Layout(
+
+    def layout_row(row: Mapping[str, Any]) -> Layout:
+        scoped = row.get("scoped")
+        return Layout(
             direct=tuple(row["direct"]),
             lines={str(k): int(v) for k, v in row.get("lines", {}).items()},
             duration=bool(row.get("duration", False)),
+            scoped=layout_row({"direct": row["direct"], **scoped}) if scoped else None,
         )
-        for intent, row in data["layout"].items()
-    }
+
+    layouts = {intent: layout_row(row) for intent, row in data["layout"].items()}
     followups = {k: str(v) for k, v in data["followups"].items() if isinstance(v, str)}
     genetics = followups.pop("genetics_other")
     abbreviations = {str(k): str(v) for k, v in data["abbreviations"].items()}
@@ -770,7 +777,8 @@ def _load_clinical(path: Path) -> ClinicalVocabulary:
         # A number the composer wrote itself would have no source for the guard to find.
         raise ValueError(f"{path.name}: shown text must hold no digit: {digits}")
     sections = tuple(data["sections"])
-    unknown = {s for lay in layouts.values() for s in (*lay.direct, *lay.lines)} - set(sections)
+    rows = [*layouts.values(), *(lay.scoped for lay in layouts.values() if lay.scoped)]
+    unknown = {s for lay in rows for s in (*lay.direct, *lay.lines)} - set(sections)
     if unknown or "dose" not in layouts:
         raise ValueError(f"{path.name}: layout names unknown sections {sorted(unknown)}")
     sources = data["source_names"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant.vocabulary import Vocabulary, answer_section, classify_intent, given_routes
@@ -217,3 +219,24 @@ def test_a_route_named_for_another_drug_is_not_reported_as_this_drugs_route() ->
 def test_a_labels_indications_and_usage_section_is_background_not_dosing() -> None:
     assert answer_section(("Label: Examplix", "Indications and Usage")) == "Background"
     assert answer_section(("Label: Examplix", "Dosage and Administration")) == "Dosing"
+
+
+def test_a_layout_row_may_hold_a_scoped_row_checked_like_the_others(tmp_path: Path) -> None:
+    from assistant.vocabulary import _DATA, _load_clinical, clinical
+
+    dose = clinical().layout("dose")
+    assert dose.scoped is not None and dose.scoped.direct == dose.direct
+    assert set(dose.scoped.lines) <= set(dose.lines)  # only what was asked: fewer sections
+    bad = _DATA.read_text(encoding="utf-8").replace(
+        'scoped = { duration = false, lines = { "Dosing" = 3 } }',
+        'scoped = { lines = { "Dosage tables" = 3 } }',
+        1,
+    )
+    path = tmp_path / "vocabulary.toml"
+    path.write_text(bad, encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown sections"):
+        _load_clinical(path)
+
+
+def test_gfr_names_renal_impairment(vocab: Vocabulary) -> None:
+    assert "renal impairment" in vocab.facets("mycophenolate dose when GFR is below 25").populations

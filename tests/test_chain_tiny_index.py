@@ -166,7 +166,9 @@ def test_sources_that_disagree_are_both_cited_with_a_note(assistant: Assistant) 
     result = assistant.ask(LUPUS_Q)
     note = next(line for line in result.answer.splitlines() if "Sources differ" in line)
     assert "2 mg/kg/day" in note and "1.5–2 mg/kg/day" in note
-    assert len(re.findall(r"\[\d+\]", note)) == 2
+    # Both sources are in one passage: cited once (not "[1] vs [1]"), told apart by their kind.
+    assert len(re.findall(r"\[\d+\]", note)) == 1
+    assert "2 mg/kg/day (guideline) vs 1.5–2 mg/kg/day (label)" in note
 
 
 def test_follow_up_inherits_the_drug_of_the_conversation(assistant: Assistant) -> None:
@@ -174,9 +176,10 @@ def test_follow_up_inherits_the_drug_of_the_conversation(assistant: Assistant) -
     result = assistant.ask("and in pregnancy?", history=[first])
     _verified(result)
     assert result.drug == "azathioprine"
-    first_section = result.answer.split("### ", 2)[1]
-    assert first_section.startswith("Special populations")
+    # The pregnancy statement is the bold direct sentence (said once, not listed again below
+    # it); no dose section comes before what was asked.
     assert "pregnancy" in result.summary.lower()
+    assert "### Dosing" not in result.answer.split("**Sources**")[0]
 
 
 def test_tpmt_follow_up_answers_with_the_intermediate_metabolizer_statement(
@@ -201,7 +204,10 @@ def test_follow_up_without_history_abstains(assistant: Assistant) -> None:
 def test_patient_weight_adds_a_derived_dose_block(assistant: Assistant) -> None:
     result = assistant.ask(LUPUS_Q, patient={"weight_kg": 72, "tpmt": "normal"})
     _verified(result)
-    assert "### For this patient" in result.answer
+    # The bold lead gives the patient's dose; the block below would only repeat it.
+    lead = result.answer.split("\n", 1)[0]
+    assert lead.startswith("**For this patient (72 kg)") and "144 mg/day" in lead
+    assert "### For this patient" not in result.answer
     derived = [c for c in result.claims if c.status == "derived"]
     dose = next(c for c in derived if c.text.startswith("144"))
     assert "72" in dose.derivation and "2 mg/kg/day" in dose.derivation
@@ -216,6 +222,13 @@ def test_patient_on_allopurinol_gets_the_interaction_statement(assistant: Assist
 
 def _patient_block(result: AnswerResult) -> str:
     return result.answer.split("### For this patient", 1)[1].split("\n###", 1)[0]
+
+
+def _patient_lines(result: AnswerResult) -> str:
+    """The bold lead for the patient and the patient block: a fact is said in one of them."""
+    lead = result.answer.split("\n", 1)[0]
+    block = _patient_block(result) if "### For this patient" in result.answer else ""
+    return f"{lead}\n{block}"
 
 
 def test_patient_on_allopurinol_gets_the_computed_reduced_dose_with_every_step(
@@ -237,8 +250,9 @@ def test_intermediate_tpmt_patient_gets_the_cpic_reduced_dose_range(assistant: A
     q = "Azathioprine dose for lupus nephritis maintenance?"
     result = assistant.ask(q, patient={"weight_kg": 72, "tpmt": "intermediate"})
     _verified(result)
-    block = _patient_block(result)
+    block = _patient_lines(result)
     assert "144 mg/day → 43.2–115.2 mg/day" in block  # 30–80 % of 2 mg/kg/day × 72 kg
+    assert block.count("43.2–115.2 mg/day") == 1  # said once
     derived = {c.text for c in result.claims if c.status == "derived"}
     assert {"144 mg/day", "43.2–115.2 mg/day", "72 kg"} <= derived
 
@@ -250,9 +264,9 @@ def test_intermediate_tpmt_and_allopurinol_show_each_adjustment_and_both(
     patient = {"weight_kg": 72, "tpmt": "intermediate", "comedications": ["allopurinol"]}
     result = assistant.ask(q, patient=patient)
     _verified(result)
-    block = _patient_block(result)
+    block = _patient_lines(result)
     for dose in ("43.2–115.2 mg/day", "36 mg/day", "10.8–28.8 mg/day"):
-        assert f"→ {dose}" in block, block
+        assert block.count(f"→ {dose}") == 1, block
 
 
 def test_invalid_patient_input_is_rejected_with_the_guard_message(assistant: Assistant) -> None:

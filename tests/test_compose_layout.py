@@ -107,3 +107,85 @@ def test_focus_is_the_share_of_shown_numbers_the_question_needed() -> None:
     assert summary["key_number_recall"] == 1.0
     assert summary["sources_per_answer"] == 2.0
     assert summary["words_per_answer"] == 5.5
+
+
+# -- only what was asked: a question naming a role or a population gets the scoped layout --------
+RA_SOURCES = (SourceRef(id="l1", reference="A label.", kind="label"),)
+RA_TEXT = (
+    "- Azathioprine for RA, starting dose: 1 mg/kg/day, once daily [@l1].\n"
+    "- Azathioprine RA ceiling: do not exceed 2.5 mg/kg/day [@l1].\n"
+    "- Azathioprine RA maintenance: taper in steps of 0.5 mg/kg/day every 4 weeks [@l1].\n"
+    "- Azathioprine for RA in children: 3 mg/kg/day [@l1].\n"
+    "- RA monotherapy alternative: prednisone 7.5 mg/day [@l1].\n"
+)
+SAFETY_TEXT = (
+    "- Azathioprine with allopurinol: reduce azathioprine to 25% of the usual dose [@l1].\n"
+    "- Azathioprine with allopurinol: reduce the azathioprine dose and watch blood counts [@l1].\n"
+)
+
+KIDNEY_TEXT = (
+    "- Azathioprine in renal impairment: give half the usual dose when creatinine clearance is "
+    "below 50 mL/min [@l1].\n"
+)
+
+
+def _ra_compose(question: str) -> str:
+    def ra_chunk(chunk_id: str, text: str, section: str) -> RetrievedChunk:
+        path = ("Azathioprine in RA", section)
+        return RetrievedChunk(
+            chunk_id=chunk_id, doc_id="aza-ra", title=path[0], section=section, text=text,
+            score=1.0,
+            metadata={"drugs": ("azathioprine", "prednisone"),
+                      "indications": ("rheumatoid arthritis",), "sources": RA_SOURCES,
+                      "section_path": path, "review_status": "draft"},
+        )  # fmt: skip
+
+    vocab = Vocabulary.from_names(["azathioprine", "prednisone"], ["rheumatoid arthritis"])
+    chunks = [
+        ra_chunk("d", RA_TEXT, "Dosing"),
+        ra_chunk("i", SAFETY_TEXT, "Interactions"),
+        ra_chunk("k", KIDNEY_TEXT, "Special populations"),
+    ]
+    comp = compose_answer(question, vocab.facets(question), chunks, vocab)
+    assert comp is not None
+    return comp.body
+
+
+def test_a_ceiling_question_shows_the_ceiling_not_the_other_roles() -> None:
+    body = _ra_compose("What is the maximum azathioprine dose for RA?")
+    assert "2.5 mg/kg/day" in body.split("\n", 1)[0]  # the direct sentence is the ceiling
+    for other in ("1 mg/kg/day", "0.5 mg/kg/day", "3 mg/kg/day", "7.5 mg/day"):
+        assert other not in body, body
+
+
+def test_a_starting_dose_question_leaves_out_other_populations_and_drugs() -> None:
+    body = _ra_compose("azathioprine starting dose for RA")
+    assert "1 mg/kg/day" in body.split("\n", 1)[0]
+    assert "3 mg/kg/day" not in body  # children: a population the question did not name
+    assert "7.5 mg/day" not in body  # prednisone: another drug's dose
+
+
+def test_a_population_question_gets_that_populations_line() -> None:
+    body = _ra_compose("azathioprine dose for RA in children")
+    assert "3 mg/kg/day" in body.split("\n", 1)[0]
+    assert "2.5 mg/kg/day" not in body
+
+
+def test_a_broad_question_keeps_the_regimen_of_every_role() -> None:
+    body = _ra_compose("azathioprine dose for RA")
+    for figure in ("1 mg/kg/day", "2.5 mg/kg/day", "0.5 mg/kg/day"):
+        assert figure in body, body
+
+
+def test_a_narrow_question_gets_the_safety_topic_without_another_figure() -> None:
+    narrow = _ra_compose("What is the maximum azathioprine dose for RA?")
+    assert "### Safety" in narrow and "allopurinol" in narrow and "25%" not in narrow
+    broad = _ra_compose("azathioprine dose for RA")
+    assert "### Safety" in broad and "allopurinol" in broad
+
+
+def test_a_population_question_leads_with_its_rule_even_without_a_mg_figure() -> None:
+    body = _ra_compose("azathioprine dose for RA in renal impairment")
+    first = body.split("\n", 1)[0]
+    assert "half the usual dose" in first and "50 mL/min" in first
+    assert "2.5 mg/kg/day" not in body and "0.5 mg/kg/day" not in body
