@@ -66,6 +66,7 @@ from guardrails.quantities import (
     parse_quantities,
     qualifiers_compatible,
     quantities_equivalent,
+    unread_tokens,
 )
 from guardrails.sentences import citations, clauses
 from guardrails.statements import (
@@ -325,6 +326,7 @@ def _reading_mismatch(
     src: _SourceClaim,
     st: DoseStatement,
     claim_drugs: frozenset[str],
+    done: Sequence[ClaimVerdict] = (),
 ) -> str | None:
     """A figure that is not a dose means what the words around it say:
 
@@ -334,6 +336,9 @@ def _reading_mismatch(
       its sentence: the source must give that dose before the same figure in its sentence
       ("30 mg/day in week 1, tapered to 10 mg/day by week 4" does not support "10 mg/day by
       week 1"). A source sentence with no dose before the figure dates nothing: no check.
+      A dose that no passage gives this drug dates nothing a source states either: its time
+      ("40 mg/day for 4 weeks", "100 mg/day by week 1") is as invented as the dose, unless the
+      dose was derived here (``done``: the verdicts of the claims before).
     """
     ss, se = clause.sentence
     time_point = q.kind == "number" and bool(
@@ -355,12 +360,15 @@ def _reading_mismatch(
               and c.q.span[1] <= src.q.span[0]]  # fmt: skip
     if not before or any(_shares_number(dated, b) for b in before):
         return None
-    # Only now (rare) the wider look: a dose no source gives this drug is blocked on its own,
-    # and what it dates cannot be judged.
+    # Only now (rare) the wider look: a dose no source gives this drug dates an invented
+    # course - unless the guard derived it (a calculator dose is in no passage).
     if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
                for pp in clause.scope for c in _index(pp.text, frozenset()).claims
                if c.q.kind == "dose"):  # fmt: skip
-        return None
+        verdict = next((v for v in reversed(done) if v.claim.span == dated.span), None)
+        if verdict is not None and verdict.status is Status.DERIVED:
+            return None
+        return f"dates {dated.text}, which no passage gives this drug"
     return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
 
 
@@ -532,6 +540,7 @@ def _check_claim(
     prev_end: int = 0,
     asked: AskedScope | None = None,
     all_claims: Sequence[Quantity] = (),
+    done: Sequence[ClaimVerdict] = (),
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -589,7 +598,7 @@ def _check_claim(
                                            src.drugs)  # fmt: skip
                 if mismatch is None and scoped:
                     mismatch = _reading_mismatch(answer, q, clause, all_claims, p, src, st,
-                                                 claim_drugs or frozenset())  # fmt: skip
+                                                 claim_drugs or frozenset(), done)  # fmt: skip
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
@@ -622,6 +631,16 @@ def _check_claim(
                 continue
             same_per = s.per == q.per or (s.per in (None, "dose") and q.per in (None, "dose"))
             if _time_point_of(answer, q, s):
+                st = _statement_at(p).get(s.span) if asked is not None else None
+                late = (
+                    _reading_mismatch(answer, q, clause, all_claims, p, src, st,
+                                      drugs_among(mentions, *clause.sentence), done)
+                    if st is not None
+                    else None
+                )  # fmt: skip
+                if late is not None:
+                    wrong_scope = wrong_scope or (p.n, src, late, st)  # type: ignore[assignment]
+                    continue
                 return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}] ({s.text})", named,
                                 passage_n=p.n, source_span=s.span)  # fmt: skip
             if (s.low, s.high, s.unit, s.kind, s.per_kg, s.per_m2, s.per_count) == (
@@ -843,9 +862,10 @@ def _check(
         if not isinstance(p, Passage) or not isinstance(p.text, str):
             raise TypeError(f"passages must be Passage objects, got {type(p).__name__}")
     claims = parse_quantities(answer)
-    if not claims:
-        return AnswerVerdict(claims=(), passed=True)
     by_n = {p.n: p for p in passages}
+    unread = _unread_verdicts(answer, passages, by_n)
+    if not claims:
+        return AnswerVerdict(claims=unread, passed=not unread, failed=unread)
     extra = frozenset(
         [d for p in passages for d in p.drugs]
         + (sorted(limits.drugs) if limits is not None else [])
@@ -910,13 +930,69 @@ def _check(
                 this_prev,
                 scope,
                 claims,
+                verdicts,
             )  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
         verdicts = _about_the_asked_drug(verdicts, asked_all)
+    if unread:
+        verdicts = sorted([*verdicts, *unread], key=lambda v: v.claim.span)
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
+
+
+_ORDINALS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth",
+             "6th": "sixth", "7th": "seventh", "8th": "eighth", "9th": "ninth", "10th": "tenth",
+             "12th": "twelfth", "20th": "twentieth"}  # fmt: skip
+
+
+def _written_in(token: str, text: str) -> bool:
+    """Is ``token`` written in ``text`` as a whole token (any case), or an ordinal as its word?"""
+    low = lowered(text)
+    forms = [token.lower()]
+    lead = token.lower().split("-", 1)
+    if lead[0] in _ORDINALS:  # "2nd-line" = "second-line"
+        forms.append("-".join([_ORDINALS[lead[0]], *lead[1:]]))
+    for form in forms:
+        at = low.find(form)
+        while at >= 0:
+            end = at + len(form)
+            if (at == 0 or not low[at - 1].isalnum()) and (
+                end == len(low) or not low[end].isalnum()
+            ):
+                return True
+            at = low.find(form, at + 1)
+    return False
+
+
+def _unread_verdicts(
+    answer: str, passages: Sequence[Passage], by_n: dict[int, Passage]
+) -> tuple[ClaimVerdict, ...]:
+    """A failed verdict for each token with a digit the parser could not read ("the 19th day",
+    "DOTN12", "20-TGN") that no passage it may come from writes the same way: fail closed
+    rather than let an unchecked digit through. Names with digits (NUDT15, 6-TGN, TPMT*3A) are
+    not among them (``unread_tokens``); a token a passage writes the same way is a copy of it,
+    not a figure to check, and is not reported."""
+    spans = unread_tokens(answer)
+    if not spans:
+        return ()
+    sentences = clauses(answer)
+    out = []
+    for a, b in spans:
+        token = answer[a:b]
+        sent = next(((ss, se) for _, _, ss, se in sentences if ss <= a < se), (0, len(answer)))
+        cited = citations(answer[sent[0] : sent[1]])
+        scope = [by_n[n] for n in sorted(cited) if n in by_n] if cited else passages
+        if any(_written_in(token, p.text) for p in scope):
+            continue
+        digits = next(iter(re.findall(r"\d+", token)), "0")
+        q = Quantity(text=token, span=(a, b), low=Decimal(digits), high=Decimal(digits), unit="",
+                     kind="unread")  # fmt: skip
+        where = ", ".join(f"[{p.n}]" for p in scope) or "the passages"
+        out.append(_verdict(q, Status.UNSUPPORTED,
+                            f"a number the guard cannot read, not written so in {where}", None))  # fmt: skip
+    return tuple(out)
 
 
 def check_answer(

@@ -1,0 +1,117 @@
+"""Classes of wrong numbers real LLM drafts slipped past the guard (evals/llm_drafts.jsonl), one
+behaviour each: what is blocked now, and the legitimate text beside it that must still pass."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from guardrails import Passage, PatientContext, Status, check_answer, load_limits
+from guardrails.quantities import unread_tokens
+
+LIMITS = load_limits()
+
+
+def _p(n: int, text: str, drugs: tuple[str, ...] = ("azathioprine",), section: str = "") -> Passage:
+    return Passage(n=n, text=text, doc_id="doc", section=section, drugs=drugs)
+
+
+def _failed(answer: str, passages: list[Passage], **kw: object) -> list[str]:
+    v = check_answer(answer, passages, limits=LIMITS, **kw)  # type: ignore[arg-type]
+    assert not v.error
+    return [c.claim.text for c in v.failed]
+
+
+# --- digits the parser cannot read --------------------------------------------------------------
+
+TRANSPLANT = _p(1, "Renal transplant: azathioprine 3–5 mg/kg/day from the day of transplantation.")
+METABOLITES = _p(
+    2,
+    "Thiopurine metabolites: 6-TGN 235–450 pmol/8×10^8 RBC; 6-MMP above 5700 pmol/8×10^8 RBC. "
+    "NUDT15 and TPMT genotype first; a 10-fold lower dose in poor metabolizers.",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "token"),
+    [
+        ("Azathioprine 3–5 mg/kg/day after the 19th day of life.", "19th"),
+        ("Check LFTs for 11 days or DOTN12 days.", "DOTN12"),
+        ("A 30-day dose of 20-TGN of mercaptopurine.", "20-TGN"),
+        ("Give it as a 5-fold lower dose.", "5-fold"),
+    ],
+)
+def test_a_digit_the_parser_cannot_read_is_blocked(answer: str, token: str) -> None:
+    v = check_answer(answer, [TRANSPLANT, METABOLITES], limits=LIMITS, drug="azathioprine")
+    bad = [c for c in v.failed if c.claim.text == token]
+    assert not v.passed and bad, [c.claim.text for c in v.claims]
+    assert bad[0].status is Status.UNSUPPORTED and "cannot read" in bad[0].reason
+
+
+def test_an_unreadable_token_alone_still_blocks() -> None:
+    # No quantity at all in the answer: the early "nothing to check" pass must not skip it.
+    v = check_answer("Repeat at DOTN12.", [TRANSPLANT])
+    assert not v.passed and [c.claim.text for c in v.failed] == ["DOTN12"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Measure 6-TGN and 6-MMP; 6-TGN 235–450 pmol/8×10^8 RBC is the target.",
+        "Test TPMT*3A, TPMT*3C/*3A and CYP2C9*2 carriers; NUDT15 too.",
+        "Azathioprine (6-MP is its metabolite) and 6-mercaptopurine; HLA-B*5801 and G6PD.",
+        "Per the 2019 guidance (eular-2019-ln), updated 2021–2024, on 3/12/2024 and 03/2024.",
+        "See Table 2, section 4.2.1 and Figure 3 [2].",
+        "A 10-fold lower dose in poor metabolizers [2].",
+    ],
+)
+def test_names_dates_sections_and_copied_tokens_are_not_unread(answer: str) -> None:
+    v = check_answer(answer, [TRANSPLANT, METABOLITES], limits=LIMITS, drug="azathioprine")
+    assert all(c.claim.kind != "unread" for c in v.claims), [c.claim.text for c in v.claims]
+
+
+def test_an_ordinal_a_passage_writes_in_words_is_a_copy() -> None:
+    p = _p(1, "Azathioprine is a second-line agent from the third trimester on.")
+    assert _failed("Azathioprine is a 2nd-line agent from the 3rd trimester on.", [p]) == []
+    assert _failed("Azathioprine is a 4th-line agent.", [p]) == ["4th-line"]
+
+
+def test_a_token_copied_from_an_uncited_passage_is_not_supported_by_it() -> None:
+    # "[1]" cites the transplant passage only: the 10-fold of passage 2 is not in scope.
+    assert _failed("A 10-fold lower dose [1].", [TRANSPLANT, METABOLITES]) == ["10-fold"]
+
+
+def test_unread_tokens_spans() -> None:
+    text = "the 19th day, NUDT15, DOTN12 (20-TGN) and 2019"
+    assert [text[a:b] for a, b in unread_tokens(text)] == ["19th", "DOTN12", "20-TGN"]
+
+
+# --- a time that dates an invented dose --------------------------------------------------------
+
+TAPER = _p(1, "AIH, AASLD: prednisone 30 mg/day tapered to 10 mg/day over 4 weeks.",
+           drugs=("prednisone",))  # fmt: skip
+Q_PRED = {"drug": "prednisone", "question": "prednisone taper in AIH?"}
+
+
+def test_a_time_dating_a_dose_no_passage_gives_is_blocked() -> None:
+    # 40 mg/day is in no passage; "4 weeks" is the source's, but it times another course.
+    assert _failed("Prednisone 40 mg/day for 4 weeks.", [TAPER], **Q_PRED) == [
+        "40 mg/day",
+        "4 weeks",
+    ]
+    got = check_answer("Prednisone 40 mg/day by week 4.", [TAPER], limits=LIMITS, **Q_PRED)
+    assert [c.claim.text for c in got.failed] == ["40 mg/day", "4"]
+
+
+def test_the_source_course_and_a_derived_dose_keep_their_time() -> None:
+    assert (
+        _failed("Prednisone 30 mg/day tapered to 10 mg/day over 4 weeks.", [TAPER], **Q_PRED) == []
+    )
+    # 2 mg/kg/day x 70 kg = 140 mg/day is the guard's own arithmetic: its time is not invented.
+    p = _p(1, "AIH: azathioprine 2 mg/kg/day for 4 weeks.")
+    ans = "Azathioprine 2 mg/kg/day × 70 kg = 140 mg/day for 4 weeks."
+    patient = PatientContext(weight_kg=Decimal(70))
+    assert (
+        _failed(ans, [p], drug="azathioprine", question="aza dose in AIH?", patient=patient) == []
+    )
