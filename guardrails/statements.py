@@ -237,6 +237,19 @@ _LIVER_RE = re.compile(
     r"disease|failure)|cirrhosis)\b",
     _F,
 )
+# A regimen for when the first one failed (the AASLD failure regimen's 150 mg/day): not the
+# dose of a first course, a relapse or a maintenance. Organ failure is no treatment failure.
+_FAILURE_RE = re.compile(
+    r"\b(?:treatment|therapy|therapeutic|induction)\s+failure\b|\bfailure\s+regimen\b"
+    r"|\bfail(?:s|ed|ing)?\s+(?:to\s+respond|(?:first[- ]line\s+)?(?:treatment|therapy))\b",
+    _F,
+)
+# What states it for a claim: the sentence or the question says the treatment failed.
+_FAILED_RE = re.compile(
+    r"\bfail(?:s|ed|ing|ure)?\b(?<!renal failure)(?<!kidney failure)(?<!liver failure)"
+    r"|\bnon-?respon\w*|\bnot respond\w*|\brefractory\b",
+    _F,
+)
 _POPULATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "pediatric",
@@ -461,6 +474,8 @@ def _conditions(
         out.append("kidney:impaired")
     if _LIVER_RE.search(sentence):
         out.append("liver:impaired")
+    if _FAILURE_RE.search(sentence) or _FAILURE_RE.search(heading):
+        out.append("course:treatment failure")
     return tuple(dict.fromkeys(out))
 
 
@@ -815,6 +830,7 @@ def conditions_hold(
       naming two drugs gives every other number that "condition" too (the allopurinol dose
       itself), and that is no condition of the figure.
     - Kidney or liver impairment: when the context names kidney or liver function.
+    - Treatment failure (a failure regimen): when the context says a treatment failed.
     """
     if not st.conditions:
         return None
@@ -834,5 +850,7 @@ def conditions_hold(
         elif key == "kidney" and not _KIDNEY_RE.search(context):
             return c
         elif key == "liver" and not _LIVER_RE.search(context):
+            return c
+        elif key == "course" and not _FAILED_RE.search(context):
             return c
     return None

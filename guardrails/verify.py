@@ -327,8 +327,10 @@ def _reading_mismatch(
     st: DoseStatement,
     claim_drugs: frozenset[str],
     done: Sequence[ClaimVerdict] = (),
+    words: bool = True,
 ) -> str | None:
-    """A figure that is not a dose means what the words around it say:
+    """A figure that is not a dose means what the words around it say (``words=False``: the
+    dating check alone, for a time point the source writes as a duration):
 
     - A unitless number ("1", "3") has no meaning of its own: it is supported only where the
       source has it next to the same word ("week 1" for "week 1", not "The answer is: 1.").
@@ -344,7 +346,7 @@ def _reading_mismatch(
     time_point = q.kind == "number" and bool(
         _TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0])
     )
-    if q.kind == "number" and not q.unit and q.text[:1].isdigit():
+    if words and q.kind == "number" and not q.unit and q.text[:1].isdigit():
         mine = _words_around(answer, q.span, ss, se)
         theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
         if not mine & theirs:
@@ -634,7 +636,7 @@ def _check_claim(
                 st = _statement_at(p).get(s.span) if asked is not None else None
                 late = (
                     _reading_mismatch(answer, q, clause, all_claims, p, src, st,
-                                      drugs_among(mentions, *clause.sentence), done)
+                                      drugs_among(mentions, *clause.sentence), done, words=False)
                     if st is not None
                     else None
                 )  # fmt: skip

@@ -115,3 +115,36 @@ def test_the_source_course_and_a_derived_dose_keep_their_time() -> None:
     assert (
         _failed(ans, [p], drug="azathioprine", question="aza dose in AIH?", patient=patient) == []
     )
+
+
+# --- a failure regimen's dose given for another course -----------------------------------------
+
+FAILURE = _p(
+    1,
+    "In the AASLD failure regimen the azathioprine partner dose is 150 mg/day.",
+    section="Autoimmune hepatitis > Treatment failure",
+)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["aza monotherapy dose after multiple AIH relapses", "aza dose in AIH with renal failure?"],
+)
+def test_a_failure_regimen_dose_does_not_answer_another_course(question: str) -> None:
+    ans = "AIH, AASLD: azathioprine 150 mg/day."
+    assert _failed(ans, [FAILURE], drug="azathioprine", question=question) == ["150 mg/day"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Autoimmune hepatitis treatment failure: what azathioprine dose?",
+        "what if she fails treatment?",
+    ],
+)
+def test_a_failure_regimen_dose_answers_a_failure_question(question: str) -> None:
+    ans = "AIH, AASLD: azathioprine 150 mg/day."
+    assert _failed(ans, [FAILURE], drug="azathioprine", question=question) == []
+    # The sentence may say it too.
+    ans = "After treatment failure, azathioprine 150 mg/day."
+    assert _failed(ans, [FAILURE], drug="azathioprine", question="aza dose in AIH?") == []
