@@ -374,6 +374,59 @@ def _reading_mismatch(
     return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
 
 
+# Words that name a drug only to rule it out for the sentence's patients.
+_EXCLUDING_RE = re.compile(
+    r"(?:\b(?:should|must|can|could|do|does|did|will|may)\s*(?:not|n't)\s+"
+    r"(?:take|receive|tolerate|be\s+given|be\s+treated\s+with|use|start|have)"
+    r"|\bcannot\s+(?:take|receive|tolerate|use|have)|\bunable\s+to\s+(?:take|receive|tolerate)"
+    r"|\bintoleran\w*\s+(?:of|to)|\bwithout|\binstead\s+of|\brather\s+than|\bavoid\w*"
+    r"|\bother\s+than|\bexcept|\bnot\s+on|\bcontraindicat\w*(?:\s+(?:to|for|with))?)"
+    r"\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+
+
+def _excluded_mentions(answer: str, mentions: Mentions) -> Mentions:
+    """The drug mentions that rule their drug out ("who should not take azathioprine",
+    "without azathioprine", "instead of azathioprine")."""
+    return tuple(m for m in mentions if _EXCLUDING_RE.search(answer, max(0, m[0] - 40), m[0]))
+
+
+def _doses_excluded(st: DoseStatement | None, src: _SourceClaim, excluded: frozenset[str]) -> bool:
+    """Is the source figure a dose of a drug the claim's sentence rules out?"""
+    dosed = st.drug if st is not None else None
+    if dosed is None and len(src.drugs) == 1:
+        dosed = next(iter(src.drugs))
+    return dosed is not None and any(same_drug(dosed, x) for x in excluded)
+
+
+# "50 mg/day tapered to 30 mg/day": the second dose is where the first one goes.
+_STEP_TO_RE = re.compile(
+    r"^\s*,?\s*(?:and\s+|then\s+)?(?:be\s+|is\s+|was\s+)?(?:tapered|reduced|decreased|lowered"
+    r"|raised|increased|titrated|weaned|stepped\s+down|cut)\s+(?:down\s+|up\s+|gradually\s+)?"
+    r"(?:to|towards)\s+(?:about\s+|approximately\s+)?$",
+    re.IGNORECASE,
+)
+
+
+def _step_mismatch(
+    answer: str, q: Quantity, clause: _Clause, p: Passage, src: _SourceClaim, st: DoseStatement
+) -> str | None:
+    """A dose the answer reaches from another ("50 mg/day tapered to 30 mg/day") is that
+    course's end: the source must reach it from the same dose ("30 mg/day, reduced to 10
+    mg/day" starts at 30 and does not support a taper that ends there)."""
+    prev = next((c for c in reversed(clause.claims)
+                 if c.kind == "dose" and c.span[1] <= q.span[0]), None)  # fmt: skip
+    if prev is None or not _STEP_TO_RE.match(answer[prev.span[1] : q.span[0]]):
+        return None
+    before = [c.q for c in _index(p.text, frozenset()).claims
+              if c.q.kind == "dose" and st.sentence[0] <= c.q.span[0]
+              and c.q.span[1] <= src.q.span[0]]  # fmt: skip
+    if any(_shares_number(prev, b) for b in before):
+        return None
+    return f"gives {src.q.text!r} but not as reached from {prev.text}"
+
+
 def _shares_number(a: Quantity, b: Quantity) -> bool:
     """Do two doses share a figure in the same unit ("30 to 10 mg a day" read as one range and
     "30 mg/day ... 10 mg/day" as two)? Two ranges must be the same range: 750–1000 mg is not
@@ -480,6 +533,9 @@ class _Clause:
     missing: tuple[int, ...]  # cited numbers that are not among the passages
     sentence_drug: str | None  # the sentence's only drug, or ``drug`` when it names none
     has_per_kg_dose: bool  # whether a total in it may be a per-kg dose × a weight
+    # Drugs the sentence names only to exclude them ("for patients who should not take
+    # azathioprine"): its doses are some other drug's, never theirs.
+    excluded: frozenset[str] = frozenset()
 
 
 def _clause(
@@ -492,6 +548,7 @@ def _clause(
     mentions: Mentions,
     drug: str | None,
     may_state_limit: bool,
+    excluded: Mentions = (),
 ) -> _Clause:
     cs, ce, ss, se = span
     clause_text = answer[cs:ce]
@@ -508,6 +565,9 @@ def _clause(
     sentence_drug = (
         next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
     )
+    not_these = drugs_among(excluded, ss, se) if excluded else frozenset()
+    if not_these and not in_sentence:
+        sentence_drug = None  # not the asked drug either, when that is the one excluded
     return _new_clause(
         start=cs,
         end=ce,
@@ -521,6 +581,7 @@ def _clause(
         missing=missing,
         sentence_drug=sentence_drug,
         has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
+        excluded=not_these,
     )
 
 
@@ -588,6 +649,14 @@ def _check_claim(
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
             st = _statement_at(p).get(src.q.span) if drug_bound or scoped else None
+            if (
+                drug_bound
+                and clause.excluded
+                and check_drug is None
+                and _doses_excluded(st, src, clause.excluded)
+            ):
+                wrong_drug = wrong_drug or (p.n, src)
+                continue
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
@@ -598,6 +667,8 @@ def _check_claim(
                 mismatch = _scope_mismatch(q, check_drug, st, ctx, claim_drugs or frozenset(),
                                            asked, p.text[st.sentence[0]:st.sentence[1]],
                                            src.drugs)  # fmt: skip
+                if mismatch is None and asked is not None and q.kind == "dose":
+                    mismatch = _step_mismatch(answer, q, clause, p, src, st)
                 if mismatch is None and scoped:
                     mismatch = _reading_mismatch(answer, q, clause, all_claims, p, src, st,
                                                  claim_drugs or frozenset(), done)  # fmt: skip
@@ -663,7 +734,8 @@ def _check_claim(
     if wrong_drug is not None:
         n, src = wrong_drug
         where = ", ".join(sorted(src.drugs)) or "another drug"
-        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {check_drug}",
+        whose = check_drug or "a drug the sentence does not rule out"
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {whose}",
                         named, passage_n=n, source_span=src.q.span)  # fmt: skip
     if missing and not scope:
         cited_txt = ", ".join(f"[{n}]" for n in missing)
@@ -874,6 +946,9 @@ def _check(
         + ([drug.lower()] if drug else [])
     )
     mentions = mentions_in(answer, extra)
+    excluded = _excluded_mentions(answer, mentions)
+    if excluded:
+        mentions = tuple(m for m in mentions if m not in excluded)
     derivation_drugs = _derivation_drugs(mentions, drug)
     spans = clauses(answer)
     whole = (0, len(answer), 0, len(answer))
@@ -915,7 +990,7 @@ def _check(
         clause = scopes.get(span)
         if clause is None:
             clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
-                                            mentions, drug, may_state_limit)  # fmt: skip
+                                            mentions, drug, may_state_limit, excluded)  # fmt: skip
         verdicts.append(
             _check_claim(
                 answer,

@@ -148,3 +148,36 @@ def test_a_failure_regimen_dose_answers_a_failure_question(question: str) -> Non
     # The sentence may say it too.
     ans = "After treatment failure, azathioprine 150 mg/day."
     assert _failed(ans, [FAILURE], drug="azathioprine", question="aza dose in AIH?") == []
+
+
+# --- a dose in a sentence that rules its drug out; a taper's end -------------------------------
+
+AIH = [
+    _p(1, "AIH prednisone monotherapy, AASLD: 60 mg/day tapered to 20 mg/day over 4 weeks, for "
+          "patients who should not take azathioprine.", drugs=("azathioprine", "prednisone")),
+    _p(2, "AIH, AASLD guidance: azathioprine 50 mg/day at first.", drugs=("azathioprine",)),
+    _p(3, "AIH combination, BSG: prednisolone 30 mg/day, reduced to 10 mg/day over 4 weeks.",
+       drugs=("prednisolone",)),
+]  # fmt: skip
+Q_AIH = {"drug": "azathioprine", "question": "How long is azathioprine continued in AIH?"}
+
+
+def test_a_dose_for_patients_who_should_not_take_the_drug_is_not_that_drugs() -> None:
+    ans = "AIH, EASL: 50 mg/day, for patients who should not take azathioprine."
+    # 50 mg/day is azathioprine's in the passages: not the dose of a sentence that rules it out.
+    assert _failed(ans, AIH, **Q_AIH) == ["50 mg/day"]
+    # The ruled-out drug's own statement is another drug's figure: it passes on the companion's.
+    ans = "AIH, AASLD: 60 mg/day tapered to 20 mg/day over 4 weeks, for patients who should not take azathioprine."
+    v = check_answer(ans, AIH, limits=LIMITS, **Q_AIH)  # type: ignore[arg-type]
+    assert [c.claim.text for c in v.claims if c.claim.kind == "dose" and c.status.verified] == [
+        "60 mg/day",
+        "20 mg/day",
+    ]
+
+
+def test_a_taper_must_end_where_the_source_taper_ends() -> None:
+    # 30 mg/day is where the BSG taper starts; "tapered to 30 mg/day" ends a taper there.
+    ans = "AIH: prednisolone 50 mg/day tapered to 30 mg/day."
+    assert "30 mg/day" in _failed(ans, AIH, drug="prednisolone", question="AIH prednisolone?")
+    ans = "AIH: prednisolone 30 mg/day, reduced to 10 mg/day over 4 weeks."
+    assert _failed(ans, AIH, drug="prednisolone", question="AIH prednisolone?") == []
