@@ -147,7 +147,7 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str], int | None]] = [
     (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE), None),
     (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE), 0),
     # Dates: "3/12/2024", "12.03.2024", "03/2024" (day and month are no figures either).
-    (("/", "."), re.compile(r"(?<![\w.,/])(?:\d{1,2}[/.]){1,2}(?:19|20)\d\d(?![\w/]|[.,]\d)"), None),
+    (("/19", "/20", ".19", ".20"), re.compile(r"(?<![\w.,/])(?:\d{1,2}[/.]){1,2}(?:19|20)\d\d(?![\w/]|[.,]\d)"), None),
 ]  # fmt: skip
 
 
@@ -718,8 +718,14 @@ def _candidates(text: str, masked: str) -> list[int]:
 
 
 @lru_cache(maxsize=4096)
+def _masked(text: str) -> str:
+    """``_mask(text)``, remembered: :func:`unread_tokens` reads the answer's masked text again."""
+    return _mask(text)
+
+
+@lru_cache(maxsize=4096)
 def _parse(text: str) -> tuple[Quantity, ...]:
-    masked = _mask(text)
+    masked = _masked(text)
     found: list[Quantity] = []
     consumed = 0
     for pos in _candidates(text, masked):
@@ -780,15 +786,18 @@ def unread_tokens(text: str) -> tuple[tuple[int, int], ...]:
     "2019", "[3]" and "Table 2" are not."""
     if not isinstance(text, str) or not text:
         return ()
-    masked = _mask(text)
-    covered = [q.span for q in _parse(text)]
+    covered = [q.span for q in _parse(text)]  # in text order
+    masked = _masked(text)
     out: list[tuple[int, int]] = []
+    k = 0
     for m in _DIGIT_RUN_RE.finditer(masked):
         s, e = m.span()
+        while k < len(covered) and covered[k][1] <= s:
+            k += 1
+        if k < len(covered) and covered[k][0] <= s:
+            continue  # read as (part of) a quantity
         if out and s < out[-1][1]:
             continue  # the same token as the previous run
-        if any(a <= s < b for a, b in covered):
-            continue
         a, b = s, e
         # "/" ends a token ("azathioprine/6-MP") but not inside an allele pair ("*3A/*3C").
         while a > 0 and (text[a - 1] not in _TOKEN_STOP or text[a - 1 : a + 1] == "/*"):

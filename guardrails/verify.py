@@ -386,10 +386,27 @@ _EXCLUDING_RE = re.compile(
 )
 
 
+_EXCLUDING_LAST = frozenset(
+    {"take", "receive", "tolerate", "given", "with", "use", "start", "have", "of", "to", "for",
+     "without", "than", "except", "on", "avoid", "avoiding", "avoids", "avoided",
+     "contraindicated", "contraindication", "contraindications"}
+)  # fmt: skip
+
+
 def _excluded_mentions(answer: str, mentions: Mentions) -> Mentions:
     """The drug mentions that rule their drug out ("who should not take azathioprine",
     "without azathioprine", "instead of azathioprine")."""
-    return tuple(m for m in mentions if _EXCLUDING_RE.search(answer, max(0, m[0] - 40), m[0]))
+    out = []
+    for m in mentions:
+        # The word before the drug (or before "the") decides whether the cue can end there:
+        # one split spares most mentions the regex.
+        words = answer[max(0, m[0] - 40) : m[0]].rsplit(None, 2)
+        last = words[-1].lower() if words else ""
+        if last == "the" and len(words) > 1:
+            last = words[-2].lower()
+        if last in _EXCLUDING_LAST and _EXCLUDING_RE.search(answer, max(0, m[0] - 40), m[0]):
+            out.append(m)
+    return tuple(out)
 
 
 def _doses_excluded(st: DoseStatement | None, src: _SourceClaim, excluded: frozenset[str]) -> bool:
