@@ -614,6 +614,11 @@ def statements_of(passage: Passage) -> tuple[DoseStatement, ...]:
     )
 
 
+_CONTRAST_RE = re.compile(
+    r"[,;]\s*(?:but|whereas|while|although|though|however)\b|\b(?:but|whereas)\b", _F
+)
+
+
 class ClaimContext:
     """What an answer's own sentence says a number is: its role, and the indications and
     population the sentence names (empty / "any" when it names none). Each is read only when
@@ -636,10 +641,24 @@ class ClaimContext:
     @property
     def indications(self) -> tuple[str, ...]:
         if self._indications is None:
-            self._indications = _sentence_indications(
-                self._text[self._sentence[0] : self._sentence[1]]
-            )
+            found = _sentence_indications(self._text[self._sentence[0] : self._sentence[1]])
+            if len(found) > 1:
+                # "In RA ..., but ... azathioprine (50–100 mg) to patients with a renal
+                # transplant": a sentence that sets two indications against each other gives
+                # the number the one of its own part, when that part names one.
+                found = _sentence_indications(self._own_part()) or found
+            self._indications = found
         return self._indications
+
+    def _own_part(self) -> str:
+        """The part of the sentence between the contrasts ("but", "whereas") around the number."""
+        s0, s1 = self._sentence
+        start, end = self._q.span
+        lo = s0
+        for m in _CONTRAST_RE.finditer(self._text, s0, start):
+            lo = m.end()
+        m = _CONTRAST_RE.search(self._text, end, s1)
+        return self._text[lo : m.start() if m else s1]
 
     @property
     def sentence_text(self) -> str:

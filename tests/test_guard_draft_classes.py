@@ -181,3 +181,26 @@ def test_a_taper_must_end_where_the_source_taper_ends() -> None:
     assert "30 mg/day" in _failed(ans, AIH, drug="prednisolone", question="AIH prednisolone?")
     ans = "AIH: prednisolone 30 mg/day, reduced to 10 mg/day over 4 weeks."
     assert _failed(ans, AIH, drug="prednisolone", question="AIH prednisolone?") == []
+
+
+# --- a sentence that sets two indications against each other ----------------------------------
+
+RA = _p(1, "Azathioprine for RA, starting dose: about 1 mg/kg/day (50–100 mg), once daily.")
+
+
+def test_the_number_takes_the_indication_of_its_own_part_of_a_contrast() -> None:
+    ans = (
+        "In rheumatoid arthritis the outlook is better, but it is hard to give azathioprine "
+        "(50–100 mg) to patients with a renal transplant."
+    )
+    assert _failed(ans, [RA], drug="azathioprine") == ["50–100 mg"]
+
+
+def test_a_contrast_keeps_the_indication_its_number_is_given_for() -> None:
+    ans = "In renal transplant the dose differs, but in rheumatoid arthritis azathioprine starts at 50–100 mg."
+    assert _failed(ans, [RA], drug="azathioprine") == []
+    ans = "Azathioprine 50–100 mg in rheumatoid arthritis, but not in a renal transplant."
+    assert _failed(ans, [RA], drug="azathioprine") == []
+    # A part that names no indication leaves the sentence's.
+    ans = "In rheumatoid arthritis and renal transplant alike, azathioprine 50–100 mg, but monitor."
+    assert _failed(ans, [RA], drug="azathioprine") == []
