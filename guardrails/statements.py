@@ -657,8 +657,8 @@ class ClaimContext:
         lo = s0
         for m in _CONTRAST_RE.finditer(self._text, s0, start):
             lo = m.end()
-        m = _CONTRAST_RE.search(self._text, end, s1)
-        return self._text[lo : m.start() if m else s1]
+        nxt = _CONTRAST_RE.search(self._text, end, s1)
+        return self._text[lo : nxt.start() if nxt else s1]
 
     @property
     def sentence_text(self) -> str:
