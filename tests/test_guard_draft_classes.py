@@ -204,3 +204,24 @@ def test_a_contrast_keeps_the_indication_its_number_is_given_for() -> None:
     # A part that names no indication leaves the sentence's.
     ans = "In rheumatoid arthritis and renal transplant alike, azathioprine 50–100 mg, but monitor."
     assert _failed(ans, [RA], drug="azathioprine") == []
+
+
+# --- a drug named in a compound word ------------------------------------------------------------
+
+
+def test_a_compound_word_names_its_drug() -> None:
+    from guardrails.drugs import _drugs_in_by_regex, drugs_in
+
+    for text in ("continue azathioprine-based treatment", "Azathioprine-induced leukopenia"):
+        assert [n for _, n in drugs_in(text)] == ["azathioprine"]
+        assert [n for _, n in _drugs_in_by_regex(text, frozenset())] == ["azathioprine"]
+    assert drugs_in("azathioprine-x") == []
+
+
+def test_a_duration_of_an_azathioprine_based_course_is_not_prednisolones() -> None:
+    p = _p(1, "AIH, secondary summary: continue azathioprine-based treatment for at least 2 years.",
+           drugs=("azathioprine", "prednisolone"))  # fmt: skip
+    q = {"drug": "prednisolone", "question": "EASL initial prednisolone dose per kg in AIH"}
+    assert _failed("The AIH treatment lasts for 2 years.", [p], **q) == ["2 years"]
+    q = {"drug": "azathioprine", "question": "How long is azathioprine continued in AIH?"}
+    assert _failed("The AIH treatment lasts for 2 years.", [p], **q) == []
