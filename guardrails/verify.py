@@ -353,6 +353,12 @@ def _reading_mismatch(
             return f"gives {src.q.text!r} in another sense (next to {', '.join(sorted(theirs)) or 'no word'})"
     if q.kind != "duration" and not time_point:
         return None
+    if words:
+        mine_act = _action(answer, q.span[0], ss, all_claims)
+        theirs_act = _action(p.text, src.q.span[0], st.sentence[0],
+                             [c.q for c in _index(p.text, frozenset()).claims])  # fmt: skip
+        if mine_act and theirs_act and mine_act != theirs_act:
+            return f"gives {src.q.text!r} for when to {theirs_act} the drug, not to {mine_act} it"
     dated = next((c for c in reversed(all_claims)
                   if c.kind == "dose" and ss <= c.span[0] and c.span[1] <= q.span[0]), None)  # fmt: skip
     if dated is None:
@@ -442,6 +448,25 @@ def _step_mismatch(
     if any(_shares_number(prev, b) for b in before):
         return None
     return f"gives {src.q.text!r} but not as reached from {prev.text}"
+
+
+# What a time is the time of: starting a drug, or keeping it and stopping it (the same
+# course's length: "continue for 2 years" = "stop after 2 years").
+_START_ACT_RE = re.compile(r"\b(?:add(?:s|ed|ing)?|start\w*|begin\w*|began|introduc\w*|initiat\w*"
+                           r"|commenc\w*)\b", re.IGNORECASE)  # fmt: skip
+_KEEP_ACT_RE = re.compile(r"\b(?:stop\w*|withdraw\w*|withdrew|discontinu\w*|ceas\w*|continu\w*"
+                          r"|maintain\w*|kept|keep\w*|last(?:s|ed|ing)?)\b", re.IGNORECASE)  # fmt: skip
+
+
+def _action(text: str, at: int, lo: int, claims: Sequence[Quantity]) -> str | None:
+    """ "start" or "keep" when the words since the previous number of the sentence (from
+    ``lo``) name exactly one of the two, else None."""
+    prev = max((c.span[1] for c in claims if lo <= c.span[1] <= at), default=lo)
+    window = text[prev:at]
+    start, keep = bool(_START_ACT_RE.search(window)), bool(_KEEP_ACT_RE.search(window))
+    if start == keep:
+        return None
+    return "start" if start else "keep"
 
 
 def _shares_number(a: Quantity, b: Quantity) -> bool:

@@ -225,3 +225,18 @@ def test_a_duration_of_an_azathioprine_based_course_is_not_prednisolones() -> No
     assert _failed("The AIH treatment lasts for 2 years.", [p], **q) == ["2 years"]
     q = {"drug": "azathioprine", "question": "How long is azathioprine continued in AIH?"}
     assert _failed("The AIH treatment lasts for 2 years.", [p], **q) == []
+
+
+# --- the time to start a drug given as the time to stop it -------------------------------------
+
+EASL = _p(1, "AIH, EASL: add azathioprine about 2 weeks after starting the steroid.")
+Q_STOP = {"drug": "azathioprine", "question": "How long is azathioprine continued in AIH?"}
+
+
+def test_when_to_start_is_not_how_long_to_keep() -> None:
+    ans = "Azathioprine treatment is stopped for an average of 2 weeks after treatment initiation."
+    assert _failed(ans, [EASL], **Q_STOP) == ["2 weeks"]
+    assert _failed("Azathioprine is added about 2 weeks after the steroid.", [EASL], **Q_STOP) == []
+    # "continue for" and "stop after" time the same course.
+    p = _p(1, "AIH: continue azathioprine for at least 2 years.")
+    assert _failed("Stop azathioprine after at least 2 years.", [p], **Q_STOP) == []
