@@ -351,6 +351,14 @@ def _reading_mismatch(
         theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
         if not mine & theirs:
             return f"gives {src.q.text!r} in another sense (next to {', '.join(sorted(theirs)) or 'no word'})"
+    if (
+        words
+        and _denied(answer, q.span[0], max(clause.start, ss), all_claims)
+        and not _denied(
+            p.text, src.q.span[0], st.sentence[0], [c.q for c in _index(p.text, frozenset()).claims]
+        )
+    ):
+        return f"[{p.n}] states {src.q.text!r}; the answer denies it"
     if q.kind != "duration" and not time_point:
         return None
     if words:
@@ -456,6 +464,27 @@ _START_ACT_RE = re.compile(r"\b(?:add(?:s|ed|ing)?|start\w*|begin\w*|began|intro
                            r"|commenc\w*)\b", re.IGNORECASE)  # fmt: skip
 _KEEP_ACT_RE = re.compile(r"\b(?:stop\w*|withdraw\w*|withdrew|discontinu\w*|ceas\w*|continu\w*"
                           r"|maintain\w*|kept|keep\w*|last(?:s|ed|ing)?)\b", re.IGNORECASE)  # fmt: skip
+
+
+_DENIAL_RE = re.compile(
+    r"\b(?:is|are|was|were|does|do|did|has|have|had)\s+not\b|\b(?:isn't|aren't|wasn't|doesn't"
+    r"|don't|didn't|hasn't|haven't)|\bnever\b",
+    re.IGNORECASE,
+)
+# Negations that bound or time a figure rather than deny it.
+_BOUNDING_NOT_RE = re.compile(
+    r"\bnot\s+(?:to\s+)?(?:exceed\w*|more|less|above|below|over|under|before|after|until|later"
+    r"|earlier|beyond|be\s+(?:stopped|exceeded|withdrawn)|stop\w*|withdraw\w*|discontinu\w*|reduc\w*)",
+    re.IGNORECASE,
+)
+
+
+def _denied(text: str, at: int, lo: int, claims: Sequence[Quantity]) -> bool:
+    """Do the words since the previous number (from ``lo``) deny the figure ("azathioprine is
+    not an agent that has a duration of 3–5 years")? Not "not more than" or "not before"."""
+    prev = max((c.span[1] for c in claims if lo <= c.span[1] <= at), default=lo)
+    window = text[prev:at]
+    return bool(_DENIAL_RE.search(window)) and not _BOUNDING_NOT_RE.search(window)
 
 
 def _action(text: str, at: int, lo: int, claims: Sequence[Quantity]) -> str | None:

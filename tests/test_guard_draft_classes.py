@@ -240,3 +240,27 @@ def test_when_to_start_is_not_how_long_to_keep() -> None:
     # "continue for" and "stop after" time the same course.
     p = _p(1, "AIH: continue azathioprine for at least 2 years.")
     assert _failed("Stop azathioprine after at least 2 years.", [p], **Q_STOP) == []
+
+
+# --- a figure the answer denies ---------------------------------------------------------------
+
+LN = _p(1, "LN maintenance with azathioprine, secondary summary: at least 3–5 years.")
+Q_LN = {"drug": "azathioprine", "question": "How long is azathioprine LN maintenance?"}
+
+
+def test_a_figure_the_answer_denies_is_not_supported_by_the_source_stating_it() -> None:
+    ans = "Azathioprine is not an agent that has a duration of treatment of 3–5 years."
+    assert _failed(ans, [LN], **Q_LN) == ["3–5 years"]
+
+
+@pytest.mark.parametrize(
+    "ans",
+    [
+        "LN maintenance with azathioprine lasts at least 3–5 years.",
+        "Azathioprine should not be stopped before 3–5 years of LN maintenance.",
+        "Do not stop azathioprine before 3–5 years.",
+        "Azathioprine is not an induction agent; LN maintenance lasts at least 3–5 years.",
+    ],
+)
+def test_bounding_negations_and_other_clauses_deny_nothing(ans: str) -> None:
+    assert _failed(ans, [LN], **Q_LN) == []
