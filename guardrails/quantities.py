@@ -24,11 +24,13 @@ What counts as a claim (edge cases):
   ``at_least``; maximum / max -> ``max``; about / approximately / ~ -> ``approx``.
 - ``1 in 178`` is a ``ratio`` with value 178; ``0.24 vs 0.89 per patient-year`` gives the
   first number the second one's unit.
+- Digits none of the rules above read ("19th", "DOTN12", "20-TGN") are no quantity either, but
+  :func:`unread_tokens` reports their tokens, so that the guard can refuse to pass them unseen.
 - Not claims: citation markers (``[1]``, ``[1, 2]``, ``[@kdigo-2024]``), list and heading
-  numbers at line start (``1.``, ``## 2.``), ISO dates, bare years 1900–2100, numbers glued to
-  letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8`` and ``10^8`` inside
-  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels, disease types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers
-  verified", "Sources: 3").
+  numbers at line start (``1.``, ``## 2.``), dates (ISO, ``3/12/2024``, ``03/2024``), bare
+  years 1900–2100, numbers glued to letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8``
+  and ``10^8`` inside ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1"/"section 4.2.1" labels, disease
+  types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers verified", "Sources: 3").
 """
 
 from __future__ import annotations
@@ -762,7 +764,7 @@ _NAME_METABOLITES = (
 _ALLELE = r"(?:\*[0-9A-Z]+(?::[0-9A-Z]+)*)"
 _DIGIT_NAMES_RE = re.compile(
     rf"(?:(?:{_NAME_GENES}){_ALLELE}?(?:/{_ALLELE})?|{_NAME_METABOLITES}|IL-\d+|COVID-19"
-    r"|SARS-CoV-2|5-ASA|B12|D3|CD\d+|H[12])",
+    r"|SARS-CoV-2|5-ASA|5-FU|B12|B6|D3|CD\d+|H[12]|HbA1c|Ig[AGEM]\d?|T[34])",
     re.IGNORECASE,
 )
 _YEAR_RUN_RE = re.compile(r"(?:19\d\d|20\d\d|2100)")

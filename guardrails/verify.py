@@ -26,6 +26,12 @@ intermediate or final dose are DERIVED (OUT_OF_LIMITS when the recomputed deriva
 that reads like a derivation but is not one recomputed here (a changed number, another weight)
 gets no such reading and goes through the rules below.
 
+After these rules, every token holding a digit the parser could not read as a quantity ("the
+19th day", "DOTN12", "20-TGN") is a claim of kind ``unread``, UNSUPPORTED, unless it is a name
+written with digits (NUDT15, TPMT*3A, 6-TGN, a drug alias), a year, date, citation, label or
+list number (the parser's masks), or is written the same way (an ordinal also as its word) in a
+passage its sentence may cite: a fail-closed guard lets no digit through unread.
+
 The answer passes only if every claim is SUPPORTED or DERIVED. Any internal error gives
 ``AnswerVerdict(passed=False, error=...)``: the guard never raises and never passes on error.
 """

@@ -61,6 +61,7 @@ def test_an_unreadable_token_alone_still_blocks() -> None:
         "Measure 6-TGN and 6-MMP; 6-TGN 235–450 pmol/8×10^8 RBC is the target.",
         "Test TPMT*3A, TPMT*3C/*3A and CYP2C9*2 carriers; NUDT15 too.",
         "Azathioprine (6-MP is its metabolite) and 6-mercaptopurine; HLA-B*5801 and G6PD.",
+        "Check HbA1c, IgG4 and vitamin B12; 5-FU and 5-ASA are other drugs; COVID-19 and IL-6.",
         "Per the 2019 guidance (eular-2019-ln), updated 2021–2024, on 3/12/2024 and 03/2024.",
         "See Table 2, section 4.2.1 and Figure 3 [2].",
         "A 10-fold lower dose in poor metabolizers [2].",
