@@ -53,6 +53,8 @@ __all__ = [
     "organs_in",
     "phenotype_values",
     "phenotypes_in",
+    "sentence_roles",
+    "sentence_sources",
     "sources_in",
     "statement_sources",
     "text_facts",
@@ -692,24 +694,48 @@ def claim_context(text: str, q: Quantity, sentence: tuple[int, int], prev_end: i
 # Sources a question or sentence may name, and the citation-id tokens of each.
 _SOURCE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("smpc", re.compile(r"\bsmpc\b|summary of product characteristics|\buk label\b", _F)),
-    ("us label", re.compile(r"\bus (?:label|prescribing information)\b|\bfda\b", _F)),
+    # A label's citation id ("imuran-label", "cellcept-label") names the US label too.
+    ("us label", re.compile(r"\bus (?:[a-z]+ )?(?:label|prescribing information)\b|\bfda\b|\b[a-z]+-label\b", _F)),
     ("cpic", re.compile(r"\bcpic\b", _F)),
     ("kdigo", re.compile(r"\bkdigo\b", _F)),
     ("eular", re.compile(r"\beular\b", _F)),
     ("aasld", re.compile(r"\baasld\b", _F)),
     ("easl", re.compile(r"\beasl\b", _F)),
     ("bsg", re.compile(r"\bbsg\b", _F)),
-    ("bsr", re.compile(r"\bbsr\b", _F)),
+    ("bsr", re.compile(r"\bbsr\b|\bbhpr\b", _F)),
+    ("idsa", re.compile(r"\bidsa\b", _F)),
+    ("ismp", re.compile(r"\bismp\b", _F)),
     # Short capitals that are also words or syllables: only as written in capitals.
     ("acr", re.compile(r"\bACR\b")),
     ("aga", re.compile(r"\bAGA\b")),
     ("acg", re.compile(r"\bACG\b")),
     ("bad", re.compile(r"\bBAD\b")),
-    ("secondary summary", re.compile(r"\bsecondary summar", _F)),
+    ("nih", re.compile(r"\bNIH\b")),
+    # Trials and studies, by name (a trial's name in capitals is also a word: "maintain").
+    ("maintain", re.compile(r"\bMAINTAIN\b")),
+    ("alms", re.compile(r"\bALMS\b")),
+    ("euro-lupus", re.compile(r"\beuro-?lupus\b", _F)),
+    ("contreras", re.compile(r"\bcontreras\b", _F)),
+    ("ginzler", re.compile(r"\bginzler\b", _F)),
+    ("gourley", re.compile(r"\bgourley\b", _F)),
+    ("johnson", re.compile(r"\bjohnson\b(?!-)", _F)),  # not Stevens-Johnson
+    ("dubinsky", re.compile(r"\bdubinsky\b", _F)),
+    ("osterman", re.compile(r"\bosterman\b", _F)),
+    ("sparrow", re.compile(r"\bsparrow\b", _F)),
+    ("visser", re.compile(r"\bvisser\b", _F)),
+    ("meta-analysis", re.compile(r"\bmeta-?analys[ei]s\b", _F)),
+    ("secondary summary", re.compile(r"\bsecondary summar|\bdrorac\b", _F)),
 )
 _SOURCE_ID_TOKENS = {"smpc": "smpc", "cpic": "cpic", "kdigo": "kdigo", "eular": "eular",
                      "aasld": "aasld", "easl": "easl", "bsg": "bsg", "bsr": "bsr", "acr": "acr",
-                     "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary"}  # fmt: skip
+                     "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary",
+                     "idsa": "idsa", "ismp": "ismp", "nih": "nih", "maintain": "maintain",
+                     "alms": "alms", "euro": "euro-lupus", "contreras": "contreras",
+                     "ginzler": "ginzler", "gourley": "gourley", "johnson": "johnson",
+                     "dubinsky": "dubinsky", "osterman": "osterman", "sparrow": "sparrow",
+                     "visser": "visser"}  # fmt: skip
+# Every id of a "[@a; @b]" marker.
+_CITED_ID_RE = re.compile(r"@([a-z0-9][a-z0-9-]*)")
 _ORGAN_RE = re.compile(
     r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?:transplant\w*|tx\b"
     r"|allograft\w*|homotransplant\w*|recipients?)",
@@ -727,6 +753,16 @@ _ASKED_ROLES: tuple[tuple[Role, re.Pattern[str]], ...] = (
     ),
     (Role.MAXIMUM, re.compile(r"\b(?:max\w*|ceiling|highest|upper limit)\b", _F)),
 )
+
+
+_DOSE_ASKED_RE = re.compile(r"\bdos(?:e|es|ed|ing|age)\b|\bmg\b|\bregimen\b|\bhow much\b", _F)
+
+
+@lru_cache(maxsize=4096)
+def sentence_roles(text: str) -> frozenset[Role]:
+    """The phases a sentence names anywhere (start, maintenance, maximum): "up to 5 mg/kg/day
+    on the first day" is a cap that is also the first day's dose."""
+    return frozenset(r for r, rx in _ASKED_ROLES if rx.search(text))
 
 
 def sources_in(text: str) -> tuple[str, ...]:
@@ -760,8 +796,8 @@ class AskedScope:
     (initial, maintenance, maximum), population, phenotype, named sources and transplanted
     organ. Read once per answer; each facet is empty when the question names none."""
 
-    __slots__ = ("drugs", "indications", "not_renal", "organs", "phenotypes", "population",
-                 "role", "sources", "text")  # fmt: skip
+    __slots__ = ("asks_dose", "drugs", "indications", "not_renal", "organs", "phenotypes",
+                 "population", "role", "sources", "text")  # fmt: skip
 
     def __init__(self, question: str, drugs: Iterable[str] = ()) -> None:
         self.text = question
@@ -775,6 +811,9 @@ class AskedScope:
         self.phenotypes = phenotypes_in(question)
         self.sources = sources_in(question)
         self.organs = organs_in(question)
+        # Whether the question asks for a dose ("dose on day one per SmPC"), not a duration or
+        # a frequency: the doses an answer to it gives are that answer's, as its source's.
+        self.asks_dose = self.role is not None or bool(_DOSE_ASKED_RE.search(question))
 
     @property
     def empty(self) -> bool:
@@ -788,17 +827,36 @@ def asked_scope(question: str, drugs: tuple[str, ...] = ()) -> AskedScope:
     return AskedScope(question, drugs)
 
 
+def _citation_sources(citation: str) -> list[str]:
+    """The sources of one citation id ("imuran-smpc" -> smpc, "imuran-label" -> us label)."""
+    tokens = citation.split("-")
+    out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
+    if not out and "label" in tokens:
+        out.append("us label")
+    return out
+
+
 def statement_sources(st: DoseStatement, sentence_text: str) -> tuple[str, ...]:
     """Which source a statement is from: the sources its sentence names, else its citation's
     id tokens ("imuran-smpc" -> smpc, "imuran-label" -> us label), else a label's own text."""
     named = sources_in(sentence_text)
     if named:
         return named
-    tokens = st.citation.split("-") if st.citation else []
-    out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
-    if not out and ("label" in tokens or (not st.citation and st.evidence == "label")):
+    out = _citation_sources(st.citation) if st.citation else []
+    if not out and not st.citation and st.evidence == "label":
         out.append("us label")
     return tuple(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=8192)
+def sentence_sources(sentence_text: str) -> frozenset[str]:
+    """Every source a passage's sentence can be held to: those it names and those its ``[@id]``
+    markers cite (a meta-analysis cited as osterman-2006 is both "meta-analysis" and osterman;
+    a secondary summary quoting the SmPC is both)."""
+    out = set(sources_in(sentence_text))
+    for cid in _CITED_ID_RE.findall(sentence_text):
+        out.update(_citation_sources(cid))
+    return frozenset(out)
 
 
 _PHENOTYPE_CONTEXT_RE = re.compile(

@@ -74,7 +74,7 @@ from guardrails.quantities import (
     quantities_equivalent,
     unread_tokens,
 )
-from guardrails.sentences import citations, clauses
+from guardrails.sentences import citations, clauses, sentences
 from guardrails.statements import (
     AskedScope,
     ClaimContext,
@@ -83,6 +83,9 @@ from guardrails.statements import (
     conditions_hold,
     indications_compatible,
     roles_compatible,
+    sentence_roles,
+    sentence_sources,
+    sources_in,
     statement_sources,
     statements_of,
     text_facts,
@@ -175,6 +178,70 @@ def _drug_ok(
 @lru_cache(maxsize=2048)
 def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
     return {st.span: st for st in statements_of(p)}
+
+
+@lru_cache(maxsize=2048)
+def _sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
+    return sentences(text)
+
+
+def _from_named(p: Passage, at: int, st: DoseStatement | None, named: frozenset[str]) -> str | None:
+    """Why the passage sentence holding the figure at ``at`` is from none of the sources the
+    answer's clause names (None when it is from one). A clinician reads "UK SmPC: every 12
+    weeks" as the SmPC's advice: the figure must be that source's, not another guideline's
+    in the same passage. A sentence naming no source and citing none is from no named source."""
+    if st is not None:
+        a, b = st.sentence
+    else:
+        a, b = next(((s, e) for s, e in _sentence_spans(p.text) if s <= at < e), (0, len(p.text)))
+    text = p.text[a:b]
+    theirs = sentence_sources(text)
+    if st is not None:
+        theirs = theirs | frozenset(statement_sources(st, text))
+    if theirs & named:
+        return None
+    return f"is from {', '.join(sorted(theirs)) or 'no source the answer names'}, not {', '.join(sorted(named))}"
+
+
+def _source_of(p: Passage, st: DoseStatement) -> frozenset[str]:
+    text = p.text[st.sentence[0] : st.sentence[1]]
+    return sentence_sources(text) | frozenset(statement_sources(st, text))
+
+
+def _asked_source_differs(
+    p: Passage, st: DoseStatement, asked: AskedScope, passages: Sequence[Passage]
+) -> str | None:
+    """Why a dose from statement ``st`` of passage ``p`` does not answer a question that names
+    its source ("dose on day one per SmPC"), in a sentence that names none: ``st`` is another
+    source's, and the asked source gives its own figure for the same drug, role, basis and
+    population (the US label's 3-5 mg/kg/day where the SmPC says up to 5 mg/kg/day on the first
+    day). None when ``st`` is the asked source's, or the asked source gives no such figure (a
+    figure only another source gives is that source's, not a contradiction of the asked one)."""
+    wanted = frozenset(asked.sources)
+    theirs = _source_of(p, st)
+    if theirs & wanted or st.drug is None:
+        return None
+    q = st.quantity
+    for pp in passages:
+        for other in _statement_at(pp).values():
+            oq = other.quantity
+            if (
+                oq.kind != "dose"
+                or other.drug is None
+                or not same_drug(other.drug, st.drug)
+                or (oq.per_kg, oq.per_m2) != (q.per_kg, q.per_m2)
+                or other.population != st.population
+                or not indications_compatible(st.indications, other.indications)
+            ):
+                continue
+            text = pp.text[other.sentence[0] : other.sentence[1]]
+            if other.role is not st.role and st.role not in sentence_roles(text):
+                continue
+            if not _source_of(pp, other) & wanted:
+                continue
+            return (f"is from {', '.join(sorted(theirs)) or 'no source the question names'}; "
+                    f"{', '.join(sorted(wanted))} gives {oq.text!r} [{pp.n}]")  # fmt: skip
+    return None
 
 
 def _scope_mismatch(
@@ -280,9 +347,9 @@ def _asked_mismatch(
                 f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
             )
     # Source: an answer that gives a figure as the very source the question asks about ("per
-    # SmPC": "the SmPC dose is ...") must have it from that source. (A sentence naming some
-    # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
-    # the guideline's name, is what the clinician doses by.)
+    # SmPC": "the SmPC dose is ...") must have it from that source. (Every sentence that names
+    # a source is held to it in ``_check_claim`` too: a clinician reads "BSG: 0.5-1 mg/kg/day"
+    # as BSG's advice, so EASL's figure there is misattributed, though true.)
     if asked.sources:
         claim_sources = set(mine.sources) & set(asked.sources)
         src = statement_sources(st, source_text) if claim_sources else ()
@@ -613,6 +680,9 @@ class _Clause:
     # Drugs the sentence names only to exclude them ("for patients who should not take
     # azathioprine"): its doses are some other drug's, never theirs.
     excluded: frozenset[str] = frozenset()
+    # The sources the clause names, else its sentence ("UK SmPC: ...", "per KDIGO", a trial):
+    # its figures are held to them (``_from_named``).
+    sources: frozenset[str] = frozenset()
 
 
 def _clause(
@@ -659,6 +729,7 @@ def _clause(
         sentence_drug=sentence_drug,
         has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
         excluded=not_these,
+        sources=frozenset(sources_in(clause_text) or sources_in(answer[ss:se])),
     )
 
 
@@ -713,7 +784,7 @@ def _check_claim(
     # asked (when the caller says which).
     check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
-    wrong_scope: tuple[int, _SourceClaim, str, DoseStatement] | None = None
+    wrong_scope: tuple[int, _SourceClaim, str, DoseStatement | None] | None = None
     ctx: ClaimContext | None = None
     key = _key(q)
     for p, indexed in zip(scope, clause.indexed, strict=True):
@@ -752,6 +823,15 @@ def _check_claim(
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
+            mismatch = None
+            if clause.sources:
+                mismatch = _from_named(p, src.q.span[0], st, clause.sources)
+            elif (asked is not None and asked.sources and asked.asks_dose and st is not None
+                  and q.kind == "dose"):  # fmt: skip
+                mismatch = _asked_source_differs(p, st, asked, passages)
+            if mismatch is not None:
+                wrong_scope = wrong_scope or (p.n, src, mismatch, st)
+                continue
             return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
                                   drug=named, passage_n=p.n, source_span=src.q.span,
                                   statement=st, role=ctx.role if ctx and st and st.role not in _PLAIN_ROLES else None)  # fmt: skip
@@ -788,8 +868,10 @@ def _check_claim(
                     if st is not None
                     else None
                 )  # fmt: skip
+                if late is None and clause.sources:
+                    late = _from_named(p, s.span[0], st, clause.sources)
                 if late is not None:
-                    wrong_scope = wrong_scope or (p.n, src, late, st)  # type: ignore[assignment]
+                    wrong_scope = wrong_scope or (p.n, src, late, st)
                     continue
                 return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}] ({s.text})", named,
                                 passage_n=p.n, source_span=s.span)  # fmt: skip
