@@ -695,7 +695,12 @@ def claim_context(text: str, q: Quantity, sentence: tuple[int, int], prev_end: i
 _SOURCE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("smpc", re.compile(r"\bsmpc\b|summary of product characteristics|\buk label\b", _F)),
     # A label's citation id ("imuran-label", "cellcept-label") names the US label too.
-    ("us label", re.compile(r"\bus (?:[a-z]+ )?(?:label|prescribing information)\b|\bfda\b|\b[a-z]+-label\b", _F)),
+    (
+        "us label",
+        re.compile(
+            r"\bus (?:[a-z]+ )?(?:label|prescribing information)\b|\bfda\b|\b[a-z]+-label\b", _F
+        ),
+    ),
     ("cpic", re.compile(r"\bcpic\b", _F)),
     ("kdigo", re.compile(r"\bkdigo\b", _F)),
     ("eular", re.compile(r"\beular\b", _F)),

@@ -180,6 +180,18 @@ def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
     return {st.span: st for st in statements_of(p)}
 
 
+# The product's own evidence tags ("[secondary summary · draft]", "[guideline, trial · final]")
+# say what kind of source a cited passage is; they name no source for the sentence's figures.
+_EVIDENCE_TAG_RE = re.compile(r"\[[^\[\]\n]*·[^\[\]\n]*\]")
+
+
+def _named_sources(text: str) -> tuple[str, ...]:
+    """The sources an answer's text names, without the evidence tags the composer writes."""
+    if "·" in text:
+        text = _EVIDENCE_TAG_RE.sub(" ", text)
+    return sources_in(text)
+
+
 @lru_cache(maxsize=2048)
 def _sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
     return sentences(text)
@@ -729,7 +741,7 @@ def _clause(
         sentence_drug=sentence_drug,
         has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
         excluded=not_these,
-        sources=frozenset(sources_in(clause_text) or sources_in(answer[ss:se])),
+        sources=frozenset(_named_sources(clause_text) or _named_sources(answer[ss:se])),
     )
 
 

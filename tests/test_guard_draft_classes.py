@@ -265,3 +265,170 @@ def test_a_figure_the_answer_denies_is_not_supported_by_the_source_stating_it() 
 )
 def test_bounding_negations_and_other_clauses_deny_nothing(ans: str) -> None:
     assert _failed(ans, [LN], **Q_LN) == []
+
+
+# --- a sentence that names a source is held to it ------------------------------------------------
+
+AIH_SOURCES = [
+    _p(1, "- AIH, AASLD guidance: azathioprine 50 mg/day at first, raised towards 1–2 mg/kg/day "
+          "as tolerated [@aasld-2019-aih].\n"
+          "- AIH combination, BSG: azathioprine 1 mg/kg/day given alongside the prednisolone "
+          "taper [@bsg-2011-aih].\n"
+          "- AIH, EASL: prednisolone 0.5–1 mg/kg/day as initial therapy [@easl-2015-aih].",
+       drugs=("azathioprine", "prednisolone")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "figure", "whose"),
+    [
+        ("AIH, AASLD: azathioprine 1 mg/kg/day given alongside the prednisolone taper.",
+         "1 mg/kg/day", "bsg"),
+        ("AIH, BSG: prednisolone 0.5–1 mg/kg/day as initial therapy.", "0.5–1 mg/kg/day", "easl"),
+    ],
+)  # fmt: skip
+def test_a_figure_given_to_a_source_that_does_not_state_it_is_blocked(
+    answer: str, figure: str, whose: str
+) -> None:
+    v = check_answer(answer, AIH_SOURCES, limits=LIMITS)
+    assert [c.claim.text for c in v.failed] == [figure]
+    assert f"is from {whose}" in v.failed[0].reason
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "AIH, BSG: azathioprine 1 mg/kg/day given alongside the prednisolone taper.",
+        "AIH, EASL: prednisolone 0.5–1 mg/kg/day as initial therapy.",
+        # No source named: the figure needs a passage, not a particular source.
+        "In AIH, azathioprine 1 mg/kg/day alongside the taper; prednisolone 0.5–1 mg/kg/day.",
+        # Each clause is held to its own source.
+        "Per BSG, azathioprine 1 mg/kg/day; per EASL, prednisolone 0.5–1 mg/kg/day.",
+    ],
+)
+def test_a_figure_given_to_the_source_that_states_it_passes(answer: str) -> None:
+    assert _failed(answer, AIH_SOURCES) == []
+
+
+MONITORING = _p(
+    1,
+    "- Azathioprine blood counts, UK SmPC: after the first 8 weeks, monthly or at least every "
+    "3 months [@imuran-smpc].\n"
+    "- Azathioprine as a conventional DMARD, BSR/BHPR: once stable, tests at least every "
+    "12 weeks [@bsr-2017-dmard].",
+)
+
+
+def test_an_interval_is_held_to_its_named_source_too() -> None:
+    ans = "Azathioprine, UK SmPC: once stable, tests at least every 12 weeks."
+    assert _failed(ans, [MONITORING]) == ["12 weeks"]
+    q = {"drug": "azathioprine", "question": "LFT frequency on aza maintenance?"}
+    assert _failed(ans, [MONITORING], **q) == ["12 weeks"]
+    for ok in (
+        "Azathioprine, BSR/BHPR: once stable, tests at least every 12 weeks.",
+        "Azathioprine, UK SmPC: after the first 8 weeks, monthly or at least every 3 months.",
+    ):
+        assert _failed(ok, [MONITORING]) == []
+        assert _failed(ok, [MONITORING], **q) == []
+
+
+THIOPURINE_LEVELS = [
+    _p(1, "- Thiopurines in IBD, meta-analysis: remission was more likely with 6-TGN above about "
+          "230–260 pmol/8×10^8 RBC [@osterman-2006].\n"
+          "- Thiopurine in IBD, AGA: keep 6-MMP below 5700 pmol/8×10^8 RBC [@aga-2017-tdm].",
+       drugs=("mercaptopurine",)),
+]  # fmt: skip
+
+
+def test_a_source_is_read_from_its_citation_and_trial_names_count() -> None:
+    assert _failed("IBD, AGA: 6-TGN above 230–260 pmol/8×10^8 RBC.", THIOPURINE_LEVELS) == [
+        "230–260 pmol/8×10^8 RBC"
+    ]
+    for ok in (
+        "IBD, meta-analysis: 6-TGN above 230–260 pmol/8×10^8 RBC.",
+        # The passage names the meta-analysis; its citation names Osterman: both are its source.
+        "Osterman: 6-TGN above 230–260 pmol/8×10^8 RBC.",
+        "6-TGN above 230–260 pmol/8×10^8 RBC (osterman-2006).",
+    ):
+        assert _failed(ok, THIOPURINE_LEVELS) == [], ok
+
+
+LN_MAINTENANCE = [
+    _p(1, "- Azathioprine LN maintenance after induction: 2 mg/kg/day [@acr-2012-ln; "
+          "@maintain-2010; @alms-maintenance-2011].\n"
+          "- Azathioprine LN maintenance, KDIGO: 1.5–2 mg/kg/day [@kdigo-2024-ln]."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok"),
+    [
+        ("In the MAINTAIN trial azathioprine was dosed at 2 mg/kg/day.", True),
+        ("ALMS maintenance: azathioprine 2 mg/kg/day.", True),
+        ("Per kdigo-2024-ln, azathioprine 1.5–2 mg/kg/day.", True),
+        ("Per kdigo-2024-ln, azathioprine 2 mg/kg/day.", False),
+        ("In the Euro-Lupus trial azathioprine was dosed at 2 mg/kg/day.", False),
+    ],
+)
+def test_every_id_of_a_multi_citation_is_a_source(answer: str, ok: bool) -> None:
+    assert (_failed(answer, LN_MAINTENANCE) == []) is ok
+
+
+# --- the question's source, for a sentence that names none ---------------------------------------
+
+TRANSPLANT_LABELS = [
+    _p(1, "- Azathioprine for renal transplant, initial dose: 3–5 mg/kg/day from the day of "
+          "transplantation [@imuran-label].\n"
+          "- Azathioprine renal transplant maintenance: 1–3 mg/kg/day [@imuran-label].\n"
+          "- Azathioprine for RA, starting dose: 50–100 mg once daily [@imuran-label]."),
+    _p(2, "- Azathioprine transplant dose, UK SmPC: up to 5 mg/kg/day orally or intravenously on "
+          "the first day [@imuran-smpc]."),
+]  # fmt: skip
+PER_SMPC = {"drug": "azathioprine", "question": "aza transplant dose on day one per SmPC"}
+
+
+def test_another_sources_dose_is_misattributed_where_the_asked_source_gives_its_own() -> None:
+    v = check_answer("The answer is: 3–5 mg/kg/day from the day of transplantation.",
+                     TRANSPLANT_LABELS, limits=LIMITS, **PER_SMPC)  # type: ignore[arg-type]  # fmt: skip
+    assert [c.claim.text for c in v.failed] == ["3–5 mg/kg/day"]
+    assert "smpc gives '5 mg/kg/day'" in v.failed[0].reason
+
+
+@pytest.mark.parametrize(
+    ("answer", "question"),
+    [
+        # The question names no source: any passage's figure answers it.
+        ("The answer is: 3–5 mg/kg/day.", "aza transplant dose on day one"),
+        # The sentence names the source it quotes.
+        ("The US label gives 3–5 mg/kg/day from the day of transplantation.", PER_SMPC["question"]),
+        # The asked source's own figure.
+        ("Up to 5 mg/kg/day on the first day.", PER_SMPC["question"]),
+        # The SmPC gives no maintenance figure here, and no fixed-mg one: nothing contradicted.
+        ("Maintenance is 1–3 mg/kg/day.", PER_SMPC["question"]),
+        ("In RA, start 50–100 mg once daily.", "aza RA starting dose per SmPC"),
+    ],
+)
+def test_a_dose_the_asked_source_gives_no_rival_for_passes(answer: str, question: str) -> None:
+    assert _failed(answer, TRANSPLANT_LABELS, drug="azathioprine", question=question) == []
+
+
+def test_the_asked_source_governs_only_the_kind_of_figure_asked() -> None:
+    # A duration question naming KDIGO: a maintenance dose in passing is not "KDIGO's dose".
+    ans = "Azathioprine LN maintenance after induction: 2 mg/kg/day."
+    q = "minimum total duration of LN immunosuppression KDIGO"
+    assert _failed(ans, LN_MAINTENANCE, drug="azathioprine", question=q) == []
+    q = "azathioprine lupus nephritis maintenance dose per KDIGO"
+    assert _failed(ans, LN_MAINTENANCE, drug="azathioprine", question=q) == ["2 mg/kg/day"]
+
+
+def test_the_composers_evidence_tags_name_no_source() -> None:
+    # "[secondary summary · draft]" is the kind of source a cited passage is, not a source named
+    # for the sentence's figures; written out in the sentence, the same words are one.
+    ans = (
+        "Sources differ on LN maintenance: 2 mg/kg/day [1] [secondary summary · draft] vs "
+        "1.5–2 mg/kg/day [1] [guideline · draft]."
+    )
+    assert _failed(ans, LN_MAINTENANCE) == []
+    assert _failed("Per a secondary summary, 1.5–2 mg/kg/day [1].", LN_MAINTENANCE) == [
+        "1.5–2 mg/kg/day"
+    ]
