@@ -817,6 +817,12 @@ def _check_claim(
             ):
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
+            if clause.sources:
+                # First: the cheapest test, and a candidate of another source needs no other.
+                other_source = _from_named(p, src.q.span[0], st, clause.sources)
+                if other_source is not None:
+                    wrong_scope = wrong_scope or (p.n, src, other_source, st)
+                    continue
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
@@ -835,15 +841,12 @@ def _check_claim(
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
-            mismatch = None
-            if clause.sources:
-                mismatch = _from_named(p, src.q.span[0], st, clause.sources)
-            elif (asked is not None and asked.sources and asked.asks_dose and st is not None
-                  and q.kind == "dose"):  # fmt: skip
+            if (asked is not None and asked.sources and asked.asks_dose and st is not None
+                    and q.kind == "dose" and not clause.sources):  # fmt: skip
                 mismatch = _asked_source_differs(p, st, asked, passages)
-            if mismatch is not None:
-                wrong_scope = wrong_scope or (p.n, src, mismatch, st)
-                continue
+                if mismatch is not None:
+                    wrong_scope = wrong_scope or (p.n, src, mismatch, st)
+                    continue
             return _claim_verdict(claim=q, status=Status.SUPPORTED, reason=f"stated in [{p.n}]",
                                   drug=named, passage_n=p.n, source_span=src.q.span,
                                   statement=st, role=ctx.role if ctx and st and st.role not in _PLAIN_ROLES else None)  # fmt: skip

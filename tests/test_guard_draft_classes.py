@@ -432,3 +432,18 @@ def test_the_composers_evidence_tags_name_no_source() -> None:
     assert _failed("Per a secondary summary, 1.5–2 mg/kg/day [1].", LN_MAINTENANCE) == [
         "1.5–2 mg/kg/day"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Per ACR and the UK SmPC", ("smpc", "acr")),
+        ("an acr of 30 mg/mmol; maintain the dose; Stevens-Johnson syndrome", ()),
+        ("In the MAINTAIN trial (maintain-2010) and Euro-Lupus", ("maintain", "euro-lupus")),
+        ("BSR/BHPR; the US mercaptopurine label; imuran-label", ("us label", "bsr")),
+    ],
+)
+def test_source_names_and_the_words_that_are_not_them(text: str, names: tuple[str, ...]) -> None:
+    from guardrails.statements import sources_in
+
+    assert sources_in(text) == names
