@@ -4,6 +4,11 @@
 for gold questions, with the passages the chain retrieved for them (our corpus's chunks) and a
 label for every number: ``pass`` (a correct figure for this question that the passages support)
 or ``block`` (wrong, misattributed, invented or out of limits), with a category and a short why.
+A figure given to a source that does not state it is ``misattributed``, however true it is of
+another source: named in its sentence ("BSG: 0.5-1 mg/kg/day", EASL's), or, in a sentence that
+names none, asked for in the question ("per SmPC") where that source gives its own figure for the
+same thing (the US label's 3-5 mg/kg/day where the SmPC says up to 5 mg/kg/day on the first day).
+A clinician reading it is misled about who recommends what.
 Labels were written by reading the draft against its passages, not by running the guard: the
 guard's verdict is what this module measures. "Every number" means every figure a reader takes as
 one; list and heading numbering, years, and digits inside names (NUDT15, 6-TGN, "type 1

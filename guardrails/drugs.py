@@ -31,6 +31,9 @@ __all__ = [
 
 # alias -> generic: the project's one drug table (lexicon.toml)
 _ALIASES: dict[str, str] = dict(DRUG_ALIASES)
+# "azathioprine-based treatment", "methotrexate-induced": the drug named in a compound word.
+_COMPOUND = r"(?:based|induced|treated|related|associated|containing|sparing|free|naive|dependent|resistant|intolerant|exposed)(?![\w-])"
+_COMPOUND_RE = re.compile(_COMPOUND)
 KNOWN_DRUGS = frozenset(_ALIASES.values())
 _START = itemgetter(0)  # of a (offset, name) mention
 
@@ -42,7 +45,10 @@ def _drug_re(extra: frozenset[str]) -> tuple[re.Pattern[str], dict[str, str]]:
         if name:
             table.setdefault(name.lower(), name.lower())
     alternation = "|".join(re.escape(a) for a in sorted(table, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.IGNORECASE), table
+    return re.compile(
+        rf"(?<![\w-])(?:{alternation})(?![\w-])|(?<![\w-])(?:{alternation})(?=-{_COMPOUND})",
+        re.IGNORECASE,
+    ), table
 
 
 @lru_cache(maxsize=256)
@@ -84,6 +90,11 @@ def _is_name_char(c: str) -> bool:
     return c.isalnum() or c == "_" or c == "-"  # the regex's [\w-]
 
 
+def _compound_after(lower: str, end: int) -> bool:
+    """Does a name end at ``end`` as the first half of "azathioprine-based" (``_COMPOUND``)?"""
+    return lower.startswith("-", end) and _COMPOUND_RE.match(lower, end + 1) is not None
+
+
 def _drugs_in_by_find(
     lower: str, aliases: tuple[str, ...], table: dict[str, str]
 ) -> tuple[tuple[int, str], ...]:
@@ -103,7 +114,7 @@ def _drugs_in_by_find(
             end = i + len(alias)
             if (
                 (i == 0 or not _is_name_char(lower[i - 1]))
-                and (end == size or not _is_name_char(lower[end]))
+                and (end == size or not _is_name_char(lower[end]) or _compound_after(lower, end))
                 and len(alias) > len(longest.get(i, ""))
             ):
                 longest[i] = alias

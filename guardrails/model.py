@@ -109,7 +109,7 @@ class DoseStatement:
     ``span`` is the quantity's (start, end) in the passage text it was read from, ``sentence``
     that sentence's. ``conditions`` are ``key:value`` strings: ``tpmt:intermediate``,
     ``nudt15:poor``, ``comedication:allopurinol``, ``kidney:impaired``, ``liver:impaired``,
-    ``weight:<text>``. ``evidence`` is the source's kind: label, guideline, trial, cpic,
+    ``weight:<text>``, ``course:treatment failure``. ``evidence`` is the source's kind: label, guideline, trial, cpic,
     review, secondary summary, local document or other.
     """
 

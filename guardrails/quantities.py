@@ -25,11 +25,13 @@ What counts as a claim (edge cases):
   ``at_least``; maximum / max -> ``max``; about / approximately / ~ -> ``approx``.
 - ``1 in 178`` is a ``ratio`` with value 178; ``0.24 vs 0.89 per patient-year`` gives the
   first number the second one's unit.
+- Digits none of the rules above read ("19th", "DOTN12", "20-TGN") are no quantity either, but
+  :func:`unread_tokens` reports their tokens, so that the guard can refuse to pass them unseen.
 - Not claims: citation markers (``[1]``, ``[1, 2]``, ``[@kdigo-2024]``), list and heading
-  numbers at line start (``1.``, ``## 2.``), ISO dates, bare years 1900–2100, numbers glued to
-  letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8`` and ``10^8`` inside
-  ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1" labels, disease types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers
-  verified", "Sources: 3").
+  numbers at line start (``1.``, ``## 2.``), dates (ISO, ``3/12/2024``, ``03/2024``), bare
+  years 1900–2100, numbers glued to letters (NUDT15, CYP2C9, TPMT*3A, IL-6, 6-TGN), the ``8``
+  and ``10^8`` inside ``pmol/8×10^8 RBC``, "Table 2"/"Figure 1"/"section 4.2.1" labels, disease
+  types ("type 1 diabetes") and the guard's own badge ("9 of 9 numbers verified", "Sources: 3").
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "parse_quantities",
     "qualifiers_compatible",
     "quantities_equivalent",
+    "unread_tokens",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str], int | None]] = [
     (("verified",), re.compile(r"\b\d+\s+of\s+\d+\s+numbers?\s+verified", re.IGNORECASE), None),
     (("source",), re.compile(r"\bSources?:\s*\d+", re.IGNORECASE), 0),
     (("table", "fig", "section", "chapter", "appendix", "box", "version", "step", "ref"), re.compile(
-        r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+",
+        r"\b(?:table|figure|fig\.|section|chapter|appendix|box|version|step|ref\.?)\s+\d+(?:\.\d+)*",
         re.IGNORECASE,
     ), 0),
     # A disease type ("type 1 diabetes") is a name, not a figure; "type 2.5 mg" is no type.
@@ -137,6 +140,8 @@ _MASKS: list[tuple[tuple[str, ...] | None, re.Pattern[str], int | None]] = [
     # "×10^8", "x 10⁹": the exponent mark is what is rare, not "10".
     (("^", *_SUPERSCRIPTS), re.compile(rf"[x×*·]\s*10\s*(?:\^\s*\d+|[{_SUPERSCRIPTS}]+)", re.IGNORECASE), None),
     (("pmol",), re.compile(r"pmol\s*(?:/|per)\s*8\b", re.IGNORECASE), 0),
+    # Dates: "3/12/2024", "12.03.2024", "03/2024" (day and month are no figures either).
+    (("/19", "/20", ".19", ".20"), re.compile(r"(?<![\w.,/])(?:\d{1,2}[/.]){1,2}(?:19|20)\d\d(?![\w/]|[.,]\d)"), None),
 ]  # fmt: skip
 
 
@@ -707,8 +712,14 @@ def _candidates(text: str, masked: str) -> list[int]:
 
 
 @lru_cache(maxsize=4096)
+def _masked(text: str) -> str:
+    """``_mask(text)``, remembered: :func:`unread_tokens` reads the answer's masked text again."""
+    return _mask(text)
+
+
+@lru_cache(maxsize=4096)
 def _parse(text: str) -> tuple[Quantity, ...]:
-    masked = _mask(text)
+    masked = _masked(text)
     found: list[Quantity] = []
     consumed = 0
     for pos in _candidates(text, masked):
@@ -727,6 +738,83 @@ def _parse(text: str) -> tuple[Quantity, ...]:
     if "|" in text and any(q.kind == "number" for q in found):
         found = _table_units(text, found)
     return tuple(_propagate_units(text, found))
+
+
+# ---------------------------------------------------------------------------------------------
+# Digits the parser does not read. A fail-closed guard must not let a digit pass unseen: "the
+# 19th day", "DOTN12 days", "20-TGN" each hold a figure nobody checked. What is left after the
+# masks above and the quantities read is a token with a digit in it; it is no figure only when it
+# is a name (a gene, allele, metabolite or drug written with digits), a year, or - decided by the
+# guard, which has the passages - written the same way in a passage it may come from.
+
+_NAME_GENES = r"TPMT|NUDT15|ITPA|G6PD|UGT1A1|SLCO1B1|ABCC4|MTHFR|CYP\d[A-Z]?\d*|HLA-[A-Z]{1,4}\d*"
+_NAME_METABOLITES = (
+    r"6-(?:TGNs?|TGs?|MMPR?s?|MeMPs?|MPs?|TU|TIMP|TXMP|thioguanines?(?:[-\s]nucleotides?)?"
+    r"|mercaptopurines?|methylmercaptopurines?|methyl-mercaptopurines?|thiouric)"
+)
+# Allele suffixes: "*3A", "*58:01", "*3A/*3C".
+_ALLELE = r"(?:\*[0-9A-Z]+(?::[0-9A-Z]+)*)"
+_DIGIT_NAMES_RE = re.compile(
+    rf"(?:(?:{_NAME_GENES}){_ALLELE}?(?:/{_ALLELE})?|{_NAME_METABOLITES}|IL-\d+|COVID-19"
+    r"|SARS-CoV-2|5-ASA|5-FU|B12|B6|D3|CD\d+|H[12]|HbA1c|Ig[AGEM]\d?|T[34])",
+    re.IGNORECASE,
+)
+_YEAR_RUN_RE = re.compile(r"(?:19\d\d|20\d\d|2100)")
+# A source id written out ("eular-2019-ln", "cpic-2018"): lower case, a year among its parts.
+_SOURCE_ID_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:19|20)\d\d(?:-[a-z0-9]+)*")
+_TOKEN_STOP = frozenset(" \t\n\r\u00a0\u202f[](){}<>,;\"'`|/–—")
+_TOKEN_TRIM = ".:;-‐‑*+_"
+
+
+def _is_digit_name(token: str) -> bool:
+    from guardrails.lexicon import DRUG_ALIASES  # the drug table: "6-mp", "6-mercaptopurine"
+
+    return bool(_DIGIT_NAMES_RE.fullmatch(token)) or token.lower() in DRUG_ALIASES
+
+
+@lru_cache(maxsize=1024)
+def unread_tokens(text: str) -> tuple[tuple[int, int], ...]:
+    """Spans of the tokens holding a digit that :func:`parse_quantities` did not read as (part
+    of) a quantity and no mask explains: not a citation, list number, date, year, label,
+    disease type or name. "DOTN12", "19th", "20-TGN" are; "NUDT15", "TPMT*3A", "6-TGN",
+    "2019", "[3]" and "Table 2" are not."""
+    if not isinstance(text, str) or not text:
+        return ()
+    covered = [q.span for q in _parse(text)]  # in text order
+    masked = _masked(text)
+    out: list[tuple[int, int]] = []
+    k = 0
+    for m in _DIGIT_RUN_RE.finditer(masked):
+        s, e = m.span()
+        while k < len(covered) and covered[k][1] <= s:
+            k += 1
+        if k < len(covered) and covered[k][0] <= s:
+            continue  # read as (part of) a quantity
+        if out and s < out[-1][1]:
+            continue  # the same token as the previous run
+        a, b = s, e
+        # "/" ends a token ("azathioprine/6-MP") but not inside an allele pair ("*3A/*3C").
+        while a > 0 and (text[a - 1] not in _TOKEN_STOP or text[a - 1 : a + 1] == "/*"):
+            a -= 1
+        while b < len(text) and (text[b] not in _TOKEN_STOP or text[b : b + 2] == "/*"):
+            b += 1
+        while a < s and text[a] in _TOKEN_TRIM:
+            a += 1
+        while b > e and text[b - 1] in _TOKEN_TRIM:
+            b -= 1
+        token = text[a:b]
+        if token == m.group() and _YEAR_RUN_RE.fullmatch(token):
+            continue  # a bare year
+        if (
+            (s, e) != (a, b)
+            and _YEAR_RUN_RE.fullmatch(m.group())
+            and not any(c.isalpha() for c in text[a:s] + text[e:b])
+        ):
+            continue  # "2019-2021", "(2019)."
+        if _is_digit_name(token) or _SOURCE_ID_RE.fullmatch(token):
+            continue
+        out.append((a, b))
+    return tuple(out)
 
 
 _TABLE_RULE_RE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")

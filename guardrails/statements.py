@@ -53,6 +53,8 @@ __all__ = [
     "organs_in",
     "phenotype_values",
     "phenotypes_in",
+    "sentence_roles",
+    "sentence_sources",
     "sources_in",
     "statement_sources",
     "text_facts",
@@ -235,6 +237,19 @@ _KIDNEY_RE = re.compile(
 _LIVER_RE = re.compile(
     r"\b(?:hepatic (?:impairment|insufficiency|disease)|liver (?:impairment|"
     r"disease|failure)|cirrhosis)\b",
+    _F,
+)
+# A regimen for when the first one failed (the AASLD failure regimen's 150 mg/day): not the
+# dose of a first course, a relapse or a maintenance. Organ failure is no treatment failure.
+_FAILURE_RE = re.compile(
+    r"\b(?:treatment|therapy|therapeutic|induction)\s+failure\b|\bfailure\s+regimen\b"
+    r"|\bfail(?:s|ed|ing)?\s+(?:to\s+respond|(?:first[- ]line\s+)?(?:treatment|therapy))\b",
+    _F,
+)
+# What states it for a claim: the sentence or the question says the treatment failed.
+_FAILED_RE = re.compile(
+    r"\bfail(?:s|ed|ing|ure)?\b(?<!renal failure)(?<!kidney failure)(?<!liver failure)"
+    r"|\bnon-?respon\w*|\bnot respond\w*|\brefractory\b",
     _F,
 )
 _POPULATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -461,6 +476,8 @@ def _conditions(
         out.append("kidney:impaired")
     if _LIVER_RE.search(sentence):
         out.append("liver:impaired")
+    if _FAILURE_RE.search(sentence) or _FAILURE_RE.search(heading):
+        out.append("course:treatment failure")
     return tuple(dict.fromkeys(out))
 
 
@@ -599,6 +616,11 @@ def statements_of(passage: Passage) -> tuple[DoseStatement, ...]:
     )
 
 
+_CONTRAST_RE = re.compile(
+    r"[,;]\s*(?:but|whereas|while|although|though|however)\b|\b(?:but|whereas)\b", _F
+)
+
+
 class ClaimContext:
     """What an answer's own sentence says a number is: its role, and the indications and
     population the sentence names (empty / "any" when it names none). Each is read only when
@@ -621,10 +643,24 @@ class ClaimContext:
     @property
     def indications(self) -> tuple[str, ...]:
         if self._indications is None:
-            self._indications = _sentence_indications(
-                self._text[self._sentence[0] : self._sentence[1]]
-            )
+            found = _sentence_indications(self._text[self._sentence[0] : self._sentence[1]])
+            if len(found) > 1:
+                # "In RA ..., but ... azathioprine (50–100 mg) to patients with a renal
+                # transplant": a sentence that sets two indications against each other gives
+                # the number the one of its own part, when that part names one.
+                found = _sentence_indications(self._own_part()) or found
+            self._indications = found
         return self._indications
+
+    def _own_part(self) -> str:
+        """The part of the sentence between the contrasts ("but", "whereas") around the number."""
+        s0, s1 = self._sentence
+        start, end = self._q.span
+        lo = s0
+        for m in _CONTRAST_RE.finditer(self._text, s0, start):
+            lo = m.end()
+        nxt = _CONTRAST_RE.search(self._text, end, s1)
+        return self._text[lo : nxt.start() if nxt else s1]
 
     @property
     def sentence_text(self) -> str:
@@ -658,24 +694,53 @@ def claim_context(text: str, q: Quantity, sentence: tuple[int, int], prev_end: i
 # Sources a question or sentence may name, and the citation-id tokens of each.
 _SOURCE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("smpc", re.compile(r"\bsmpc\b|summary of product characteristics|\buk label\b", _F)),
-    ("us label", re.compile(r"\bus (?:label|prescribing information)\b|\bfda\b", _F)),
+    # A label's citation id ("imuran-label", "cellcept-label") names the US label too.
+    (
+        "us label",
+        re.compile(
+            r"\bus (?:[a-z]+ )?(?:label|prescribing information)\b|\bfda\b|\b[a-z]+-label\b", _F
+        ),
+    ),
     ("cpic", re.compile(r"\bcpic\b", _F)),
     ("kdigo", re.compile(r"\bkdigo\b", _F)),
     ("eular", re.compile(r"\beular\b", _F)),
     ("aasld", re.compile(r"\baasld\b", _F)),
     ("easl", re.compile(r"\beasl\b", _F)),
     ("bsg", re.compile(r"\bbsg\b", _F)),
-    ("bsr", re.compile(r"\bbsr\b", _F)),
+    ("bsr", re.compile(r"\bbsr\b|\bbhpr\b", _F)),
+    ("idsa", re.compile(r"\bidsa\b", _F)),
+    ("ismp", re.compile(r"\bismp\b", _F)),
     # Short capitals that are also words or syllables: only as written in capitals.
     ("acr", re.compile(r"\bACR\b")),
     ("aga", re.compile(r"\bAGA\b")),
     ("acg", re.compile(r"\bACG\b")),
     ("bad", re.compile(r"\bBAD\b")),
-    ("secondary summary", re.compile(r"\bsecondary summar", _F)),
+    ("nih", re.compile(r"\bNIH\b")),
+    # Trials and studies, by name (a trial's name in capitals is also a word: "maintain").
+    ("maintain", re.compile(r"\bMAINTAIN\b")),
+    ("alms", re.compile(r"\bALMS\b")),
+    ("euro-lupus", re.compile(r"\beuro-?lupus\b", _F)),
+    ("contreras", re.compile(r"\bcontreras\b", _F)),
+    ("ginzler", re.compile(r"\bginzler\b", _F)),
+    ("gourley", re.compile(r"\bgourley\b", _F)),
+    ("johnson", re.compile(r"(?<!-)\bjohnson\b", _F)),  # not Stevens-Johnson
+    ("dubinsky", re.compile(r"\bdubinsky\b", _F)),
+    ("osterman", re.compile(r"\bosterman\b", _F)),
+    ("sparrow", re.compile(r"\bsparrow\b", _F)),
+    ("visser", re.compile(r"\bvisser\b", _F)),
+    ("meta-analysis", re.compile(r"\bmeta-?analys[ei]s\b", _F)),
+    ("secondary summary", re.compile(r"\bsecondary summar|\bdrorac\b", _F)),
 )
 _SOURCE_ID_TOKENS = {"smpc": "smpc", "cpic": "cpic", "kdigo": "kdigo", "eular": "eular",
                      "aasld": "aasld", "easl": "easl", "bsg": "bsg", "bsr": "bsr", "acr": "acr",
-                     "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary"}  # fmt: skip
+                     "aga": "aga", "acg": "acg", "bad": "bad", "drorac": "secondary summary",
+                     "idsa": "idsa", "ismp": "ismp", "nih": "nih", "maintain": "maintain",
+                     "alms": "alms", "euro": "euro-lupus", "contreras": "contreras",
+                     "ginzler": "ginzler", "gourley": "gourley", "johnson": "johnson",
+                     "dubinsky": "dubinsky", "osterman": "osterman", "sparrow": "sparrow",
+                     "visser": "visser"}  # fmt: skip
+# Every id of a "[@a; @b]" marker.
+_CITED_ID_RE = re.compile(r"@([a-z0-9][a-z0-9-]*)")
 _ORGAN_RE = re.compile(
     r"\b(kidney|renal|liver|hepatic|heart|cardiac|lung)[- ](?:transplant\w*|tx\b"
     r"|allograft\w*|homotransplant\w*|recipients?)",
@@ -695,9 +760,34 @@ _ASKED_ROLES: tuple[tuple[Role, re.Pattern[str]], ...] = (
 )
 
 
+_DOSE_ASKED_RE = re.compile(r"\bdos(?:e|es|ed|ing|age)\b|\bmg\b|\bregimen\b|\bhow much\b", _F)
+
+
+@lru_cache(maxsize=4096)
+def sentence_roles(text: str) -> frozenset[Role]:
+    """The phases a sentence names anywhere (start, maintenance, maximum): "up to 5 mg/kg/day
+    on the first day" is a cap that is also the first day's dose."""
+    return frozenset(r for r, rx in _ASKED_ROLES if rx.search(text))
+
+
+# All source names in one alternation (a group each, case folded where the name's pattern is):
+# every sentence of an answer is read for them, and one scan is a fraction of thirty.
+_SOURCES_RE = re.compile(
+    "|".join(
+        f"(?P<s{i}>" + (f"(?i:{rx.pattern})" if rx.flags & re.IGNORECASE else rx.pattern) + ")"
+        for i, (_, rx) in enumerate(_SOURCE_NAMES)
+    )
+)
+
+
+@lru_cache(maxsize=8192)
 def sources_in(text: str) -> tuple[str, ...]:
-    """The sources ``text`` names ("UK SmPC", "CPIC", "secondary summary"), canonical."""
-    return tuple(name for name, rx in _SOURCE_NAMES if rx.search(text))
+    """The sources ``text`` names ("UK SmPC", "CPIC", "secondary summary"), canonical, in the
+    order of ``_SOURCE_NAMES``."""
+    found = {m.lastgroup for m in _SOURCES_RE.finditer(text)}
+    if not found:
+        return ()
+    return tuple(name for i, (name, _) in enumerate(_SOURCE_NAMES) if f"s{i}" in found)
 
 
 def organs_in(text: str) -> tuple[str, ...]:
@@ -726,8 +816,8 @@ class AskedScope:
     (initial, maintenance, maximum), population, phenotype, named sources and transplanted
     organ. Read once per answer; each facet is empty when the question names none."""
 
-    __slots__ = ("drugs", "indications", "not_renal", "organs", "phenotypes", "population",
-                 "role", "sources", "text")  # fmt: skip
+    __slots__ = ("asks_dose", "drugs", "indications", "not_renal", "organs", "phenotypes",
+                 "population", "role", "sources", "text")  # fmt: skip
 
     def __init__(self, question: str, drugs: Iterable[str] = ()) -> None:
         self.text = question
@@ -741,6 +831,9 @@ class AskedScope:
         self.phenotypes = phenotypes_in(question)
         self.sources = sources_in(question)
         self.organs = organs_in(question)
+        # Whether the question asks for a dose ("dose on day one per SmPC"), not a duration or
+        # a frequency: the doses an answer to it gives are that answer's, as its source's.
+        self.asks_dose = self.role is not None or bool(_DOSE_ASKED_RE.search(question))
 
     @property
     def empty(self) -> bool:
@@ -754,17 +847,36 @@ def asked_scope(question: str, drugs: tuple[str, ...] = ()) -> AskedScope:
     return AskedScope(question, drugs)
 
 
+def _citation_sources(citation: str) -> list[str]:
+    """The sources of one citation id ("imuran-smpc" -> smpc, "imuran-label" -> us label)."""
+    tokens = citation.split("-")
+    out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
+    if not out and "label" in tokens:
+        out.append("us label")
+    return out
+
+
 def statement_sources(st: DoseStatement, sentence_text: str) -> tuple[str, ...]:
     """Which source a statement is from: the sources its sentence names, else its citation's
     id tokens ("imuran-smpc" -> smpc, "imuran-label" -> us label), else a label's own text."""
     named = sources_in(sentence_text)
     if named:
         return named
-    tokens = st.citation.split("-") if st.citation else []
-    out = [_SOURCE_ID_TOKENS[t] for t in tokens if t in _SOURCE_ID_TOKENS]
-    if not out and ("label" in tokens or (not st.citation and st.evidence == "label")):
+    out = _citation_sources(st.citation) if st.citation else []
+    if not out and not st.citation and st.evidence == "label":
         out.append("us label")
     return tuple(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=8192)
+def sentence_sources(sentence_text: str) -> frozenset[str]:
+    """Every source a passage's sentence can be held to: those it names and those its ``[@id]``
+    markers cite (a meta-analysis cited as osterman-2006 is both "meta-analysis" and osterman;
+    a secondary summary quoting the SmPC is both)."""
+    out = set(sources_in(sentence_text))
+    for cid in _CITED_ID_RE.findall(sentence_text):
+        out.update(_citation_sources(cid))
+    return frozenset(out)
 
 
 _PHENOTYPE_CONTEXT_RE = re.compile(
@@ -815,6 +927,7 @@ def conditions_hold(
       naming two drugs gives every other number that "condition" too (the allopurinol dose
       itself), and that is no condition of the figure.
     - Kidney or liver impairment: when the context names kidney or liver function.
+    - Treatment failure (a failure regimen): when the context says a treatment failed.
     """
     if not st.conditions:
         return None
@@ -834,5 +947,7 @@ def conditions_hold(
         elif key == "kidney" and not _KIDNEY_RE.search(context):
             return c
         elif key == "liver" and not _LIVER_RE.search(context):
+            return c
+        elif key == "course" and not _FAILED_RE.search(context):
             return c
     return None

@@ -26,6 +26,12 @@ intermediate or final dose are DERIVED (OUT_OF_LIMITS when the recomputed deriva
 that reads like a derivation but is not one recomputed here (a changed number, another weight)
 gets no such reading and goes through the rules below.
 
+After these rules, every token holding a digit the parser could not read as a quantity ("the
+19th day", "DOTN12", "20-TGN") is a claim of kind ``unread``, UNSUPPORTED, unless it is a name
+written with digits (NUDT15, TPMT*3A, 6-TGN, a drug alias), a year, date, citation, label or
+list number (the parser's masks), or is written the same way (an ordinal also as its word) in a
+passage its sentence may cite: a fail-closed guard lets no digit through unread.
+
 The answer passes only if every claim is SUPPORTED or DERIVED. Any internal error gives
 ``AnswerVerdict(passed=False, error=...)``: the guard never raises and never passes on error.
 """
@@ -66,8 +72,9 @@ from guardrails.quantities import (
     parse_quantities,
     qualifiers_compatible,
     quantities_equivalent,
+    unread_tokens,
 )
-from guardrails.sentences import citations, clauses
+from guardrails.sentences import citations, clauses, sentences
 from guardrails.statements import (
     AskedScope,
     ClaimContext,
@@ -76,6 +83,9 @@ from guardrails.statements import (
     conditions_hold,
     indications_compatible,
     roles_compatible,
+    sentence_roles,
+    sentence_sources,
+    sources_in,
     statement_sources,
     statements_of,
     text_facts,
@@ -168,6 +178,82 @@ def _drug_ok(
 @lru_cache(maxsize=2048)
 def _statement_at(p: Passage) -> dict[tuple[int, int], DoseStatement]:
     return {st.span: st for st in statements_of(p)}
+
+
+# The product's own evidence tags ("[secondary summary · draft]", "[guideline, trial · final]")
+# say what kind of source a cited passage is; they name no source for the sentence's figures.
+_EVIDENCE_TAG_RE = re.compile(r"\[[^\[\]\n]*·[^\[\]\n]*\]")
+
+
+def _named_sources(text: str) -> tuple[str, ...]:
+    """The sources an answer's text names, without the evidence tags the composer writes."""
+    if "·" in text:
+        text = _EVIDENCE_TAG_RE.sub(" ", text)
+    return sources_in(text)
+
+
+@lru_cache(maxsize=2048)
+def _sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
+    return sentences(text)
+
+
+def _from_named(p: Passage, at: int, st: DoseStatement | None, named: frozenset[str]) -> str | None:
+    """Why the passage sentence holding the figure at ``at`` is from none of the sources the
+    answer's clause names (None when it is from one). A clinician reads "UK SmPC: every 12
+    weeks" as the SmPC's advice: the figure must be that source's, not another guideline's
+    in the same passage. A sentence naming no source and citing none is from no named source."""
+    if st is not None:
+        a, b = st.sentence
+    else:
+        a, b = next(((s, e) for s, e in _sentence_spans(p.text) if s <= at < e), (0, len(p.text)))
+    text = p.text[a:b]
+    theirs = sentence_sources(text)
+    if st is not None:
+        theirs = theirs | frozenset(statement_sources(st, text))
+    if theirs & named:
+        return None
+    return f"is from {', '.join(sorted(theirs)) or 'no source the answer names'}, not {', '.join(sorted(named))}"
+
+
+def _source_of(p: Passage, st: DoseStatement) -> frozenset[str]:
+    text = p.text[st.sentence[0] : st.sentence[1]]
+    return sentence_sources(text) | frozenset(statement_sources(st, text))
+
+
+def _asked_source_differs(
+    p: Passage, st: DoseStatement, asked: AskedScope, passages: Sequence[Passage]
+) -> str | None:
+    """Why a dose from statement ``st`` of passage ``p`` does not answer a question that names
+    its source ("dose on day one per SmPC"), in a sentence that names none: ``st`` is another
+    source's, and the asked source gives its own figure for the same drug, role, basis and
+    population (the US label's 3-5 mg/kg/day where the SmPC says up to 5 mg/kg/day on the first
+    day). None when ``st`` is the asked source's, or the asked source gives no such figure (a
+    figure only another source gives is that source's, not a contradiction of the asked one)."""
+    wanted = frozenset(asked.sources)
+    theirs = _source_of(p, st)
+    if theirs & wanted or st.drug is None:
+        return None
+    q = st.quantity
+    for pp in passages:
+        for other in _statement_at(pp).values():
+            oq = other.quantity
+            if (
+                oq.kind != "dose"
+                or other.drug is None
+                or not same_drug(other.drug, st.drug)
+                or (oq.per_kg, oq.per_m2) != (q.per_kg, q.per_m2)
+                or other.population != st.population
+                or not indications_compatible(st.indications, other.indications)
+            ):
+                continue
+            text = pp.text[other.sentence[0] : other.sentence[1]]
+            if other.role is not st.role and st.role not in sentence_roles(text):
+                continue
+            if not _source_of(pp, other) & wanted:
+                continue
+            return (f"is from {', '.join(sorted(theirs)) or 'no source the question names'}; "
+                    f"{', '.join(sorted(wanted))} gives {oq.text!r} [{pp.n}]")  # fmt: skip
+    return None
 
 
 def _scope_mismatch(
@@ -273,9 +359,9 @@ def _asked_mismatch(
                 f"gives this for {', '.join(src_organs)} transplant, not {', '.join(claim_organs)}"
             )
     # Source: an answer that gives a figure as the very source the question asks about ("per
-    # SmPC": "the SmPC dose is ...") must have it from that source. (A sentence naming some
-    # other source is not held to it: drafts mislabel guidelines freely, and the figure, not
-    # the guideline's name, is what the clinician doses by.)
+    # SmPC": "the SmPC dose is ...") must have it from that source. (Every sentence that names
+    # a source is held to it in ``_check_claim`` too: a clinician reads "BSG: 0.5-1 mg/kg/day"
+    # as BSG's advice, so EASL's figure there is misattributed, though true.)
     if asked.sources:
         claim_sources = set(mine.sources) & set(asked.sources)
         src = statement_sources(st, source_text) if claim_sources else ()
@@ -325,8 +411,11 @@ def _reading_mismatch(
     src: _SourceClaim,
     st: DoseStatement,
     claim_drugs: frozenset[str],
+    done: Sequence[ClaimVerdict] = (),
+    words: bool = True,
 ) -> str | None:
-    """A figure that is not a dose means what the words around it say:
+    """A figure that is not a dose means what the words around it say (``words=False``: the
+    dating check alone, for a time point the source writes as a duration):
 
     - A unitless number ("1", "3") has no meaning of its own: it is supported only where the
       source has it next to the same word ("week 1" for "week 1", not "The answer is: 1.").
@@ -334,18 +423,35 @@ def _reading_mismatch(
       its sentence: the source must give that dose before the same figure in its sentence
       ("30 mg/day in week 1, tapered to 10 mg/day by week 4" does not support "10 mg/day by
       week 1"). A source sentence with no dose before the figure dates nothing: no check.
+      A dose that no passage gives this drug dates nothing a source states either: its time
+      ("40 mg/day for 4 weeks", "100 mg/day by week 1") is as invented as the dose, unless the
+      dose was derived here (``done``: the verdicts of the claims before).
     """
     ss, se = clause.sentence
     time_point = q.kind == "number" and bool(
         _TIME_WORD_RE.search(answer, max(ss, q.span[0] - 12), q.span[0])
     )
-    if q.kind == "number" and not q.unit and q.text[:1].isdigit():
+    if words and q.kind == "number" and not q.unit and q.text[:1].isdigit():
         mine = _words_around(answer, q.span, ss, se)
         theirs = _words_around(p.text, src.q.span, st.sentence[0], st.sentence[1])
         if not mine & theirs:
             return f"gives {src.q.text!r} in another sense (next to {', '.join(sorted(theirs)) or 'no word'})"
+    if (
+        words
+        and _denied(answer, q.span[0], max(clause.start, ss), all_claims)
+        and not _denied(
+            p.text, src.q.span[0], st.sentence[0], [c.q for c in _index(p.text, frozenset()).claims]
+        )
+    ):
+        return f"[{p.n}] states {src.q.text!r}; the answer denies it"
     if q.kind != "duration" and not time_point:
         return None
+    if words:
+        mine_act = _action(answer, q.span[0], ss, all_claims)
+        theirs_act = _action(p.text, src.q.span[0], st.sentence[0],
+                             [c.q for c in _index(p.text, frozenset()).claims])  # fmt: skip
+        if mine_act and theirs_act and mine_act != theirs_act:
+            return f"gives {src.q.text!r} for when to {theirs_act} the drug, not to {mine_act} it"
     dated = next((c for c in reversed(all_claims)
                   if c.kind == "dose" and ss <= c.span[0] and c.span[1] <= q.span[0]), None)  # fmt: skip
     if dated is None:
@@ -355,13 +461,126 @@ def _reading_mismatch(
               and c.q.span[1] <= src.q.span[0]]  # fmt: skip
     if not before or any(_shares_number(dated, b) for b in before):
         return None
-    # Only now (rare) the wider look: a dose no source gives this drug is blocked on its own,
-    # and what it dates cannot be judged.
+    # Only now (rare) the wider look: a dose no source gives this drug dates an invented
+    # course - unless the guard derived it (a calculator dose is in no passage).
     if not any(_shares_number(dated, c.q) and (not c.drugs or c.drugs & claim_drugs)
                for pp in clause.scope for c in _index(pp.text, frozenset()).claims
                if c.q.kind == "dose"):  # fmt: skip
-        return None
+        verdict = next((v for v in reversed(done) if v.claim.span == dated.span), None)
+        if verdict is not None and verdict.status is Status.DERIVED:
+            return None
+        return f"dates {dated.text}, which no passage gives this drug"
     return f"gives {src.q.text!r} after {', '.join(b.text for b in before)}, not after {dated.text}"
+
+
+# Words that name a drug only to rule it out for the sentence's patients.
+_EXCLUDING_RE = re.compile(
+    r"(?:\b(?:should|must|can|could|do|does|did|will|may)\s*(?:not|n't)\s+"
+    r"(?:take|receive|tolerate|be\s+given|be\s+treated\s+with|use|start|have)"
+    r"|\bcannot\s+(?:take|receive|tolerate|use|have)|\bunable\s+to\s+(?:take|receive|tolerate)"
+    r"|\bintoleran\w*\s+(?:of|to)|\bwithout|\binstead\s+of|\brather\s+than|\bavoid\w*"
+    r"|\bother\s+than|\bexcept|\bnot\s+on|\bcontraindicat\w*(?:\s+(?:to|for|with))?)"
+    r"\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+
+
+_EXCLUDING_LAST = frozenset(
+    {"take", "receive", "tolerate", "given", "with", "use", "start", "have", "of", "to", "for",
+     "without", "than", "except", "on", "avoid", "avoiding", "avoids", "avoided",
+     "contraindicated", "contraindication", "contraindications"}
+)  # fmt: skip
+
+
+def _excluded_mentions(answer: str, mentions: Mentions) -> Mentions:
+    """The drug mentions that rule their drug out ("who should not take azathioprine",
+    "without azathioprine", "instead of azathioprine")."""
+    out = []
+    for m in mentions:
+        # The word before the drug (or before "the") decides whether the cue can end there:
+        # one split spares most mentions the regex.
+        words = answer[max(0, m[0] - 40) : m[0]].rsplit(None, 2)
+        last = words[-1].lower() if words else ""
+        if last == "the" and len(words) > 1:
+            last = words[-2].lower()
+        if last in _EXCLUDING_LAST and _EXCLUDING_RE.search(answer, max(0, m[0] - 40), m[0]):
+            out.append(m)
+    return tuple(out)
+
+
+def _doses_excluded(st: DoseStatement | None, src: _SourceClaim, excluded: frozenset[str]) -> bool:
+    """Is the source figure a dose of a drug the claim's sentence rules out?"""
+    dosed = st.drug if st is not None else None
+    if dosed is None and len(src.drugs) == 1:
+        dosed = next(iter(src.drugs))
+    return dosed is not None and any(same_drug(dosed, x) for x in excluded)
+
+
+# "50 mg/day tapered to 30 mg/day": the second dose is where the first one goes.
+_STEP_TO_RE = re.compile(
+    r"^\s*,?\s*(?:and\s+|then\s+)?(?:be\s+|is\s+|was\s+)?(?:tapered|reduced|decreased|lowered"
+    r"|raised|increased|titrated|weaned|stepped\s+down|cut)\s+(?:down\s+|up\s+|gradually\s+)?"
+    r"(?:to|towards)\s+(?:about\s+|approximately\s+)?$",
+    re.IGNORECASE,
+)
+
+
+def _step_mismatch(
+    answer: str, q: Quantity, clause: _Clause, p: Passage, src: _SourceClaim, st: DoseStatement
+) -> str | None:
+    """A dose the answer reaches from another ("50 mg/day tapered to 30 mg/day") is that
+    course's end: the source must reach it from the same dose ("30 mg/day, reduced to 10
+    mg/day" starts at 30 and does not support a taper that ends there)."""
+    prev = next((c for c in reversed(clause.claims)
+                 if c.kind == "dose" and c.span[1] <= q.span[0]), None)  # fmt: skip
+    if prev is None or not _STEP_TO_RE.match(answer[prev.span[1] : q.span[0]]):
+        return None
+    before = [c.q for c in _index(p.text, frozenset()).claims
+              if c.q.kind == "dose" and st.sentence[0] <= c.q.span[0]
+              and c.q.span[1] <= src.q.span[0]]  # fmt: skip
+    if any(_shares_number(prev, b) for b in before):
+        return None
+    return f"gives {src.q.text!r} but not as reached from {prev.text}"
+
+
+# What a time is the time of: starting a drug, or keeping it and stopping it (the same
+# course's length: "continue for 2 years" = "stop after 2 years").
+_START_ACT_RE = re.compile(r"\b(?:add(?:s|ed|ing)?|start\w*|begin\w*|began|introduc\w*|initiat\w*"
+                           r"|commenc\w*)\b", re.IGNORECASE)  # fmt: skip
+_KEEP_ACT_RE = re.compile(r"\b(?:stop\w*|withdraw\w*|withdrew|discontinu\w*|ceas\w*|continu\w*"
+                          r"|maintain\w*|kept|keep\w*|last(?:s|ed|ing)?)\b", re.IGNORECASE)  # fmt: skip
+
+
+_DENIAL_RE = re.compile(
+    r"\b(?:is|are|was|were|does|do|did|has|have|had)\s+not\b|\b(?:isn't|aren't|wasn't|doesn't"
+    r"|don't|didn't|hasn't|haven't)|\bnever\b",
+    re.IGNORECASE,
+)
+# Negations that bound or time a figure rather than deny it.
+_BOUNDING_NOT_RE = re.compile(
+    r"\bnot\s+(?:to\s+)?(?:exceed\w*|more|less|above|below|over|under|before|after|until|later"
+    r"|earlier|beyond|be\s+(?:stopped|exceeded|withdrawn)|stop\w*|withdraw\w*|discontinu\w*|reduc\w*)",
+    re.IGNORECASE,
+)
+
+
+def _denied(text: str, at: int, lo: int, claims: Sequence[Quantity]) -> bool:
+    """Do the words since the previous number (from ``lo``) deny the figure ("azathioprine is
+    not an agent that has a duration of 3–5 years")? Not "not more than" or "not before"."""
+    prev = max((c.span[1] for c in claims if lo <= c.span[1] <= at), default=lo)
+    window = text[prev:at]
+    return bool(_DENIAL_RE.search(window)) and not _BOUNDING_NOT_RE.search(window)
+
+
+def _action(text: str, at: int, lo: int, claims: Sequence[Quantity]) -> str | None:
+    """ "start" or "keep" when the words since the previous number of the sentence (from
+    ``lo``) name exactly one of the two, else None."""
+    prev = max((c.span[1] for c in claims if lo <= c.span[1] <= at), default=lo)
+    window = text[prev:at]
+    start, keep = bool(_START_ACT_RE.search(window)), bool(_KEEP_ACT_RE.search(window))
+    if start == keep:
+        return None
+    return "start" if start else "keep"
 
 
 def _shares_number(a: Quantity, b: Quantity) -> bool:
@@ -470,6 +689,12 @@ class _Clause:
     missing: tuple[int, ...]  # cited numbers that are not among the passages
     sentence_drug: str | None  # the sentence's only drug, or ``drug`` when it names none
     has_per_kg_dose: bool  # whether a total in it may be a per-kg dose × a weight
+    # Drugs the sentence names only to exclude them ("for patients who should not take
+    # azathioprine"): its doses are some other drug's, never theirs.
+    excluded: frozenset[str] = frozenset()
+    # The sources the clause names, else its sentence ("UK SmPC: ...", "per KDIGO", a trial):
+    # its figures are held to them (``_from_named``).
+    sources: frozenset[str] = frozenset()
 
 
 def _clause(
@@ -482,6 +707,7 @@ def _clause(
     mentions: Mentions,
     drug: str | None,
     may_state_limit: bool,
+    excluded: Mentions = (),
 ) -> _Clause:
     cs, ce, ss, se = span
     clause_text = answer[cs:ce]
@@ -498,6 +724,9 @@ def _clause(
     sentence_drug = (
         next(iter(in_sentence)) if len(in_sentence) == 1 else None if in_sentence else drug
     )
+    not_these = drugs_among(excluded, ss, se) if excluded else frozenset()
+    if not_these and not in_sentence:
+        sentence_drug = None  # not the asked drug either, when that is the one excluded
     return _new_clause(
         start=cs,
         end=ce,
@@ -511,6 +740,8 @@ def _clause(
         missing=missing,
         sentence_drug=sentence_drug,
         has_per_kg_dose=any(c.per_kg and c.kind == "dose" and c.unit == "mg" for c in claims),
+        excluded=not_these,
+        sources=frozenset(_named_sources(clause_text) or _named_sources(answer[ss:se])),
     )
 
 
@@ -532,6 +763,7 @@ def _check_claim(
     prev_end: int = 0,
     asked: AskedScope | None = None,
     all_claims: Sequence[Quantity] = (),
+    done: Sequence[ClaimVerdict] = (),
 ) -> ClaimVerdict:
     named = attached_drug_in(answer, mentions, q.span, lo=clause.start)
     limit_drug = named if named is not None else clause.sentence_drug
@@ -564,7 +796,7 @@ def _check_claim(
     # asked (when the caller says which).
     check_drug = (named if named is not None else clause.sentence_drug) if drug_bound else None
     wrong_drug: tuple[int, _SourceClaim] | None = None
-    wrong_scope: tuple[int, _SourceClaim, str, DoseStatement] | None = None
+    wrong_scope: tuple[int, _SourceClaim, str, DoseStatement | None] | None = None
     ctx: ClaimContext | None = None
     key = _key(q)
     for p, indexed in zip(scope, clause.indexed, strict=True):
@@ -577,6 +809,20 @@ def _check_claim(
                 wrong_drug = wrong_drug or (p.n, src)
                 continue
             st = _statement_at(p).get(src.q.span) if drug_bound or scoped else None
+            if (
+                drug_bound
+                and clause.excluded
+                and check_drug is None
+                and _doses_excluded(st, src, clause.excluded)
+            ):
+                wrong_drug = wrong_drug or (p.n, src)
+                continue
+            if clause.sources:
+                # First: the cheapest test, and a candidate of another source needs no other.
+                other_source = _from_named(p, src.q.span[0], st, clause.sources)
+                if other_source is not None:
+                    wrong_scope = wrong_scope or (p.n, src, other_source, st)
+                    continue
             if st is not None:
                 if ctx is None:
                     ctx = claim_context(answer, q, clause.sentence, prev_end)
@@ -587,9 +833,17 @@ def _check_claim(
                 mismatch = _scope_mismatch(q, check_drug, st, ctx, claim_drugs or frozenset(),
                                            asked, p.text[st.sentence[0]:st.sentence[1]],
                                            src.drugs)  # fmt: skip
+                if mismatch is None and asked is not None and q.kind == "dose":
+                    mismatch = _step_mismatch(answer, q, clause, p, src, st)
                 if mismatch is None and scoped:
                     mismatch = _reading_mismatch(answer, q, clause, all_claims, p, src, st,
-                                                 claim_drugs or frozenset())  # fmt: skip
+                                                 claim_drugs or frozenset(), done)  # fmt: skip
+                if mismatch is not None:
+                    wrong_scope = wrong_scope or (p.n, src, mismatch, st)
+                    continue
+            if (asked is not None and asked.sources and asked.asks_dose and st is not None
+                    and q.kind == "dose" and not clause.sources):  # fmt: skip
+                mismatch = _asked_source_differs(p, st, asked, passages)
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue
@@ -622,6 +876,18 @@ def _check_claim(
                 continue
             same_per = s.per == q.per or (s.per in (None, "dose") and q.per in (None, "dose"))
             if _time_point_of(answer, q, s):
+                st = _statement_at(p).get(s.span) if asked is not None else None
+                late = (
+                    _reading_mismatch(answer, q, clause, all_claims, p, src, st,
+                                      drugs_among(mentions, *clause.sentence), done, words=False)
+                    if st is not None
+                    else None
+                )  # fmt: skip
+                if late is None and clause.sources:
+                    late = _from_named(p, s.span[0], st, clause.sources)
+                if late is not None:
+                    wrong_scope = wrong_scope or (p.n, src, late, st)
+                    continue
                 return _verdict(q, Status.SUPPORTED, f"stated in [{p.n}] ({s.text})", named,
                                 passage_n=p.n, source_span=s.span)  # fmt: skip
             if (s.low, s.high, s.unit, s.kind, s.per_kg, s.per_m2, s.per_count) == (
@@ -642,7 +908,8 @@ def _check_claim(
     if wrong_drug is not None:
         n, src = wrong_drug
         where = ", ".join(sorted(src.drugs)) or "another drug"
-        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {check_drug}",
+        whose = check_drug or "a drug the sentence does not rule out"
+        return _verdict(q, Status.UNSUPPORTED, f"[{n}] gives this for {where}, not {whose}",
                         named, passage_n=n, source_span=src.q.span)  # fmt: skip
     if missing and not scope:
         cited_txt = ", ".join(f"[{n}]" for n in missing)
@@ -843,15 +1110,19 @@ def _check(
         if not isinstance(p, Passage) or not isinstance(p.text, str):
             raise TypeError(f"passages must be Passage objects, got {type(p).__name__}")
     claims = parse_quantities(answer)
-    if not claims:
-        return AnswerVerdict(claims=(), passed=True)
     by_n = {p.n: p for p in passages}
+    unread = _unread_verdicts(answer, passages, by_n)
+    if not claims:
+        return AnswerVerdict(claims=unread, passed=not unread, failed=unread)
     extra = frozenset(
         [d for p in passages for d in p.drugs]
         + (sorted(limits.drugs) if limits is not None else [])
         + ([drug.lower()] if drug else [])
     )
     mentions = mentions_in(answer, extra)
+    excluded = _excluded_mentions(answer, mentions)
+    if excluded:
+        mentions = tuple(m for m in mentions if m not in excluded)
     derivation_drugs = _derivation_drugs(mentions, drug)
     spans = clauses(answer)
     whole = (0, len(answer), 0, len(answer))
@@ -893,7 +1164,7 @@ def _check(
         clause = scopes.get(span)
         if clause is None:
             clause = scopes[span] = _clause(answer, span, by_clause[span], passages, by_n, extra,
-                                            mentions, drug, may_state_limit)  # fmt: skip
+                                            mentions, drug, may_state_limit, excluded)  # fmt: skip
         verdicts.append(
             _check_claim(
                 answer,
@@ -910,13 +1181,69 @@ def _check(
                 this_prev,
                 scope,
                 claims,
+                verdicts,
             )  # fmt: skip
         )
     if asked is not None:
         asked_all = tuple(dict.fromkeys((asked, *(a.lower().strip() for a in also_asked))))
         verdicts = _about_the_asked_drug(verdicts, asked_all)
+    if unread:
+        verdicts = sorted([*verdicts, *unread], key=lambda v: v.claim.span)
     failed = tuple(v for v in verdicts if not v.status.verified)
     return AnswerVerdict(claims=tuple(verdicts), passed=not failed, failed=failed)
+
+
+_ORDINALS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth",
+             "6th": "sixth", "7th": "seventh", "8th": "eighth", "9th": "ninth", "10th": "tenth",
+             "12th": "twelfth", "20th": "twentieth"}  # fmt: skip
+
+
+def _written_in(token: str, text: str) -> bool:
+    """Is ``token`` written in ``text`` as a whole token (any case), or an ordinal as its word?"""
+    low = lowered(text)
+    forms = [token.lower()]
+    lead = token.lower().split("-", 1)
+    if lead[0] in _ORDINALS:  # "2nd-line" = "second-line"
+        forms.append("-".join([_ORDINALS[lead[0]], *lead[1:]]))
+    for form in forms:
+        at = low.find(form)
+        while at >= 0:
+            end = at + len(form)
+            if (at == 0 or not low[at - 1].isalnum()) and (
+                end == len(low) or not low[end].isalnum()
+            ):
+                return True
+            at = low.find(form, at + 1)
+    return False
+
+
+def _unread_verdicts(
+    answer: str, passages: Sequence[Passage], by_n: dict[int, Passage]
+) -> tuple[ClaimVerdict, ...]:
+    """A failed verdict for each token with a digit the parser could not read ("the 19th day",
+    "DOTN12", "20-TGN") that no passage it may come from writes the same way: fail closed
+    rather than let an unchecked digit through. Names with digits (NUDT15, 6-TGN, TPMT*3A) are
+    not among them (``unread_tokens``); a token a passage writes the same way is a copy of it,
+    not a figure to check, and is not reported."""
+    spans = unread_tokens(answer)
+    if not spans:
+        return ()
+    sentences = clauses(answer)
+    out = []
+    for a, b in spans:
+        token = answer[a:b]
+        sent = next(((ss, se) for _, _, ss, se in sentences if ss <= a < se), (0, len(answer)))
+        cited = citations(answer[sent[0] : sent[1]])
+        scope = [by_n[n] for n in sorted(cited) if n in by_n] if cited else passages
+        if any(_written_in(token, p.text) for p in scope):
+            continue
+        digits = next(iter(re.findall(r"\d+", token)), "0")
+        q = Quantity(text=token, span=(a, b), low=Decimal(digits), high=Decimal(digits), unit="",
+                     kind="unread")  # fmt: skip
+        where = ", ".join(f"[{p.n}]" for p in scope) or "the passages"
+        out.append(_verdict(q, Status.UNSUPPORTED,
+                            f"a number the guard cannot read, not written so in {where}", None))  # fmt: skip
+    return tuple(out)
 
 
 def check_answer(
