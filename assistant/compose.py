@@ -942,11 +942,14 @@ def _disagreements(selected: list[_Scored], builder: _Builder) -> list[str]:
                 notes.append(f"Sources differ on {what}: {qa} [{na}] [{ta}] vs {qb} [{nb}] [{tb}].")
                 continue
             # Two sources of one passage share its [n] ("[1] vs [1]" said nothing): the passage
-            # is cited once, the sources told apart by their evidence kind when it differs.
+            # is cited once, each figure followed by its own evidence tag when the kinds differ.
+            # (A tag, not "(secondary summary)": the guard holds a figure to a source its
+            # sentence names in words, and an evidence kind is no source.)
             ka, kb = ta.rsplit(" · ", 1)[0], tb.rsplit(" · ", 1)[0]
-            both = builder.numbering.tag(na, (*sa.source_ids, *sb.source_ids))
             if ka != kb:
-                qa, qb = f"{qa} ({ka})", f"{qb} ({kb})"
+                notes.append(f"Sources differ on {what}: {qa} [{ta}] vs {qb} [{tb}] [{na}].")
+                continue
+            both = builder.numbering.tag(na, (*sa.source_ids, *sb.source_ids))
             notes.append(f"Sources differ on {what}: {qa} vs {qb} [{na}] [{both}].")
     return notes
 
@@ -1285,8 +1288,12 @@ def _section_lines(
                 continue
             if not says_new(s):
                 continue
-            if any(_same_fact(s.statement, c.statement) for c in chosen):
-                continue  # two sources saying the same thing: once is enough
+            if any(_same_fact(s.statement, c.statement) for c in chosen) or any(
+                _same_fact(s.statement, st) for st in builder.used_statements
+            ):
+                # Two sources saying the same thing, or a line repeating one shown above it
+                # (the bold lead's sentence in another document): once is enough.
+                continue
             chosen.append(s)
             groups.add(s.label)
             seen_text.add(s.statement.text)

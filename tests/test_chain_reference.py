@@ -102,3 +102,18 @@ def test_direct_sentences_answer_the_asked_question_not_a_side_regimen(real: Ass
     assert mtx.status == "verified", mtx.answer
     assert "split" not in mtx.summary and "Methotrexate" in mtx.summary
     assert "rheumatoid arthritis" in mtx.summary
+
+
+def test_patient_dose_stays_when_two_sources_of_one_passage_disagree(real: Assistant) -> None:
+    # The lupus nephritis maintenance passage carries a secondary summary (2 mg/kg/day) and a
+    # guideline (1.5–2 mg/kg/day): the note tells them apart by evidence tag. Written as words
+    # ("(secondary summary)") the guard held both figures to that source, failed the note and
+    # dropped the patient block with it.
+    result = real.ask(
+        "What is the azathioprine dose for lupus nephritis maintenance for this patient?",
+        patient={"weight_kg": 72, "tpmt": "normal", "nudt15": "normal"},
+    )
+    assert result.status == "verified"
+    assert "144 mg/day" in result.answer
+    note = next(line for line in result.answer.splitlines() if "Sources differ" in line)
+    assert "(secondary summary)" not in note and "[secondary summary ·" in note

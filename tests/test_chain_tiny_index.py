@@ -168,7 +168,7 @@ def test_sources_that_disagree_are_both_cited_with_a_note(assistant: Assistant) 
     assert "2 mg/kg/day" in note and "1.5–2 mg/kg/day" in note
     # Both sources are in one passage: cited once (not "[1] vs [1]"), told apart by their kind.
     assert len(re.findall(r"\[\d+\]", note)) == 1
-    assert "2 mg/kg/day (guideline) vs 1.5–2 mg/kg/day (label)" in note
+    assert re.search(r"2 mg/kg/day \[guideline · \w+\] vs 1\.5–2 mg/kg/day \[label · \w+\]", note)
 
 
 def test_follow_up_inherits_the_drug_of_the_conversation(assistant: Assistant) -> None:
