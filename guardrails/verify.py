@@ -978,11 +978,27 @@ def _derivation_lines(
                 ),
                 None,
             )
-            if found is not None:
+            if found is not None and not _line_names_another_drug(answer, q, found, extra):
                 out.update(_line_verdicts(answer, claims, i, found, by_n, extra, passages,
                                           patient, limits))  # fmt: skip
                 break
     return out
+
+
+def _line_names_another_drug(
+    answer: str, q: Quantity, dv: Derivation, extra: frozenset[str]
+) -> bool:
+    """Does the answer's line put another drug's name or a phase before the derivation it
+    repeats ("methotrexate 2 mg/kg/day × 75 kg = ...", "a starting dose of 2 mg/kg/day × ...",
+    where the calculation is azathioprine's from a maintenance dose)? The line then says more
+    than the calculation does: its numbers are checked as claims, not as a derivation."""
+    start = q.span[1] - len(dv.explanation)
+    line = answer[answer.rfind("\n", 0, start) + 1 : start]
+    if not line.strip(" -*:"):
+        return False
+    if any(not same_drug(name, dv.drug) for _, name in drugs_in(line, extra)):
+        return True
+    return asked_scope(line).role is not None
 
 
 def _line_verdicts(

@@ -188,3 +188,29 @@ def test_limit_per_kg_bound_is_offered_as_a_derivation():
     patient = validate_patient(72, "normal", "normal", [])
     out = results(calculate([AZA], patient, limits, "azathioprine"))
     assert "216 mg/day" in out  # 3 mg/kg/day limit × 72 kg
+
+
+def _derivation_answer(prefix: str) -> tuple[str, tuple[Passage, ...], object]:
+    # The two-step line (weight, then the allopurinol reduction): its inputs are verified as
+    # the derivation's, so what the line's own words add must be read apart.
+    patient = validate_patient(72, "normal", "normal", ["allopurinol"])
+    passages = (AZA, ALLOPURINOL)
+    d = next(d for d in calculate(passages, patient, None, "azathioprine") if len(d.steps) > 1)
+    return f"### For this patient\n- {prefix}{d.explanation}\n", passages, patient
+
+
+def test_a_derivation_line_as_the_calculator_writes_it_is_verified():
+    from guardrails import check_answer
+
+    answer, passages, patient = _derivation_answer("")
+    assert check_answer(answer, passages, patient, None, "azathioprine").passed
+
+
+@pytest.mark.parametrize("prefix", ["methotrexate ", "a starting dose of "])
+def test_a_derivation_line_that_names_another_drug_or_phase_is_not_verified(prefix):
+    # The calculation is azathioprine's, from a maintenance dose: a line calling it another
+    # drug's, or a starting dose, says what the calculation does not.
+    from guardrails import check_answer
+
+    answer, passages, patient = _derivation_answer(prefix)
+    assert not check_answer(answer, passages, patient, None, "azathioprine").passed
