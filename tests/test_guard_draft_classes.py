@@ -480,7 +480,9 @@ PER_CPIC = "CPIC: what fraction of people are TPMT heterozygous?"
 def test_another_sources_frequency_is_misattributed_where_the_asked_source_gives_its_own(
     answer: str, figures: list[str], theirs: str
 ) -> None:
-    v = check_answer(answer, TPMT_FREQUENCIES, limits=LIMITS, drug="azathioprine", question=PER_CPIC)
+    v = check_answer(
+        answer, TPMT_FREQUENCIES, limits=LIMITS, drug="azathioprine", question=PER_CPIC
+    )
     assert [c.claim.text for c in v.failed] == figures
     assert all(f"cpic gives {theirs}" in c.reason for c in v.failed)
 
