@@ -51,6 +51,7 @@ __all__ = [
     "conditions_hold",
     "not_renal",
     "organs_in",
+    "phenotype_frequency",
     "phenotype_values",
     "phenotypes_in",
     "sentence_roles",
@@ -203,13 +204,18 @@ _TARGET_RE = re.compile(
 _PHENOTYPE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "intermediate",
-        re.compile(r"\b(?:intermediate|heterozygous|reduced (?:activity|function))\b", _F),
+        re.compile(
+            r"\b(?:intermediate|heterozygous|reduced (?:activity|function)"
+            r"|one (?:loss-of-function|non-?functional|no-function|defective) allele)\b",
+            _F,
+        ),
     ),
     (
         "poor",
         re.compile(
             r"\b(?:poor|homozygous|deficien\w*|absent|low activity|no activity"
-            r"|complete(?:ly)? (?:deficien\w*|lack\w*))\b",
+            r"|complete(?:ly)? (?:deficien\w*|lack\w*)"
+            r"|two (?:loss-of-function|non-?functional|no-function|defective) alleles)\b",
             _F,
         ),
     ),
@@ -881,7 +887,7 @@ def sentence_sources(sentence_text: str) -> frozenset[str]:
 
 _PHENOTYPE_CONTEXT_RE = re.compile(
     r"\b(?:TPMT|NUDT15|metaboli[sz]ers?|activity|heterozygo\w*|homozygo\w*"
-    r"|deficien\w*|genotype|phenotype)\b",
+    r"|deficien\w*|genotype|phenotype|alleles?)\b",
     _F,
 )
 _REDUCTION_ROLES = frozenset({Role.REDUCTION_BY, Role.REDUCTION_TO})
@@ -893,6 +899,35 @@ def phenotype_values(text: str) -> frozenset[str]:
     if not _PHENOTYPE_CONTEXT_RE.search(text):
         return frozenset()
     return frozenset(name for name, rx in _PHENOTYPE_WORDS if rx.search(text))
+
+
+# A figure of how many people have a phenotype ("about 0.3% of patients carry two
+# loss-of-function alleles", "1 in 178 to 1 in 3736 people"): a percent or "1 in N" in a
+# sentence about carriers. A sentence about a dose, a harm or a response gives a figure *in*
+# the phenotype (a reduction, a risk), which is no frequency of it.
+_CARRIER_CUE_RE = re.compile(
+    r"\b(?:carr(?:y|ies|iers?)|alleles?|homozygo\w*|heterozygo\w*|genotypes?|people"
+    r"|population|ancestry|frequen\w*|prevalen\w*)\b",
+    _F,
+)
+_NOT_FREQUENCY_RE = re.compile(
+    r"\b(?:dos(?:e|es|ing)|risk\w*|toxicit\w*|myelosuppress\w*|neutropeni\w*|leu[ck]openi\w*"
+    r"|respon\w*|remission|deaths?|died|mortality)\b",
+    _F,
+)
+_FREQUENCY_ROLES = frozenset({Role.OUTCOME, Role.UNKNOWN})
+
+
+def phenotype_frequency(st: DoseStatement, sentence_text: str) -> frozenset[str]:
+    """The ``gene:phenotype`` conditions whose population frequency statement ``st`` gives
+    (``sentence_text`` is its sentence): "0.3% homozygous deficient" -> {tpmt:poor}. Empty
+    when the figure is no such frequency."""
+    if st.quantity.kind not in ("percent", "ratio") or st.role not in _FREQUENCY_ROLES:
+        return frozenset()
+    phen = frozenset(c for c in st.conditions if c.startswith(("tpmt:", "nudt15:")))
+    if not phen or not _CARRIER_CUE_RE.search(sentence_text):
+        return frozenset()
+    return frozenset() if _NOT_FREQUENCY_RE.search(sentence_text) else phen
 
 
 @dataclass(frozen=True)

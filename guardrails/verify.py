@@ -82,6 +82,7 @@ from guardrails.statements import (
     claim_context,
     conditions_hold,
     indications_compatible,
+    phenotype_frequency,
     roles_compatible,
     sentence_roles,
     sentence_sources,
@@ -253,6 +254,40 @@ def _asked_source_differs(
                 continue
             return (f"is from {', '.join(sorted(theirs)) or 'no source the question names'}; "
                     f"{', '.join(sorted(wanted))} gives {oq.text!r} [{pp.n}]")  # fmt: skip
+    return None
+
+
+_FREQUENCY_KINDS = frozenset({"percent", "ratio"})
+
+
+def _asked_source_frequency_differs(
+    p: Passage, st: DoseStatement, asked: AskedScope, passages: Sequence[Passage]
+) -> str | None:
+    """The population-frequency counterpart of ``_asked_source_differs``: under a question
+    naming a source ("CPIC: what fraction ..."), in a sentence naming none, a frequency of a
+    phenotype from statement ``st`` is misattributed when ``st`` is another source's and the
+    asked source gives its own frequency for the same phenotype (the US label's 0.3% with two
+    loss-of-function alleles, where CPIC gives 1 in 178 to 1 in 3736 for homozygous deficiency).
+    Per phenotype: a figure for a phenotype the asked source gives no frequency of is that
+    source's, not a contradiction of the asked one; and only frequencies, since a figure every
+    source gives alone ("one daily dose") has no competitor to be confused with."""
+    phen = phenotype_frequency(st, p.text[st.sentence[0] : st.sentence[1]])
+    if not phen:
+        return None
+    wanted = frozenset(asked.sources)
+    theirs = _source_of(p, st)
+    if theirs & wanted:
+        return None
+    for pp in passages:
+        for other in _statement_at(pp).values():
+            if other.quantity.kind not in _FREQUENCY_KINDS:
+                continue
+            same = phenotype_frequency(other, pp.text[other.sentence[0] : other.sentence[1]]) & phen
+            if not same or not _source_of(pp, other) & wanted:
+                continue
+            return (f"is from {', '.join(sorted(theirs)) or 'no source the question names'}; "
+                    f"{', '.join(sorted(wanted))} gives {other.quantity.text!r} for "
+                    f"{', '.join(sorted(same))} [{pp.n}]")  # fmt: skip
     return None
 
 
@@ -844,6 +879,12 @@ def _check_claim(
             if (asked is not None and asked.sources and asked.asks_dose and st is not None
                     and q.kind == "dose" and not clause.sources):  # fmt: skip
                 mismatch = _asked_source_differs(p, st, asked, passages)
+                if mismatch is not None:
+                    wrong_scope = wrong_scope or (p.n, src, mismatch, st)
+                    continue
+            if (asked is not None and asked.sources and st is not None
+                    and q.kind in _FREQUENCY_KINDS and not clause.sources):  # fmt: skip
+                mismatch = _asked_source_frequency_differs(p, st, asked, passages)
                 if mismatch is not None:
                     wrong_scope = wrong_scope or (p.n, src, mismatch, st)
                     continue

@@ -447,3 +447,84 @@ def test_source_names_and_the_words_that_are_not_them(text: str, names: tuple[st
     from guardrails.statements import sources_in
 
     assert sources_in(text) == names
+
+
+# --- a population frequency under a question naming a source ----------------------------------
+
+TPMT_LABEL_FREQUENCIES = (
+    "- TPMT, US label: about 0.3% of patients (1 in 300) carry two loss-of-function alleles and "
+    "have little or no activity [@mercaptopurine-label].\n"
+    "- TPMT, US label: about 10% of patients carry one loss-of-function allele "
+    "[@mercaptopurine-label].\n"
+)
+TPMT_CPIC_POOR = (
+    "- TPMT, CPIC: homozygous deficiency affects about 1 in 178 to 1 in 3736 people depending on "
+    "ancestry [@cpic-2018].\n"
+)
+TPMT_CPIC_INTERMEDIATE = (
+    "- TPMT, CPIC: heterozygous intermediate activity affects about 3–14% of people [@cpic-2018]."
+)
+TPMT_FREQUENCIES = [_p(1, TPMT_LABEL_FREQUENCIES + TPMT_CPIC_POOR + TPMT_CPIC_INTERMEDIATE)]
+PER_CPIC = "CPIC: what fraction of people are TPMT heterozygous?"
+
+
+@pytest.mark.parametrize(
+    ("answer", "figures", "theirs"),
+    [
+        ("- 0.3% of patients (1 in 300) carry two loss-of-function alleles.",
+         ["0.3%", "1 in 300"], "'1 in 178 to 1 in 3736' for tpmt:poor"),
+        ("About 10% of patients carry one loss-of-function allele.", ["10%"],
+         "'3–14%' for tpmt:intermediate"),
+    ],
+)  # fmt: skip
+def test_another_sources_frequency_is_misattributed_where_the_asked_source_gives_its_own(
+    answer: str, figures: list[str], theirs: str
+) -> None:
+    v = check_answer(
+        answer, TPMT_FREQUENCIES, limits=LIMITS, drug="azathioprine", question=PER_CPIC
+    )
+    assert [c.claim.text for c in v.failed] == figures
+    assert all(f"cpic gives {theirs}" in c.reason for c in v.failed)
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "cpic"),
+    [
+        # The asked source's own figures, each phenotype's.
+        ("Homozygous deficiency affects about 1 in 178 to 1 in 3736 people.", PER_CPIC,
+         TPMT_CPIC_POOR + TPMT_CPIC_INTERMEDIATE),
+        ("About 3–14% of people are heterozygous, with intermediate activity.", PER_CPIC,
+         TPMT_CPIC_POOR + TPMT_CPIC_INTERMEDIATE),
+        # CPIC gives no frequency of two-allele carriers here: the label's is no rival of its
+        # heterozygous one.
+        ("- 0.3% of patients (1 in 300) carry two loss-of-function alleles.", PER_CPIC,
+         TPMT_CPIC_INTERMEDIATE),
+        # The question names no source: any passage's figure answers it.
+        ("- 0.3% of patients (1 in 300) carry two loss-of-function alleles.",
+         "what fraction of people have two non-functional TPMT alleles?",
+         TPMT_CPIC_POOR + TPMT_CPIC_INTERMEDIATE),
+        # The sentence names the source it quotes.
+        ("The US label: 0.3% of patients (1 in 300) carry two loss-of-function alleles.", PER_CPIC,
+         TPMT_CPIC_POOR + TPMT_CPIC_INTERMEDIATE),
+    ],
+)  # fmt: skip
+def test_a_frequency_the_asked_source_gives_no_rival_for_passes(
+    answer: str, question: str, cpic: str
+) -> None:
+    passages = [_p(1, TPMT_LABEL_FREQUENCIES + cpic)]
+    assert _failed(answer, passages, drug="azathioprine", question=question) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "phenotypes"),
+    [
+        ("TPMT: carries two loss-of-function alleles", {"poor"}),
+        ("TPMT: one non-functional allele", {"intermediate"}),
+        ("TPMT homozygous deficiency", {"poor"}),
+        ("the allele was reported twice", set()),
+    ],
+)
+def test_allele_counts_read_as_phenotypes(text: str, phenotypes: set[str]) -> None:
+    from guardrails.statements import phenotype_values
+
+    assert phenotype_values(text) == phenotypes
