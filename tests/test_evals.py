@@ -546,3 +546,27 @@ def test_eval_command_exits_2_on_missing_input_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--questions", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_report_counts_answers_citing_a_document_about_another_drug() -> None:
+    from evals.report import headline_rows
+
+    items = [
+        _item(id="ok", extra={"expected_drugs": ["trospium"], "cited_drugs": {"d1": "trospium"}}),
+        _item(
+            id="bad", extra={"expected_drugs": ["trospium"], "cited_drugs": {"d2": "oxybutynin"}}
+        ),
+        _item(id="none", extra={"cited_drugs": {"d3": "oxybutynin"}}),  # names no expected drug
+    ]
+    result = EvalResult(
+        items=tuple(items),
+        baseline_items=(),
+        guard=(),
+        summary=aggregate_items(items),
+        baseline_summary=None,
+        guard_summary={"overall": {"catch_rate": None, "false_block_rate": None}},
+        issues=(),
+        seconds=0.0,
+    )
+    rows = {label: ours for label, ours, _base in headline_rows(result)}
+    assert rows["Answers citing a document about another drug"] == "1"
