@@ -202,7 +202,8 @@ def _from_named(p: Passage, at: int, st: DoseStatement | None, named: frozenset[
     """Why the passage sentence holding the figure at ``at`` is from none of the sources the
     answer's clause names (None when it is from one). A clinician reads "UK SmPC: every 12
     weeks" as the SmPC's advice: the figure must be that source's, not another guideline's
-    in the same passage. A sentence naming no source and citing none is from no named source."""
+    in the same passage. A sentence naming no source and citing none is its passage's: from
+    the sources the passage names (none: from no named source)."""
     if st is not None:
         a, b = st.sentence
     else:
@@ -211,6 +212,10 @@ def _from_named(p: Passage, at: int, st: DoseStatement | None, named: frozenset[
     theirs = sentence_sources(text)
     if st is not None:
         theirs = theirs | frozenset(statement_sources(st, text))
+    if not theirs:
+        # A sentence naming no source is its passage's: a guideline excerpt names its source
+        # once ("Azathioprine, CPIC, normal metabolizer: ... Intermediate metabolizer: ...").
+        theirs = sentence_sources(p.text)
     if theirs & named:
         return None
     return f"is from {', '.join(sorted(theirs)) or 'no source the answer names'}, not {', '.join(sorted(named))}"
