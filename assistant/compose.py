@@ -1101,7 +1101,7 @@ def _in_scope(s: _Scored, scope: _Scope, vocab: Vocabulary) -> bool:
         return False  # another source's figure: the question asks what its source says
     if scope.role is None:
         return True
-    roles = {r for d in s.statement.typed() for r in (d.role, *d.also)}
+    roles = {r for d in typed for r in (d.role, *d.also)}
     if scope.role in roles or (scope.role in _USUAL_ANSWERS and Role.USUAL in roles):
         return True
     # Its words name the asked phase as the question does ("up to 5 mg/kg/day on the first
@@ -1288,9 +1288,8 @@ def _section_lines(
                 continue
             if not says_new(s):
                 continue
-            if any(_same_fact(s.statement, c.statement) for c in chosen) or any(
-                _same_fact(s.statement, st) for st in builder.used_statements
-            ):
+            shown = (*(c.statement for c in chosen), *builder.used_statements)
+            if any(_same_fact(s.statement, st) for st in shown):
                 # Two sources saying the same thing, or a line repeating one shown above it
                 # (the bold lead's sentence in another document): once is enough.
                 continue
