@@ -162,6 +162,9 @@ class _Lexical:
     # the store is too large (or cannot list its vectors): HNSW then. Read once per generation.
     vectors: tuple[list[str], Any] | None = None
     vectors_read: bool = False
+    # Lexical rankings of the coverage queries (a fixed query plus the drug's aliases: the same
+    # few texts for every dose question about a drug), by query text.
+    coverage: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 class HybridRetriever:
@@ -393,6 +396,17 @@ class HybridRetriever:
                 out.append((chunk, distance))
         return out
 
+    def _coverage_ranking(self, lexical: _Lexical, query: str) -> list[tuple[str, float]]:
+        """``_lexical_ranking`` of a coverage query, ranked once per generation: it does not
+        depend on the question, only on the drug."""
+        got = lexical.coverage.get(query)
+        if got is None:
+            got = self._lexical_ranking(lexical, query)
+            if len(lexical.coverage) >= _COVERAGE_CACHE_SIZE:  # any drug may be asked: bounded
+                lexical.coverage.clear()
+            lexical.coverage[query] = got
+        return got
+
     def _vectors(self, lexical: _Lexical) -> tuple[list[str], Any] | None:
         """The store's vectors for the exact search, read on the first dense search of a
         generation (or by ``prepare``); None keeps the Chroma search."""
@@ -427,7 +441,7 @@ class HybridRetriever:
             if section in present:
                 continue
             added = 0
-            for cid, _score in self._lexical_ranking(lexical, f"{query} {aliases}"):
+            for cid, _score in self._coverage_ranking(lexical, f"{query} {aliases}"):
                 chunk = lexical.by_id[cid]
                 if cid in have or _chunk_section(tuple(chunk.section_path)) != section:
                     continue
@@ -635,6 +649,7 @@ def _top_positive(scores: Any, k: int) -> Any:
     return idx[order][:k]
 
 
+_COVERAGE_CACHE_SIZE = 1024
 _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",
