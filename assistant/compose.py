@@ -198,16 +198,27 @@ class Statement:
 
     def typed(self) -> tuple[DoseStatement, ...]:
         """The guard's dose statements of this sentence's figures, in order."""
-        if self.span[0] < 0:
-            return ()
-        found = self.chunk.statements
-        return tuple(s for s in found if self.span[0] <= s.span[0] < self.span[1])
+        # Asked ~80 times per answer per sentence (ranking, facts, layout): each scan of the
+        # chunk's statements is made once and kept on the (frozen) statement.
+        got: tuple[DoseStatement, ...] | None = self.__dict__.get("_typed")
+        if got is None:
+            if self.span[0] < 0:
+                got = ()
+            else:
+                at, end = self.span
+                got = tuple(s for s in self.chunk.statements if at <= s.span[0] < end)
+            self.__dict__["_typed"] = got
+        return got
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements). A
         weight band ("for patients 10 kg to 25 kg") says whom the dose is for: it is no figure
         of its own, so it neither leads nor counts."""
-        return tuple(s.role for s in self.typed() if s.quantity.kind != "weight")
+        got: tuple[Role, ...] | None = self.__dict__.get("_roles")
+        if got is None:
+            got = tuple(s.role for s in self.typed() if s.quantity.kind != "weight")
+            self.__dict__["_roles"] = got
+        return got
 
 
 # The plain wording of a sentence depends only on it and its document's drugs: the same

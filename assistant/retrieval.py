@@ -5,7 +5,9 @@ The lexical index is built once per index generation, kept in memory and persist
 The corpus vocabulary is persisted beside it, so a restart reads no chunk back in bulk: the
 chunks of each question's candidates are fetched by id and kept; only ``chunks()`` reads all.
 Dense hits come back from the store as ids when it can (``query_ids``) and are matched to the
-chunks in memory: reading 30 hits' text and metadata cost more than the vector search.
+chunks in memory: reading 30 hits' text and metadata cost more than the vector search. A store
+of up to ``EXACT_SEARCH_LIMIT`` chunks is not asked at all: its vectors are read once per
+generation and searched exactly in memory (a Chroma query's fixed cost was ~1.8 ms).
 The question is embedded at most once per retrieval: an LRU cache of query embeddings, keyed by
 the normalised query text, answers repeated questions (the app's reruns, the same question with
 another patient) without running the model, which dominates a warm ``ask``. A new question pays
@@ -52,6 +54,10 @@ _STOPWORDS = frozenset(
 _SAFE_GENERATION = re.compile(r"[^A-Za-z0-9._-]+")
 _SPACES = re.compile(r"\s+")
 QUERY_CACHE_SIZE = 1024  # 384 floats each: well under 10 MB
+# Up to this many chunks the dense search runs exactly in memory over the stored vectors
+# (10k x 384 float32 = 15 MB, ~0.3 ms a question) instead of asking Chroma, whose query costs
+# ~1.8 ms even at 1k chunks; larger stores keep HNSW.
+EXACT_SEARCH_LIMIT = 10_000
 
 
 def query_cache_key(text: str) -> str:
@@ -154,6 +160,13 @@ class _Lexical:
     by_id: dict[str, Chunk]
     complete: bool = True
     vocabulary: Vocabulary | None = None
+    # (ids, unit-norm float32 rows) of a small store, searched exactly in memory; None when
+    # the store is too large (or cannot list its vectors): HNSW then. Read once per generation.
+    vectors: tuple[list[str], Any] | None = None
+    vectors_read: bool = False
+    # Lexical rankings of the coverage queries (a fixed query plus the drug's aliases: the same
+    # few texts for every dose question about a drug), by query text.
+    coverage: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 class HybridRetriever:
@@ -364,7 +377,11 @@ class HybridRetriever:
         query_ids = getattr(self.index, "query_ids", None)
         if query_ids is None or not lexical.ids:
             return list(self.index.query(embedding, self.candidates, None) or [])
-        hits = list(query_ids(embedding, self.candidates, None) or [])
+        vectors = self._vectors(lexical)
+        if vectors is not None:
+            hits = _nearest(vectors, embedding, self.candidates)
+        else:
+            hits = list(query_ids(embedding, self.candidates, None) or [])
         missing = [cid for cid, _ in hits if cid not in lexical.by_id]
         if missing:
             # Not in memory: the index is still loading lazily, or an ingest has just swapped
@@ -380,6 +397,29 @@ class HybridRetriever:
             if chunk is not None:
                 out.append((chunk, distance))
         return out
+
+    def _coverage_ranking(self, lexical: _Lexical, query: str) -> list[tuple[str, float]]:
+        """``_lexical_ranking`` of a coverage query, ranked once per generation: it does not
+        depend on the question, only on the drug."""
+        got = lexical.coverage.get(query)
+        if got is None:
+            got = self._lexical_ranking(lexical, query)
+            if len(lexical.coverage) >= _COVERAGE_CACHE_SIZE:  # any drug may be asked: bounded
+                lexical.coverage.clear()
+            lexical.coverage[query] = got
+        return got
+
+    def _vectors(self, lexical: _Lexical) -> tuple[list[str], Any] | None:
+        """The store's vectors for the exact search, read on the first dense search of a
+        generation (or by ``prepare``); None keeps the Chroma search."""
+        if lexical.vectors_read:
+            return lexical.vectors
+        read = getattr(self.index, "vectors", None)
+        with self._lock:
+            if not lexical.vectors_read:
+                lexical.vectors = read(EXACT_SEARCH_LIMIT) if read is not None else None
+                lexical.vectors_read = True
+        return lexical.vectors
 
     # -- retrieval ----------------------------------------------------------------------------
     def _coverage(
@@ -403,7 +443,7 @@ class HybridRetriever:
             if section in present:
                 continue
             added = 0
-            for cid, _score in self._lexical_ranking(lexical, f"{query} {aliases}"):
+            for cid, _score in self._coverage_ranking(lexical, f"{query} {aliases}"):
                 chunk = lexical.by_id[cid]
                 if cid in have or _chunk_section(tuple(chunk.section_path)) != section:
                     continue
@@ -574,6 +614,27 @@ def _write_atomic(path: Path, text: str) -> None:
         pass  # persistence is a start-up optimisation only
 
 
+def _nearest(
+    vectors: tuple[list[str], Any], embedding: Sequence[float], k: int
+) -> list[tuple[str, float]]:
+    """The ``k`` nearest ids by cosine distance (1 - cosine similarity, as Chroma's cosine
+    space reports it), closest first; equal distances keep store order."""
+    ids, matrix = vectors
+    if k <= 0 or not ids:
+        return []
+    query = np.asarray(embedding, dtype=np.float32)
+    norm = float(np.linalg.norm(query))
+    if norm > 0:
+        query = query / norm
+    distance = 1.0 - matrix @ query
+    if len(ids) > k:
+        top = np.argpartition(distance, k - 1)[:k]
+    else:
+        top = np.arange(len(ids))
+    order = top[np.lexsort((top, distance[top]))]
+    return [(ids[i], float(distance[i])) for i in order]
+
+
 def _top_positive(scores: Any, k: int) -> Any:
     """Indices of the ``k`` highest positive scores, best first; equal scores put the higher
     index first (what a descending full sort gave). Partitions instead of sorting every
@@ -590,6 +651,7 @@ def _top_positive(scores: Any, k: int) -> Any:
     return idx[order][:k]
 
 
+_COVERAGE_CACHE_SIZE = 1024
 _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",

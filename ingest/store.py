@@ -284,6 +284,36 @@ class Index:
 
         return self._read(run, [])
 
+    def vectors(self, limit: int) -> tuple[list[str], Any] | None:
+        """Every chunk id of the active generation with its stored embedding (a float32 matrix,
+        rows L2-normalised, as the cosine space compares them), or None when the generation
+        holds more than ``limit`` chunks: a small store is searched exactly in memory, which
+        costs a tenth of a Chroma query; a large one stays with HNSW."""
+        import numpy as np
+
+        def run(col: Any) -> tuple[list[str], Any] | None:
+            n = self._count_of(col)
+            if n == 0 or n > limit:
+                return None
+            ids: list[str] = []
+            rows: list[Any] = []
+            offset = 0
+            while True:
+                res = col.get(include=["embeddings"], limit=_READ_PAGE, offset=offset)
+                if not res["ids"]:
+                    break
+                ids.extend(str(i) for i in res["ids"])
+                rows.append(np.asarray(res["embeddings"], dtype=np.float32))
+                offset += len(res["ids"])
+            if len(ids) != n:
+                return None  # the generation changed under us: stay with HNSW
+            matrix = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix /= np.where(norms > 0, norms, 1.0)
+            return ids, matrix
+
+        return self._read(run, None)
+
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Chunks by id, in the order asked; unknown ids are left out."""
         if not ids:
