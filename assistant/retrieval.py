@@ -7,7 +7,9 @@ chunks of each question's candidates are fetched by id and kept; only ``chunks()
 Dense hits come back from the store as ids when it can (``query_ids``) and are matched to the
 chunks in memory: reading 30 hits' text and metadata cost more than the vector search. A store
 of up to ``EXACT_SEARCH_LIMIT`` chunks is not asked at all: its vectors are read once per
-generation and searched exactly in memory (a Chroma query's fixed cost was ~1.8 ms).
+generation and searched exactly in memory (a Chroma query's fixed cost was ~1.8 ms); since no
+query then fails when an ingest flips generations, each search first asks the store to
+``follow()`` its pointer (a file ``stat`` in embedded mode).
 The question is embedded at most once per retrieval: an LRU cache of query embeddings, keyed by
 the normalised query text, answers repeated questions (the app's reruns, the same question with
 another patient) without running the model, which dominates a warm ``ask``. A new question pays
@@ -39,7 +41,9 @@ from ingest.model import Chunk
 
 __all__ = [
     "HybridRetriever",
+    "EXACT_SEARCH_LIMIT",
     "Retrieval",
+    "exact_nearest",
     "lexical_tokens",
     "query_cache_key",
     "to_retrieved",
@@ -379,7 +383,12 @@ class HybridRetriever:
             return list(self.index.query(embedding, self.candidates, None) or [])
         vectors = self._vectors(lexical)
         if vectors is not None:
-            hits = _nearest(vectors, embedding, self.candidates)
+            # No Chroma query fails to tell us of a flip: ask the store. A changed generation
+            # makes the caller redo this search on the new one.
+            follow = getattr(self.index, "follow", None)
+            if follow is not None:
+                follow()
+            hits = exact_nearest(vectors, embedding, self.candidates)
         else:
             hits = list(query_ids(embedding, self.candidates, None) or [])
         missing = [cid for cid, _ in hits if cid not in lexical.by_id]
@@ -614,7 +623,7 @@ def _write_atomic(path: Path, text: str) -> None:
         pass  # persistence is a start-up optimisation only
 
 
-def _nearest(
+def exact_nearest(
     vectors: tuple[list[str], Any], embedding: Sequence[float], k: int
 ) -> list[tuple[str, float]]:
     """The ``k`` nearest ids by cosine distance (1 - cosine similarity, as Chroma's cosine

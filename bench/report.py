@@ -210,6 +210,13 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (f"{n} chunks: floor (encode + one search) p50/p95/max", _lat(p["floor"]) + " ms")
         )
         rows.append((f"{n} chunks: ask / floor (p50)", f"{_fmt(p['ratio_p50_to_floor'])}x"))
+        if p.get("floor_exact"):
+            rows.append(
+                (
+                    f"{n} chunks: floor with ours' exact in-memory search p50/p95/max; ask / it (p50)",
+                    f"{_lat(p['floor_exact'])} ms; {_fmt(p['ratio_p50_to_floor_exact'])}x",
+                )
+            )
         rows.append(
             (f"{n} chunks: cached repeat p50/p95", _lat(p["ask_cached_repeat"]["latency"]) + " ms")
         )

@@ -6,6 +6,12 @@ tiny ``{name}__pointer`` collection, a single write in both modes. A reader alwa
 pointer, so a crash or ``kill -9`` mid-ingest leaves the previous generation intact; the next
 writer deletes the half-built one. Old generations are deleted after the flip; a reader still on
 one re-reads the pointer and retries once.
+
+A reader that holds a generation in memory (the exact search of a small store) never queries
+Chroma, so no failed query tells it of a flip: it calls :meth:`Index.follow` before each search.
+In embedded mode the writer also replaces a small marker file beside the store after each flip,
+so ``follow`` costs one ``stat`` (a pointer read costs ~0.4 ms); without the marker (a server,
+or a store written before the marker existed) it reads the pointer.
 """
 
 from __future__ import annotations
@@ -168,6 +174,12 @@ class Index:
         self._pointer: dict[str, Any] = {}
         self._collection: Any = None
         self._size: tuple[str, int] | None = None  # (collection name, chunk count)
+        self._marker = (
+            os.path.join(config.path, f"dosewise-{config.collection}.generation")
+            if config.mode == "embedded"
+            else None
+        )
+        self._seen: tuple[int, int, int] | None = None  # the marker as the last refresh saw it
         self.refresh()
 
     # -- reading --
@@ -183,21 +195,61 @@ class Index:
 
     def refresh(self) -> None:
         """Re-read the pointer (another process may have flipped it)."""
+        # The marker is read before the pointer: a flip between the two shows up next time.
+        self._seen = self._marker_stamp()
         try:
             pointer = self._client.get_collection(self._pointer_name, embedding_function=self._ef)
-            self._pointer = dict(pointer.metadata or {})
+            fields = dict(pointer.metadata or {})
         except (NotFoundError, ValueError):
-            self._pointer = {}
-        self._collection = None
-        if self.collection_name:
+            fields = {}
+        collection = None
+        name = fields.get("active")
+        if name:
             try:
-                self._collection = self._client.get_collection(
-                    self.collection_name, embedding_function=self._ef
-                )
+                collection = self._client.get_collection(str(name), embedding_function=self._ef)
             except (NotFoundError, ValueError):
                 # Pointer names a collection someone deleted by hand: read as empty; the next
                 # ingest rebuilds everything.
-                self._collection = None
+                collection = None
+        # Assigned together, after the reads: a concurrent reader sees the old pair or the new.
+        self._pointer, self._collection = fields, collection
+
+    def follow(self) -> bool:
+        """Re-read the pointer if a writer may have flipped it since the last read; True when
+        the active generation changed. One ``stat`` of the marker file when it is unchanged."""
+        stamp = self._marker_stamp()
+        if stamp is not None and stamp == self._seen:
+            return False
+        before = self.collection_name
+        self.refresh()
+        return self.collection_name != before
+
+    def _marker_stamp(self) -> tuple[int, int, int] | None:
+        if self._marker is None:
+            return None
+        try:
+            st = os.stat(self._marker)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _mark_flip(self, name: str) -> None:
+        """Replace the marker (a new inode each time), so readers' ``follow`` sees the flip."""
+        if self._marker is None:
+            return
+        tmp = f"{self._marker}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(name)
+            os.replace(tmp, self._marker)
+        except OSError:
+            # Readers then find no marker (or a stale one) and read the pointer instead: a
+            # missing marker costs speed, not correctness; a stale one is removed.
+            for path in (tmp, self._marker):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
     def _read(self, fn: Callable[[Any], T], empty: T) -> T:
         for attempt in (0, 1):
@@ -499,6 +551,7 @@ class Index:
                 "documents": documents,
             }
         )
+        self._mark_flip(name)
         if active and active != name:
             self._delete(active)
         self.refresh()

@@ -40,7 +40,7 @@ def test_store_lists_every_vector_of_a_small_store_and_none_of_a_large_one(index
 def test_exact_search_finds_what_chroma_finds(index: Any, embedder: Any, question: str) -> None:
     vectors = index.vectors(index.count())
     embedding = embedder.encode([question])[0]
-    exact = retrieval._nearest(vectors, embedding, 30)
+    exact = retrieval.exact_nearest(vectors, embedding, 30)
     chroma = index.query_ids(embedding, 30)
     assert [cid for cid, _ in exact] == [cid for cid, _ in chroma]
     for (_, ours), (_, theirs) in zip(exact, chroma, strict=True):
