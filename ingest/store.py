@@ -221,6 +221,14 @@ class Index:
         if stamp is not None and stamp == self._seen:
             return False
         before = self.collection_name
+        self._seen = stamp  # read before the pointer: a flip after this read shows next time
+        try:
+            pointer = self._client.get_collection(self._pointer_name, embedding_function=self._ef)
+            active = (pointer.metadata or {}).get("active")
+        except (NotFoundError, ValueError):
+            active = None
+        if active == before:
+            return False  # one read, not two: a server answers each with a round trip
         self.refresh()
         return self.collection_name != before
 

@@ -40,6 +40,19 @@ def _reingest(corpus: Path, cfg: StoreConfig, data: Path, embedder: Any) -> None
     run_ingest([corpus], cfg, embedder, chunk_size=400, data_dir=data, progress=False)
 
 
+def _count_reads(index: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the collections ``index`` reads from Chroma from now on."""
+    reads: list[str] = []
+    real_get = index._client.get_collection
+
+    def counting_get(name: str, **kwargs: Any) -> Any:
+        reads.append(name)
+        return real_get(name, **kwargs)
+
+    monkeypatch.setattr(index._client, "get_collection", counting_get)
+    return reads
+
+
 def _texts(retriever: HybridRetriever) -> str:
     vocabulary = retriever.vocabulary()
     got = retriever.retrieve(QUESTION, vocabulary.facets(QUESTION), vocabulary)
@@ -67,14 +80,7 @@ def test_follow_reads_the_pointer_only_after_a_flip(
 ) -> None:
     cfg, data, corpus = store
     index = open_index(cfg, embedder)
-    reads: list[str] = []
-    real_get = index._client.get_collection
-
-    def counting_get(name: str, **kwargs: Any) -> Any:
-        reads.append(name)
-        return real_get(name, **kwargs)
-
-    monkeypatch.setattr(index._client, "get_collection", counting_get)
+    reads = _count_reads(index, monkeypatch)
     assert index.follow() is False
     assert reads == []  # unchanged marker: one stat, no Chroma call
 
@@ -94,6 +100,9 @@ def test_without_the_marker_follow_reads_the_pointer_every_time(
     markers = [p for p in os.listdir(cfg.path) if p.endswith(".generation")]
     assert markers == ["dosewise-follow.generation"]
     os.remove(os.path.join(cfg.path, markers[0]))  # a store written before the marker existed
+    reads = _count_reads(index, monkeypatch)
+    assert index.follow() is False
+    assert reads == ["follow__pointer"]  # nothing moved: the pointer alone, not the collection
     reader = HybridRetriever(open_index(cfg, embedder), embedder, data_dir=data)
     assert "first month" in _texts(reader)
 
