@@ -335,8 +335,8 @@ def ingest_uploads(index: Any, embedder: Any, settings: Settings, folder: Path) 
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
-def load_embedder(model_path: str) -> Embedder:
-    return Embedder(model_path)
+def load_embedder(model_path: str, query_threads: int | None = None) -> Embedder:
+    return Embedder(model_path, query_threads=query_threads)
 
 
 @st.cache_resource(show_spinner="Opening the index…")
@@ -479,7 +479,7 @@ if sign_in_required(st.get_option("server.address"), settings.require_sign_in):
 
 
 try:
-    embedder = load_embedder(settings.model_path)
+    embedder = load_embedder(settings.model_path, settings.query_threads)
 except Exception as exc:  # the message is user-facing (EmbeddingModelError) or says what broke
     fail(f"The embedding model cannot be loaded: {exc}")
 

@@ -404,7 +404,7 @@ def _open_assistant(settings: Settings) -> object:
 
     from ingest.embeddings import Embedder
 
-    embedder = Embedder.shared(settings.model_path)
+    embedder = Embedder.shared(settings.model_path, query_threads=settings.query_threads)
     # The query model loads in the background while the chain's modules import (cold start).
     threading.Thread(target=embedder.query_encoder, kwargs={"export": False}, daemon=True).start()
 
@@ -603,7 +603,7 @@ def check(
 
         settings = _settings()
         try:
-            embedder = Embedder.shared(settings.model_path)
+            embedder = Embedder.shared(settings.model_path, query_threads=settings.query_threads)
             assistant = Assistant(
                 open_index(settings.store, embedder),
                 embedder,

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
+    # Threads per question encode (ONNX). Default: 2 (or 1 on one core). Several API workers or
+    # app replicas on the same cores answer more questions per second with 1.
+    query_threads: int | None = Field(default=None, ge=1, le=64)
     api_max_body_bytes: int = Field(default=262_144, ge=1024, le=64 * 2**20)
     token_file: Path | None = None  # default: <data_dir>/tokens.json
     # Tokens even on loopback: set it when a reverse proxy on this host publishes the API or app.

@@ -66,6 +66,11 @@ _PROBES = (
     "Monitor full blood counts weekly for the first 8 weeks, then monthly; " * 12,
 )
 QueryBackend = Literal["auto", "torch"]
+# Two threads per question encode: on this 2-core VM one new question's encode 6.4 -> 4.1 ms and
+# an ask 12.4 -> 9.7 ms p50 (the plain LangChain chain's torch uses every core too), the same
+# vectors (cosine distance 2e-7). Several questions at once lose ~10 % throughput to it: an API
+# with several workers sets DOSEWISE_QUERY_THREADS=1.
+QUERY_THREADS = min(2, os.cpu_count() or 1)
 
 
 class Embedder:
@@ -81,10 +86,13 @@ class Embedder:
         batch_size: int = _BATCH_SIZE,
         query_backend: QueryBackend = "auto",
         onnx_dir: str | Path | None = None,
+        query_threads: int | None = None,
     ) -> None:
         """``query_backend="auto"``: single queries run on the ONNX export of this model when
-        it can be made or found in ``onnx_dir``; ``"torch"``: always the torch model."""
+        it can be made or found in ``onnx_dir``; ``"torch"``: always the torch model.
+        ``query_threads``: threads per ONNX query encode (default ``QUERY_THREADS``)."""
         self.model_path = str(model_path)
+        self.query_threads = query_threads or QUERY_THREADS
         self.batch_size = batch_size
         self.query_backend: QueryBackend = query_backend
         self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else DEFAULT_ONNX_DIR
@@ -95,12 +103,16 @@ class Embedder:
         self._query_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, model_path: str) -> Embedder:
-        """One Embedder per path per process (used when Chroma rebuilds our function from config)."""
+    def shared(cls, model_path: str, *, query_threads: int | None = None) -> Embedder:
+        """One Embedder per path per process (used when Chroma rebuilds our function from
+        config). ``query_threads`` applies until the query encoder has loaded."""
         with cls._shared_lock:
             if model_path not in cls._shared:
                 cls._shared[model_path] = cls(model_path)
-            return cls._shared[model_path]
+            got = cls._shared[model_path]
+            if query_threads:
+                got.query_threads = query_threads
+            return got
 
     @property
     def model(self) -> Any:
@@ -181,7 +193,9 @@ class Embedder:
         # once; any other failure leaves queries on torch, with the same vectors.
         for _attempt in range(2):
             try:
-                return OnnxQueryEncoder(self.export_query_model(), self.model_path)
+                return OnnxQueryEncoder(
+                    self.export_query_model(), self.model_path, threads=self.query_threads
+                )
             except Exception:  # noqa: BLE001
                 target = onnx_model_file(self.model_path, self.onnx_dir)
                 if not target.is_file():
@@ -269,8 +283,8 @@ class OnnxQueryEncoder:
         tokenizer.enable_padding()
         self.tokenizer = tokenizer
         options = ort.SessionOptions()
-        # One thread: a single query is too small to share, and on a busy 2-core machine a
-        # second thread waiting for a core made an encode slower (bench/: 14 vs 10 ms).
+        # ``threads`` (default 1 here; the Embedder passes QUERY_THREADS): the second thread
+        # gains by spinning between operators, which is why it costs throughput under load.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3

@@ -132,3 +132,27 @@ def test_onnx_encoder_batches_like_single_texts(onnx_embedder: Embedder) -> None
 
 def _link(src: str, dst: str) -> None:
     Path(dst).symlink_to(src)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_query_threads_reach_the_session_and_keep_the_vectors(
+    onnx_embedder: Embedder, threads: int
+) -> None:
+    onnx_embedder.export_query_model()
+    emb = Embedder(onnx_embedder.model_path, onnx_dir=onnx_embedder.onnx_dir, query_threads=threads)
+    encoder = emb.query_encoder()
+    assert isinstance(encoder, OnnxQueryEncoder)
+    assert encoder.session.get_session_options().intra_op_num_threads == threads
+    got = np.asarray([emb.encode_query(t) for t in TEXTS])
+    expected = np.asarray([onnx_embedder.encode_query(t) for t in TEXTS])
+    assert float((1.0 - (got * expected).sum(axis=1)).max()) < 1e-5
+
+
+def test_shared_embedder_takes_the_query_threads_setting(model_path: str) -> None:
+    emb = Embedder.shared(model_path)
+    before = emb.query_threads
+    try:
+        assert Embedder.shared(model_path, query_threads=1).query_threads == 1
+        assert Embedder.shared(model_path) is emb and emb.query_threads == 1  # unset: kept
+    finally:
+        emb.query_threads = before
