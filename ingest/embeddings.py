@@ -69,7 +69,7 @@ QueryBackend = Literal["auto", "torch"]
 # Two threads per question encode: on this 2-core VM one new question's encode 6.4 -> 4.1 ms and
 # an ask 12.4 -> 9.7 ms p50 (the plain LangChain chain's torch uses every core too), the same
 # vectors (cosine distance 2e-7). Several questions at once lose ~10 % throughput to it: an API
-# with several workers sets DOSEWISE_QUERY_THREADS=1.
+# with several workers encodes on one thread each (cli.query_threads).
 QUERY_THREADS = min(2, os.cpu_count() or 1)
 
 

@@ -156,3 +156,25 @@ def test_shared_embedder_takes_the_query_threads_setting(model_path: str) -> Non
         assert Embedder.shared(model_path) is emb and emb.query_threads == 1  # unset: kept
     finally:
         emb.query_threads = before
+
+
+@pytest.mark.parametrize(
+    ("setting", "workers", "expected"),
+    [(None, 1, None), (None, 4, 1), (2, 4, 2), (3, 1, 3)],
+)
+def test_several_api_workers_encode_on_one_thread_each_unless_set(
+    setting: int | None, workers: int, expected: int | None
+) -> None:
+    from cli import query_threads
+    from settings import Settings
+
+    assert query_threads(Settings(query_threads=setting), workers=workers) == expected
+
+
+def test_a_query_threads_setting_below_one_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    with pytest.raises(ValidationError, match="query_threads"):
+        Settings(query_threads=0)
