@@ -197,11 +197,7 @@ class Index:
         """Re-read the pointer (another process may have flipped it)."""
         # The marker is read before the pointer: a flip between the two shows up next time.
         self._seen = self._marker_stamp()
-        try:
-            pointer = self._client.get_collection(self._pointer_name, embedding_function=self._ef)
-            fields = dict(pointer.metadata or {})
-        except (NotFoundError, ValueError):
-            fields = {}
+        fields = self._pointer_fields()
         collection = None
         name = fields.get("active")
         if name:
@@ -222,15 +218,18 @@ class Index:
             return False
         before = self.collection_name
         self._seen = stamp  # read before the pointer: a flip after this read shows next time
-        try:
-            pointer = self._client.get_collection(self._pointer_name, embedding_function=self._ef)
-            active = (pointer.metadata or {}).get("active")
-        except (NotFoundError, ValueError):
-            active = None
-        if active == before:
+        if self._pointer_fields().get("active") == before:
             return False  # one read, not two: a server answers each with a round trip
         self.refresh()
         return self.collection_name != before
+
+    def _pointer_fields(self) -> dict[str, Any]:
+        """The pointer's metadata as stored now ({} when there is no pointer yet)."""
+        try:
+            pointer = self._client.get_collection(self._pointer_name, embedding_function=self._ef)
+        except (NotFoundError, ValueError):
+            return {}
+        return dict(pointer.metadata or {})
 
     def _marker_stamp(self) -> tuple[int, int, int] | None:
         if self._marker is None:
