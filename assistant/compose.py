@@ -541,6 +541,93 @@ def _frequency_heading(st: Statement) -> bool:
     return any(_FREQUENCY_HEADING_RE.search(h) for h in path[1:])
 
 
+@dataclass(frozen=True)
+class _Features:
+    """What ranking reads of one statement for one asked drug and indication: a function of the
+    sentence, its document and those facets, not of the question's own words."""
+
+    relevant: bool  # about the asked drug (``_about_drug``)
+    mentions: bool  # names it
+    fit: str  # ``_indication_fit``
+    label: str
+    other_dose: bool  # its first dose is another drug's
+    leads: bool  # the asked drug is the dosed drug
+    per_kg: bool  # a weight-based dose
+    first_role: Role | None  # the guard's role of its first figure
+    kinds: int  # how many roles its figures have
+    words: frozenset[str]
+    superseded: bool
+
+
+_NOT_ABOUT = _Features(False, False, "", "", False, False, False, None, 0, frozenset(), False)
+# Features by (asked drug, drugs, indications, broad), then by statement, for one vocabulary.
+# A new question about a drug asked before retrieves mostly the same sentences: each is read
+# once per drug, not once per question (reading them was half of ranking).
+_FEATURES: list[Any] = [None, {}]
+_FEATURE_CONTEXTS = 256
+_FEATURES_PER_CONTEXT = 20000
+
+
+def _features_for(facets: QueryFacets, vocab: Vocabulary) -> dict[tuple[Any, ...], _Features]:
+    if _FEATURES[0] is not vocab:  # another generation's vocabulary: its own drugs and names
+        _FEATURES[:] = [vocab, {}]
+    contexts: dict[tuple[Any, ...], dict[tuple[Any, ...], _Features]] = _FEATURES[1]
+    context = (facets.drugs, facets.indications, facets.broad_indication)
+    cache = contexts.get(context)
+    if cache is None:
+        if len(contexts) >= _FEATURE_CONTEXTS:  # any drug may be asked: stay bounded
+            contexts.clear()
+        cache = contexts[context] = {}
+    elif len(cache) >= _FEATURES_PER_CONTEXT:
+        cache.clear()
+    return cache
+
+
+def _features(
+    st: Statement,
+    facets: QueryFacets,
+    vocab: Vocabulary,
+    aliases: Sequence[str],
+    cache: dict[tuple[Any, ...], _Features],
+) -> _Features:
+    meta = st.chunk.metadata
+    # Everything the features read: the sentence, its heading, and its document's metadata.
+    key = (st.chunk.chunk_id, st.order, st.text, st.group, meta.get("doc_kind"),
+           tuple(meta.get("drugs", ())), tuple(meta.get("indications", ())),
+           tuple(meta.get("source_ids", ())), bool(meta.get("sources")))  # fmt: skip
+    got = cache.get(key)
+    if got is not None:
+        return got
+    drug = facets.drug or ""
+    relevant, mentions = _about_drug(st, drug, vocab, aliases)
+    if drug and not relevant:
+        got = _NOT_ABOUT
+    else:
+        fit, label = _indication_fit(st, facets, vocab)
+        doses = st.doses
+        roles = st.roles()
+        got = _Features(
+            relevant=relevant,
+            mentions=mentions,
+            fit=fit,
+            label=label,
+            other_dose=bool(
+                drug
+                and doses
+                and _other_drug_dose(st.text, facets, vocab)
+                and not _subject_is(st.text, aliases)
+            ),
+            leads=bool(mentions and doses and _leads(st.text, aliases, vocab, drug)),
+            per_kg=any(_PER_KG_RE.search(d) for d in doses),
+            first_role=roles[0] if roles else None,
+            kinds=len(set(roles)),
+            words=_word_set(st.text),
+            superseded=bool(_SUPERSEDED_RE.search(st.text)),
+        )
+    cache[key] = got
+    return got
+
+
 def rank(
     statements: Iterable[Statement],
     facets: QueryFacets,
@@ -572,25 +659,24 @@ def rank(
     asked_sources = [rx for rx in clinical().source_patterns if rx.search(question)]
     w = weights
     fits = {"match": w.indication_match, "neutral": w.indication_neutral, "weak": w.indication_weak}
+    cache = _features_for(facets, vocab)
     scored: list[_Scored] = []
     for st in statements:
-        relevant, mentions = _about_drug(st, drug, vocab, aliases)
-        if drug and not relevant:
+        f = _features(st, facets, vocab, aliases, cache)
+        if drug and not f.relevant:
             continue
-        fit, label = _indication_fit(st, facets, vocab)
-        if fit == "mismatch":
+        if f.fit == "mismatch":
             continue
-        s = _Scored(st, 0.0, fit, label)
+        s = _Scored(st, 0.0, f.fit, f.label)
         s.add(w.retrieval, f"retrieval rank {st.rank + 1}", 1.0 / (1 + st.rank))
-        if mentions:
+        if f.mentions:
             s.add(w.names_drug, f"names {drug}")
-        s.add(fits.get(fit, 0.0), f"indication {fit}")
+        s.add(fits.get(f.fit, 0.0), f"indication {f.fit}")
         if st.section in asked:
             s.add(w.asked_section, f"{st.section}: the section asked")
         doses = st.doses
-        s.other_dose = bool(drug and doses and _other_drug_dose(st.text, facets, vocab)
-                            and not _subject_is(st.text, aliases))  # fmt: skip
-        if mentions and doses and _leads(st.text, aliases, vocab, drug):
+        s.other_dose = f.other_dose
+        if f.leads:
             s.add(w.drug_leads_dose, f"{drug} is the dosed drug")
         if dose_intent and doses and st.section in asked:
             if s.other_dose:
@@ -598,20 +684,19 @@ def rank(
             else:
                 s.add(w.dose_in_asked_section, "a dose where a dose was asked")
                 s.add(w.per_dose, "dose figures", min(len(doses), 3))
-                if any(_PER_KG_RE.search(d) for d in doses):
+                if f.per_kg:
                     s.add(w.per_kg, "a weight-based dose")
-        roles = st.roles()
-        if dose_intent and roles:
-            first = roles[0]
+        first = f.first_role
+        if dose_intent and first is not None:
             if first.is_dose and not s.other_dose:
                 s.add(w.dose_role, f"a {first.value} dose")
             elif first is Role.MAXIMUM and not asks_maximum:
                 s.add(w.maximum_unasked, "a ceiling, not asked for")
             elif first is Role.OUTCOME:
                 s.add(w.outcome_figure, "an outcome figure, not a dose")
-            if len(set(roles)) >= 3:
-                s.add(w.mixed_roles, f"{len(set(roles))} kinds of figure: a comparison")
-        words = _word_set(st.text)
+            if f.kinds >= 3:
+                s.add(w.mixed_roles, f"{f.kinds} kinds of figure: a comparison")
+        words = f.words
         shared = len(words & question_tokens)
         s.add(w.question_word, "words of the question", shared)
         if asks_frequency and (
@@ -641,7 +726,7 @@ def rank(
         for other in facets.drugs[1:]:
             if other in words:
                 s.add(w.other_drug_asked, f"names {other}")
-        if _SUPERSEDED_RE.search(st.text):
+        if f.superseded:
             s.add(w.superseded, "marked superseded by its source")
         if any(rx.search(st.text) for rx in asked_sources):
             s.add(w.asked_source, "attributed to the source the question names")
