@@ -171,6 +171,25 @@ class _Lexical:
     # Lexical rankings of the coverage queries (a fixed query plus the drug's aliases: the same
     # few texts for every dose question about a drug), by query text.
     coverage: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    # What fusion reads of each chunk, by the asked drugs then chunk id (``_Traits``), for the
+    # vocabulary they were read with.
+    traits: dict[tuple[str, ...], dict[str, _Traits]] = field(default_factory=dict)
+    traits_vocabulary: Vocabulary | None = None
+
+
+@dataclass(frozen=True)
+class _Traits:
+    """What fusion reads of one chunk for the asked drugs: a function of the chunk and those
+    drugs only, so read once per generation (a new question about a drug asked before meets
+    mostly the same candidates), not once per question."""
+
+    about: bool  # names or lists an asked drug (``_about_drugs``)
+    lists: bool  # its document lists an asked drug (``_lists_drug``)
+    main: bool  # its document is mainly about an asked drug (``_main_drug``)
+    first_asked: bool  # its first listed drug is an asked one
+    product: bool  # a label or imported document (``_PRODUCT_KINDS``)
+    section: str  # its answer section (``_chunk_section``)
+    title_words: frozenset[str]
 
 
 class HybridRetriever:
@@ -431,6 +450,37 @@ class HybridRetriever:
         return lexical.vectors
 
     # -- retrieval ----------------------------------------------------------------------------
+    @staticmethod
+    def _traits(
+        lexical: _Lexical, facets: QueryFacets, vocabulary: Vocabulary
+    ) -> Callable[[Chunk], _Traits]:
+        if lexical.traits_vocabulary is not vocabulary:
+            lexical.traits, lexical.traits_vocabulary = {}, vocabulary
+        cache = lexical.traits.get(facets.drugs)
+        if cache is None:
+            if len(lexical.traits) >= _TRAITS_CACHE_SIZE:  # any drug may be asked: bounded
+                lexical.traits.clear()
+            cache = lexical.traits[facets.drugs] = {}
+        elif len(cache) >= _TRAITS_PER_DRUGS:
+            cache.clear()
+        drugs = frozenset(facets.drugs)
+
+        def traits(chunk: Chunk) -> _Traits:
+            got = cache.get(chunk.id)
+            if got is None:
+                got = cache[chunk.id] = _Traits(
+                    about=_about_drugs(chunk, facets, vocabulary, drugs),
+                    lists=_lists_drug(chunk, drugs),
+                    main=_main_drug(chunk, facets),
+                    first_asked=bool(chunk.drugs) and chunk.drugs[0].lower() in drugs,
+                    product=chunk.doc_kind in _PRODUCT_KINDS,
+                    section=_chunk_section(tuple(chunk.section_path)),
+                    title_words=_title_words(chunk.title),
+                )
+            return got
+
+        return traits
+
     def _coverage(
         self,
         lexical: _Lexical,
@@ -532,43 +582,45 @@ class HybridRetriever:
                 )
             return indication_fits[indication]
 
-        drug_set = frozenset(facets.drugs)
         wanted = _wanted_sections(facets)
         topic = _topic_words(question, facets, vocabulary)
+        trait = self._traits(lexical, facets, vocabulary)
         # A document about other drugs that merely names the asked one ("methotrexate with
         # penicillins") answers about those drugs: it is a source only when the question points
         # at its topic (a word of its title beyond the drug names) or no document lists the drug.
-        strict = any(_lists_drug(chunk, drug_set) for chunk in chunks.values())
+        strict = any(trait(chunk).lists for chunk in chunks.values())
         # An imported document or label is about its main drug: a combination product of
         # another drug (a Percocet label for an acetaminophen question) is a source only when
         # the asked drug has no document of its own or the question names that drug too.
-        own_main = any(_main_drug(chunk, facets) for chunk in chunks.values())
+        own_main = any(trait(chunk).main for chunk in chunks.values())
 
         def about(chunk: Chunk) -> bool:
-            if not _about_drugs(chunk, facets, vocabulary, drug_set):
+            t = trait(chunk)
+            if not t.about:
                 return False
-            if own_main and chunk.doc_kind in _PRODUCT_KINDS and not _main_drug(chunk, facets):
+            if own_main and t.product and not t.main:
                 return False
-            if strict and not _lists_drug(chunk, drug_set):
-                return bool(topic & _title_words(chunk.title))
+            if strict and not t.lists:
+                return bool(topic & t.title_words)
             return True
 
         for chunk_id, chunk in chunks.items():
             about_drug = about(chunk)
             matching[chunk_id] = about_drug
+            t = trait(chunk)
             bonus = 0.0
             if about_drug:
                 bonus += vote
-                if chunk.drugs and chunk.drugs[0].lower() in facets.drugs:
+                if t.first_asked:
                     bonus += vote / 2
-                if chunk.doc_kind in _PRODUCT_KINDS and topic & _title_words(chunk.title):
+                if t.product and topic & t.title_words:
                     # Several products of one drug (a tablet and its extended-release form,
                     # "Tylenol PM"): the one whose title the question names leads. (An
                     # article's title names its topic, which the facets match already.)
                     bonus += vote
             if facets.indications and any(fits(ind) for ind in chunk.indications):
                 bonus += vote / 2
-            if _section_fits(chunk, facets, wanted):
+            if t.section in wanted:
                 bonus += vote / 2
             fused[chunk_id] += bonus
         if facets.drugs and any(matching.values()):
@@ -661,6 +713,8 @@ def _top_positive(scores: Any, k: int) -> Any:
 
 
 _COVERAGE_CACHE_SIZE = 1024
+_TRAITS_CACHE_SIZE = 256  # asked drug sets per generation
+_TRAITS_PER_DRUGS = 20000  # chunks per drug set
 _COVER_QUERIES = {
     "Pharmacogenomics": "TPMT NUDT15 testing before starting intermediate metabolizer dose",
     "Monitoring": "monitoring blood counts weekly first weeks liver tests",
@@ -767,13 +821,6 @@ def _wanted_sections(facets: QueryFacets) -> frozenset[str]:
     if facets.populations:
         wanted.add("Special populations")
     return frozenset(wanted)
-
-
-def _section_fits(chunk: Chunk, facets: QueryFacets, wanted: frozenset[str] | None = None) -> bool:
-    """Whether ``chunk``'s section is one the question's intent asks for (``wanted``: those
-    sections, made once by a caller that asks for every candidate)."""
-    sections = wanted if wanted is not None else _wanted_sections(facets)
-    return _chunk_section(tuple(chunk.section_path)) in sections
 
 
 def __getattr__(name: str) -> Any:

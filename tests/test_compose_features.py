@@ -11,7 +11,9 @@ from ingest.model import SourceRef
 SOURCE = SourceRef(id="src-1", reference="Source 1, Dosing", kind="guideline")
 
 
-def chunk(text: str, *, drugs: tuple[str, ...], indications: tuple[str, ...] = ()) -> RetrievedChunk:
+def chunk(
+    text: str, *, drugs: tuple[str, ...], indications: tuple[str, ...] = ()
+) -> RetrievedChunk:
     title = "Dosing article"
     return RetrievedChunk(
         chunk_id="c1",

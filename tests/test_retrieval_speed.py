@@ -198,3 +198,29 @@ def test_dense_hits_by_id_retrieve_what_full_hits_retrieve(
     fresh = HybridRetriever(fresh_index, FakeEmbedder(), data_dir=tmp_path / "b")
     assert _answers(fresh, fresh.vocabulary()) == expected  # built: chunks from memory
     assert index.full_queries == 0 and fresh_index.full_queries == 0
+
+
+def test_chunk_traits_remembered_across_questions_rank_as_read_fresh(
+    corpus_chunks: list[Chunk], tmp_path: Path
+) -> None:
+    # Questions about different drugs meet the same chunks: what fusion remembers of a chunk
+    # for one drug must not answer for another.
+    questions = QUESTIONS + (
+        "methotrexate dose in rheumatoid arthritis",
+        "allopurinol with azathioprine dose",
+        "mycophenolate monitoring",
+        "prednisone taper in lupus",
+    )
+    index = CountingIndex(corpus_chunks)
+    vocabulary = HybridRetriever(index, FakeEmbedder(), data_dir=tmp_path).vocabulary()
+
+    def ranked(retriever: HybridRetriever, q: str) -> list[tuple[str, float]]:
+        r = retriever.retrieve(q, vocabulary.facets(q), vocabulary, k=8)
+        return [(c.chunk_id, round(c.score, 9)) for c in r.chunks]
+
+    fresh = {
+        q: ranked(HybridRetriever(index, FakeEmbedder(), data_dir=tmp_path), q) for q in questions
+    }
+    warm = HybridRetriever(index, FakeEmbedder(), data_dir=tmp_path)
+    for q in (*questions, *reversed(questions)):
+        assert ranked(warm, q) == fresh[q], q
