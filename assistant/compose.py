@@ -173,6 +173,21 @@ class Statement:
         # Read ~200 times per sentence while ranking and laying out: found once.
         return _doses_in(self.text)
 
+    def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per statement, and once per unit of a chunk across statements:
+        ``extract_statements`` gives each statement its unit's shared memo (``_shared``)."""
+        own = self.__dict__
+        got = own.get(name)
+        if got is None:
+            shared = own.get("_shared")
+            got = shared.get(name) if shared is not None else None
+            if got is None:
+                got = compute()
+                if shared is not None:
+                    shared[name] = got
+            own[name] = got
+        return got
+
     @cached_property
     def dose_facts(self) -> frozenset[object]:
         """Each dose as the guard reads it, with its schedule: "20 mg once daily" (renal) is
@@ -180,6 +195,10 @@ class Statement:
         guard reads no dose statement from (a strength, a description) stays as written. Read
         from the dose statements ranking reads anyway: parsing each sentence again cost more than
         the rest of composing."""
+        facts: frozenset[object] = self._derived("_dose_facts", self._read_dose_facts)
+        return facts
+
+    def _read_dose_facts(self) -> frozenset[object]:
         read = self.typed()
         facts: set[object] = {
             (q.low, q.high, q.unit, q.per, q.per_count, q.per_kg, q.per_m2)
@@ -199,25 +218,23 @@ class Statement:
     def typed(self) -> tuple[DoseStatement, ...]:
         """The guard's dose statements of this sentence's figures, in order."""
         # Asked ~80 times per answer per sentence (ranking, facts, layout): each scan of the
-        # chunk's statements is made once and kept on the (frozen) statement.
-        got: tuple[DoseStatement, ...] | None = self.__dict__.get("_typed")
-        if got is None:
-            if self.span[0] < 0:
-                got = ()
-            else:
-                at, end = self.span
-                got = tuple(s for s in self.chunk.statements if at <= s.span[0] < end)
-            self.__dict__["_typed"] = got
+        # chunk's statements is made once per unit.
+        got: tuple[DoseStatement, ...] = self._derived("_typed", self._read_typed)
         return got
+
+    def _read_typed(self) -> tuple[DoseStatement, ...]:
+        if self.span[0] < 0:
+            return ()
+        at, end = self.span
+        return tuple(s for s in self.chunk.statements if at <= s.span[0] < end)
 
     def roles(self) -> tuple[Role, ...]:
         """The guard's role of each figure of this sentence, in order (its dose statements). A
         weight band ("for patients 10 kg to 25 kg") says whom the dose is for: it is no figure
         of its own, so it neither leads nor counts."""
-        got: tuple[Role, ...] | None = self.__dict__.get("_roles")
-        if got is None:
-            got = tuple(s.role for s in self.typed() if s.quantity.kind != "weight")
-            self.__dict__["_roles"] = got
+        got: tuple[Role, ...] = self._derived(
+            "_roles", lambda: tuple(s.role for s in self.typed() if s.quantity.kind != "weight")
+        )
         return got
 
 
@@ -350,28 +367,85 @@ def extract_statements(chunks: Sequence[RetrievedChunk]) -> list[Statement]:
     against the label passage like any other cited sentence."""
     out: list[Statement] = []
     for rank_, chunk in enumerate(chunks):
-        path = tuple(chunk.metadata.get("section_path") or chunk.section.split(" > "))
-        section = answer_section(path, chunk.text)
-        group = _group_heading(path)
-        own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
-        for order, unit, text, ids, span in _cited_units(chunk.text, own):
+        for u in _units(chunk):
             st = _statement(
-                raw=unit,
-                text=text,
-                source_ids=ids,
+                raw=u.raw,
+                text=u.text,
+                source_ids=u.source_ids,
                 chunk=chunk,
-                section=section,
-                group=group,
+                section=u.section,
+                group=u.group,
                 rank=rank_,
-                order=order,
-                span=span,
+                order=u.order,
+                span=u.span,
             )
             # Every statement's key and figures are read: set now, the cached properties'
             # first-call path (a lock per attribute per statement) showed up in profiles.
-            st.__dict__["key"] = f"{chunk.chunk_id}:{order}"
-            st.__dict__["doses"] = _doses_in(text)
+            st.__dict__.update(u.memo, key=u.key, doses=u.doses, _shared=u.memo)
             out.append(st)
     return out
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One cited unit of a chunk as every question reads it, and a memo of what is derived from
+    it (its dose statements, roles, dose facts): the same chunks come back question after
+    question."""
+
+    order: int
+    raw: str
+    text: str
+    source_ids: tuple[str, ...]
+    span: tuple[int, int]
+    section: str
+    group: str
+    key: str
+    doses: tuple[str, ...]
+    memo: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+_UNITS: dict[tuple[Any, ...], tuple[_Unit, ...]] = {}
+_UNITS_SIZE = 4096  # chunks
+
+
+def _units(chunk: RetrievedChunk) -> tuple[_Unit, ...]:
+    m = chunk.metadata
+    # Everything a unit and its dose statements are read from: the chunk's text, headings and
+    # what its passage carries (drugs, indications, kind, sources).
+    try:
+        key: tuple[Any, ...] | None = (
+            chunk.chunk_id, chunk.doc_id, chunk.text, chunk.section, m.get("doc_kind"),
+            tuple(m.get("section_path") or ()), tuple(m.get("drugs", ())),
+            tuple(m.get("indications", ())), tuple(m.get("sources", ())),
+        )  # fmt: skip
+        got = _UNITS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a hand-made chunk with unhashable metadata: read, not remembered
+        key, got = None, None
+    if got is not None:
+        return got
+    path = tuple(m.get("section_path") or chunk.section.split(" > "))
+    section = answer_section(path, chunk.text)
+    group = _group_heading(path)
+    own = _own_source_ids(chunk) if is_label(chunk) or is_imported(chunk) else ()
+    got = tuple(
+        _Unit(
+            order=order,
+            raw=unit,
+            text=text,
+            source_ids=ids,
+            span=span,
+            section=section,
+            group=group,
+            key=f"{chunk.chunk_id}:{order}",
+            doses=_doses_in(text),
+        )
+        for order, unit, text, ids, span in _cited_units(chunk.text, own)
+    )
+    if key is not None:
+        if len(_UNITS) >= _UNITS_SIZE:
+            _UNITS.clear()
+        _UNITS[key] = got
+    return got
 
 
 @lru_cache(maxsize=4096)

@@ -68,3 +68,16 @@ def test_each_indication_asked_gets_its_own_fit() -> None:
     gout = rank(extract_statements([doc]), vocab.facets("placebrinol for gout?"), vocab)
     assert [s.indication_fit for s in gout] == ["match"]
     assert [s.indication_fit for s in lupus] == ["weak"]
+
+
+def test_a_chunk_read_again_with_new_text_gets_its_own_doses() -> None:
+    # The same chunk id after an edit of its document: nothing of the old text carries over.
+    before = extract_statements(
+        [chunk("Placebrinol 20 mg twice daily [@src-1].", drugs=("placebrinol",))]
+    )
+    after = extract_statements(
+        [chunk("Placebrinol 40 mg once daily [@src-1].", drugs=("placebrinol",))]
+    )
+    assert [q.quantity.low for st in before for q in st.typed()] == [20]
+    assert [q.quantity.low for st in after for q in st.typed()] == [40]
+    assert before[0].dose_facts != after[0].dose_facts
