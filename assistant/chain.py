@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.compose import (
     CitedSource,
     Composition,
+    clear_memos,
     compose_answer,
     render_references,
     strip_markers,
@@ -228,6 +229,12 @@ class Assistant:
         return LangChainHybridRetriever(
             hybrid=self.retriever, vocabulary=lambda: self.vocabulary, k=self.k
         )
+
+    def clear_memos(self) -> None:
+        """Forget what answering remembers of chunks and sentences per drug (never answers or
+        embeddings): the next question pays what the first question about its drug pays."""
+        clear_memos()
+        self.retriever.clear_memos()
 
     def ask(
         self,

@@ -49,6 +49,7 @@ __all__ = [
     "Composition",
     "Statement",
     "Weights",
+    "clear_memos",
     "compose_answer",
     "extract_statements",
     "is_label",
@@ -406,6 +407,14 @@ class _Unit:
 
 _UNITS: dict[tuple[Any, ...], tuple[_Unit, ...]] = {}
 _UNITS_SIZE = 4096  # chunks
+
+
+def clear_memos() -> None:
+    """Forget what extraction and ranking remember of chunks and sentences (``_UNITS``,
+    ``_FEATURES``): the next question reads its sentences again, as the first question about a
+    drug does (the bench times that apart)."""
+    _UNITS.clear()
+    _FEATURES[:] = [None, {}]
 
 
 def _units(chunk: RetrievedChunk) -> tuple[_Unit, ...]:

@@ -449,6 +449,13 @@ class HybridRetriever:
                 lexical.vectors_read = True
         return lexical.vectors
 
+    def clear_memos(self) -> None:
+        """Forget the chunk traits fusion remembers (``_Traits``); the next question reads them
+        again, as the first question about a drug does."""
+        lexical = self._lexical
+        if lexical is not None:
+            lexical.traits, lexical.traits_vocabulary = {}, None
+
     # -- retrieval ----------------------------------------------------------------------------
     @staticmethod
     def _traits(

@@ -185,6 +185,15 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 _lat(ask["cached_repeat"]["latency"]) + " ms",
             )
         )
+        if "memos_cold" in ask:
+            rows.append(
+                (
+                    "warm ask, new questions, per-drug memos forgotten first p50/p95/max",
+                    _lat(ask["memos_cold"]["latency"]) + " ms",
+                )
+            )
+            names, values = _stages(ask["memos_cold"]["stages"])
+            rows.append((f"  stages p50 {names}", values))
     guard = results.get("guard", {})
     labels = {"short": "short", "long": "today's corpus", "long_309": "fixed 309-word (5a734ad)"}
     for name in ("long_309", "long", "short"):

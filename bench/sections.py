@@ -255,8 +255,24 @@ def _ask_summary(
 
 
 def ask_latency(assistant: Any, questions: Sequence[str], rounds: int) -> dict[str, Any]:
-    """Warm ``ask`` on new question texts (the ``new`` entry), then the cached repeat."""
-    return ask_latency_ab({"ours": assistant.ask}, questions, rounds, cached=("ours",))["ours"]
+    """Warm ``ask`` on new question texts (the ``new`` entry), then the cached repeat, then new
+    texts again with the per-drug sentence memos forgotten before each (``memos_cold``: what the
+    first question about a drug pays; the other passes ask about drugs asked before)."""
+    out = ask_latency_ab({"ours": assistant.ask}, questions, rounds, cached=("ours",))["ours"]
+    clear = getattr(assistant, "clear_memos", None)
+    if clear is not None:
+        cold_acc: tuple[list[float], dict[str, list[float]], Counter[str]] = (
+            [],
+            {s: [] for s in (*STAGES, OTHER)},
+            Counter(),
+        )
+        for _ in range(rounds):
+            for q in questions:
+                text = fresh(q)
+                clear()  # not timed: only what the ask then reads again is
+                _timed(assistant.ask, text, cold_acc)
+        out["memos_cold"] = _ask_summary(*cold_acc)
+    return out
 
 
 def ask_latency_ab(

@@ -98,7 +98,7 @@ def test_quick_bench_throughputs_and_latencies_are_numbers(
         _numbers(results["embedding"], "raw_encode_chunks_per_s", "ingest_chunks_per_s", "ratio")
     )
     warm = results["warm_ask"]
-    for case in ("new", "cached_repeat"):
+    for case in ("new", "cached_repeat", "memos_cold"):
         assert _finite(_numbers(warm[case], "latency.p50_ms", "latency.p95_ms", "latency.max_ms"))
         # Every stage of the chain reports its time, so the split by stage is complete.
         for stage in (

@@ -3,7 +3,7 @@ question must still see its own drug, its own indication and the document as it 
 
 from __future__ import annotations
 
-from assistant.compose import extract_statements, rank
+from assistant.compose import clear_memos, compose_answer, extract_statements, rank
 from assistant.model import RetrievedChunk
 from assistant.vocabulary import Vocabulary
 from ingest.model import SourceRef
@@ -81,3 +81,13 @@ def test_a_chunk_read_again_with_new_text_gets_its_own_doses() -> None:
     assert [q.quantity.low for st in before for q in st.typed()] == [20]
     assert [q.quantity.low for st in after for q in st.typed()] == [40]
     assert before[0].dose_facts != after[0].dose_facts
+
+
+def test_forgetting_the_memos_changes_no_answer() -> None:
+    doc = chunk(LINE, drugs=("placebrinol", "dummexin"))
+    question = "dose of placebrinol?"
+    warm = compose_answer(question, VOCAB.facets(question), [doc], VOCAB)
+    clear_memos()
+    cold = compose_answer(question, VOCAB.facets(question), [doc], VOCAB)
+    assert warm is not None and cold is not None
+    assert (warm.body, warm.references) == (cold.body, cold.references)
