@@ -413,8 +413,9 @@ def clear_memos() -> None:
     """Forget what extraction and ranking remember of chunks and sentences (``_UNITS``,
     ``_FEATURES``): the next question reads its sentences again, as the first question about a
     drug does (the bench times that apart)."""
+    global _FEATURES
     _UNITS.clear()
-    _FEATURES[:] = [None, {}]
+    _FEATURES = (None, {})
 
 
 def _units(chunk: RetrievedChunk) -> tuple[_Unit, ...]:
@@ -646,15 +647,19 @@ _NOT_ABOUT = _Features(False, False, "", "", False, False, False, None, 0, froze
 # Features by (asked drug, drugs, indications, broad), then by statement, for one vocabulary.
 # A new question about a drug asked before retrieves mostly the same sentences: each is read
 # once per drug, not once per question (reading them was half of ranking).
-_FEATURES: list[Any] = [None, {}]
+# (vocabulary, its contexts) as one value: a thread that finds another generation's vocabulary
+# swaps in a new pair, and never writes one vocabulary's features into the other's dict.
+_FEATURES: tuple[Any, dict[tuple[Any, ...], dict[tuple[Any, ...], _Features]]] = (None, {})
 _FEATURE_CONTEXTS = 256
 _FEATURES_PER_CONTEXT = 20000
 
 
 def _features_for(facets: QueryFacets, vocab: Vocabulary) -> dict[tuple[Any, ...], _Features]:
-    if _FEATURES[0] is not vocab:  # another generation's vocabulary: its own drugs and names
-        _FEATURES[:] = [vocab, {}]
-    contexts: dict[tuple[Any, ...], dict[tuple[Any, ...], _Features]] = _FEATURES[1]
+    global _FEATURES
+    held, contexts = _FEATURES
+    if held is not vocab:  # another generation's vocabulary: its own drugs and names
+        contexts = {}
+        _FEATURES = (vocab, contexts)
     context = (facets.drugs, facets.indications, facets.broad_indication)
     cache = contexts.get(context)
     if cache is None:

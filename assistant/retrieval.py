@@ -171,10 +171,10 @@ class _Lexical:
     # Lexical rankings of the coverage queries (a fixed query plus the drug's aliases: the same
     # few texts for every dose question about a drug), by query text.
     coverage: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    # What fusion reads of each chunk, by the asked drugs then chunk id (``_Traits``), for the
-    # vocabulary they were read with.
-    traits: dict[tuple[str, ...], dict[str, _Traits]] = field(default_factory=dict)
-    traits_vocabulary: Vocabulary | None = None
+    # What fusion reads of each chunk, by the asked drugs then chunk id (``_Traits``), with the
+    # vocabulary they were read with: one value, so a thread that swaps in another vocabulary
+    # never writes into the dict of the one before.
+    traits: tuple[Vocabulary | None, dict[tuple[str, ...], dict[str, _Traits]]] = (None, {})
 
 
 @dataclass(frozen=True)
@@ -454,20 +454,22 @@ class HybridRetriever:
         again, as the first question about a drug does."""
         lexical = self._lexical
         if lexical is not None:
-            lexical.traits, lexical.traits_vocabulary = {}, None
+            lexical.traits = (None, {})
 
     # -- retrieval ----------------------------------------------------------------------------
     @staticmethod
     def _traits(
         lexical: _Lexical, facets: QueryFacets, vocabulary: Vocabulary
     ) -> Callable[[Chunk], _Traits]:
-        if lexical.traits_vocabulary is not vocabulary:
-            lexical.traits, lexical.traits_vocabulary = {}, vocabulary
-        cache = lexical.traits.get(facets.drugs)
+        held, by_drugs = lexical.traits
+        if held is not vocabulary:
+            by_drugs = {}
+            lexical.traits = (vocabulary, by_drugs)
+        cache = by_drugs.get(facets.drugs)
         if cache is None:
-            if len(lexical.traits) >= _TRAITS_CACHE_SIZE:  # any drug may be asked: bounded
-                lexical.traits.clear()
-            cache = lexical.traits[facets.drugs] = {}
+            if len(by_drugs) >= _TRAITS_CACHE_SIZE:  # any drug may be asked: bounded
+                by_drugs.clear()
+            cache = by_drugs[facets.drugs] = {}
         elif len(cache) >= _TRAITS_PER_DRUGS:
             cache.clear()
         drugs = frozenset(facets.drugs)

@@ -91,3 +91,15 @@ def test_forgetting_the_memos_changes_no_answer() -> None:
     cold = compose_answer(question, VOCAB.facets(question), [doc], VOCAB)
     assert warm is not None and cold is not None
     assert (warm.body, warm.references) == (cold.body, cold.references)
+
+
+def test_another_vocabulary_reads_the_sentences_again() -> None:
+    # After an ingest the vocabulary may know a drug it did not: "Dummexin 20 mg" in a
+    # placebrinol document is then another drug's line.
+    doc = chunk("Dummexin 20 mg twice daily [@src-1].", drugs=("placebrinol",))
+    knows = Vocabulary.from_names(["placebrinol", "dummexin"])
+    not_yet = Vocabulary.from_names(["placebrinol"])
+    question = "dose of placebrinol?"
+    for _ in range(2):
+        assert ranked_texts(question, doc, not_yet) == ["Dummexin 20 mg twice daily."]
+        assert ranked_texts(question, doc, knows) == []
