@@ -1237,12 +1237,13 @@ class _Scope:
 
 def _scope(question: str, facets: QueryFacets) -> _Scope:
     dose = facets.intent in _DOSE_INTENTS
-    role = asked_scope(question).role if dose else None
+    asked = asked_scope(question) if dose else None
+    role = asked.role if asked is not None else None
     # The indication decides a regimen; a phenotype's rule holds whatever the indication (the
     # sentence says "with malignancy", its document lists autoimmune uses).
     indications = facets.indications if dose and not facets.broad_indication else ()
     phenotypes = frozenset(p for _, p in facets.phenotypes if p != "normal")
-    sources = frozenset(asked_scope(question).sources) if dose else frozenset()
+    sources = frozenset(asked.sources) if asked is not None else frozenset()
     return _Scope(role, frozenset(facets.populations), tuple(indications), facets.drugs,
                   phenotypes, sources)  # fmt: skip
 
@@ -1618,6 +1619,7 @@ def compose_answer(
     best = _direct(ranked, facets, layout, weights, fits)
     if best is None:
         return None
+    place = {id(s): n for n, s in enumerate(ranked, start=1)}  # (by identity: no field compares)
     builder = _Builder(audience)
     _direct_line(builder, best, ranked, facets, vocabulary, layout)
 
@@ -1673,7 +1675,7 @@ def compose_answer(
             builder.heading(name)
         for s in items:
             builder.add(f"- {_sentence(builder.statement(s.statement))}", (s.statement.key,))
-            builder.use(s, name, f"ranked {ranked.index(s) + 1} of {len(ranked)} in {name}")
+            builder.use(s, name, f"ranked {place[id(s)]} of {len(ranked)} in {name}")
         if name == "Dosing":
             shown = _in_use_order(builder, ranked)
             disagreements = _disagreements(shown, builder)[:1] if notes else []
