@@ -448,6 +448,7 @@ def _units(chunk: RetrievedChunk) -> tuple[_Unit, ...]:
             group=group,
             key=f"{chunk.chunk_id}:{order}",
             doses=_doses_in(text),
+            memo={} if key is None else {"_identity": (key, order)},
         )
         for order, unit, text, ids, span in _cited_units(chunk.text, own)
     )
@@ -644,11 +645,11 @@ class _Features:
 
 
 _NOT_ABOUT = _Features(False, False, "", "", False, False, False, None, 0, frozenset(), False)
-# Features by (asked drug, drugs, indications, broad), then by statement, for one vocabulary.
-# A new question about a drug asked before retrieves mostly the same sentences: each is read
-# once per drug, not once per question (reading them was half of ranking).
-# (vocabulary, its contexts) as one value: a thread that finds another generation's vocabulary
-# swaps in a new pair, and never writes one vocabulary's features into the other's dict.
+# Features by (asked drugs, indications, broad), then by unit identity, for one vocabulary: a new
+# question about a drug asked before retrieves mostly the same sentences, each read once per
+# drug, not once per question (reading them was half of ranking). The vocabulary and its dict
+# are one value: a thread that meets another generation's vocabulary swaps in a new pair, and
+# never writes one vocabulary's features into the other's dict.
 _FEATURES: tuple[Any, dict[tuple[Any, ...], dict[tuple[Any, ...], _Features]]] = (None, {})
 _FEATURE_CONTEXTS = 256
 _FEATURES_PER_CONTEXT = 20000
@@ -678,12 +679,11 @@ def _features(
     aliases: Sequence[str],
     cache: dict[tuple[Any, ...], _Features],
 ) -> _Features:
-    meta = st.chunk.metadata
-    # Everything the features read: the sentence, its heading, and its document's metadata.
-    key = (st.chunk.chunk_id, st.order, st.text, st.group, meta.get("doc_kind"),
-           tuple(meta.get("drugs", ())), tuple(meta.get("indications", ())),
-           tuple(meta.get("source_ids", ())), bool(meta.get("sources")))  # fmt: skip
-    got = cache.get(key)
+    # The unit's identity (its chunk, as ``_units`` remembers it, and its place there) is all
+    # the features read besides the facets; a statement made by hand has none and is read now.
+    shared = st.__dict__.get("_shared")
+    key = shared.get("_identity") if shared is not None else None
+    got = cache.get(key) if key is not None else None
     if got is not None:
         return got
     drug = facets.drug or ""
@@ -712,7 +712,8 @@ def _features(
             words=_word_set(st.text),
             superseded=bool(_SUPERSEDED_RE.search(st.text)),
         )
-    cache[key] = got
+    if key is not None:
+        cache[key] = got
     return got
 
 
