@@ -174,7 +174,9 @@ class _Lexical:
     # What fusion reads of each chunk, by the asked drugs then chunk id (``_Traits``), with the
     # vocabulary they were read with: one value, so a thread that swaps in another vocabulary
     # never writes into the dict of the one before.
-    traits: tuple[Vocabulary | None, dict[tuple[str, ...], dict[str, _Traits]]] = (None, {})
+    traits: tuple[Vocabulary | None, dict[tuple[str, ...], dict[str, _Traits]]] = field(
+        default_factory=lambda: (None, {})
+    )
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,11 @@ def _ask_summary(
     return out
 
 
+def _fresh_acc() -> tuple[list[float], dict[str, list[float]], Counter[str]]:
+    """Empty accumulators for ``_timed``: totals, stage times, statuses."""
+    return [], {s: [] for s in (*STAGES, OTHER)}, Counter()
+
+
 def ask_latency(assistant: Any, questions: Sequence[str], rounds: int) -> dict[str, Any]:
     """Warm ``ask`` on new question texts (the ``new`` entry), then the cached repeat, then new
     texts again with the per-drug sentence memos forgotten before each (``memos_cold``: what the
@@ -261,11 +266,7 @@ def ask_latency(assistant: Any, questions: Sequence[str], rounds: int) -> dict[s
     out = ask_latency_ab({"ours": assistant.ask}, questions, rounds, cached=("ours",))["ours"]
     clear = getattr(assistant, "clear_memos", None)
     if clear is not None:
-        cold_acc: tuple[list[float], dict[str, list[float]], Counter[str]] = (
-            [],
-            {s: [] for s in (*STAGES, OTHER)},
-            Counter(),
-        )
+        cold_acc = _fresh_acc()
         for _ in range(rounds):
             for q in questions:
                 text = fresh(q)
@@ -293,10 +294,7 @@ def ask_latency_ab(
         for ask in systems.values():
             ask(q)
 
-    def fresh_acc() -> tuple[list[float], dict[str, list[float]], Counter[str]]:
-        return [], {s: [] for s in (*STAGES, OTHER)}, Counter()
-
-    acc = {name: fresh_acc() for name in systems}
+    acc = {name: _fresh_acc() for name in systems}
     asked: list[str] = []
     for _ in range(rounds):
         asked = []
@@ -309,7 +307,7 @@ def ask_latency_ab(
     for name in systems:
         out[name] = {"new": _ask_summary(*acc[name])}
     for name in cached:
-        repeat = fresh_acc()
+        repeat = _fresh_acc()
         for text in asked:
             _timed(systems[name], text, repeat)
         out[name]["cached_repeat"] = _ask_summary(*repeat)
